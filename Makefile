@@ -1,0 +1,33 @@
+# Every target sets up what it needs itself: `make test` on a fresh machine
+# creates .venv, installs riverlog editable (compiling native/) and runs tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
+
+.PHONY: install test test-twins bench run clean
+
+$(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -c "import native; assert native.NATIVE, 'native module did not build'"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The suite runs with the compiled native module; the storage and records
+# tests run a second time with the pure-Python twins forced.
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+	RIVERLOG_NO_NATIVE=1 $(PY) -m pytest -q -p no:cacheprovider tests/storage tests/records tests/native
+
+bench: install
+	$(PY) -m bench.storage_bench
+
+run: install
+	$(VENV)/bin/riverlog --help
+
+clean:
+	rm -rf $(VENV) build *.egg-info native/_native.c native/_native*.so

@@ -1,0 +1,97 @@
+"""Validation and offset assignment of incoming record batches (pure, no I/O).
+
+This is the only place the broker looks at batch bytes on the append path,
+and it looks at headers only: the native scanner checks bounds and magic,
+``crc32c`` checks each batch's CRC over bytes [21, end). Offsets are assigned
+by overwriting the baseOffset (bytes 0-8) and partitionLeaderEpoch (12-16)
+fields, which lie outside the CRC; records are never decoded.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from crc32c import crc32c
+
+import native
+from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
+from native import BatchInfo
+
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT16 = struct.Struct(">h")
+CRC_OFFSET = 17
+ATTRIBUTES_OFFSET = 21
+MAX_TIMESTAMP_OFFSET = 35
+LEADER_EPOCH_OFFSET = 12
+TIMESTAMP_TYPE_BIT = 0x08
+# Bounds the scanner's result list; a larger buffer is scanned in rounds.
+_SCAN_ROUND = 4096
+
+
+def validate_batches(buf: bytes | bytearray | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
+    """Header facts of every batch in ``buf``, which must hold whole, valid batches only.
+
+    Raises CorruptRecordError for a torn, mis-sized or non-v2 batch or a CRC
+    mismatch, RecordTooLargeError for a batch above ``max_batch_bytes``.
+    """
+    view = memoryview(buf)
+    if len(view) == 0:
+        raise CorruptRecordError("no record batch")
+    infos: list[BatchInfo] = []
+    start = 0
+    while start < len(view):
+        chunk = view[start:]
+        found, end, status = native.scan_batches(chunk, _SCAN_ROUND, 2**31 - 1)
+        for info in found:
+            if info.length > max_batch_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {info.length} bytes exceeds max.message.bytes {max_batch_bytes}"
+                )
+            if info.last_offset_delta < 0:
+                raise InvalidRecordError(f"negative lastOffsetDelta in the batch at byte {start + info.position}")
+            if crc32c(chunk[info.position + ATTRIBUTES_OFFSET : info.position + info.length]) != (
+                _UINT32.unpack_from(chunk, info.position + CRC_OFFSET)[0]
+            ):
+                raise CorruptRecordError(f"CRC mismatch in the batch at byte {start + info.position}")
+            infos.append(info._replace(position=start + info.position) if start else info)
+        if status != native.SCAN_OK:
+            reason = {
+                native.SCAN_TRUNCATED: "ends inside a batch",
+                native.SCAN_BAD_MAGIC: "holds a batch whose magic is not 2",
+                native.SCAN_BAD_LENGTH: "holds a batch with an impossible length",
+            }[status]
+            raise CorruptRecordError(f"record data {reason} (at byte {start + end})")
+        if not found:
+            break
+        start += end
+    return infos
+
+
+def assign_offsets(
+    buf: bytearray, infos: list[BatchInfo], first_offset: int, leader_epoch: int, append_time_ms: int | None
+) -> list[BatchInfo]:
+    """Stamp base offsets from ``first_offset`` on and the leader epoch, in place.
+
+    With ``append_time_ms`` (topics with LogAppendTime) each batch's
+    timestamp type bit and maxTimestamp are set too, which are inside the
+    CRC, so only then is the CRC recomputed. Returns the infos as written.
+    """
+    out = []
+    offset = first_offset
+    for info in infos:
+        pos = info.position
+        _INT64.pack_into(buf, pos, offset)
+        _INT32.pack_into(buf, pos + LEADER_EPOCH_OFFSET, leader_epoch)
+        max_ts = info.max_timestamp
+        if append_time_ms is not None:
+            attrs = _INT16.unpack_from(buf, pos + ATTRIBUTES_OFFSET)[0] | TIMESTAMP_TYPE_BIT
+            _INT16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attrs)
+            _INT64.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, append_time_ms)
+            max_ts = append_time_ms
+            crc = crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + info.length])
+            _UINT32.pack_into(buf, pos + CRC_OFFSET, crc)
+        out.append(info._replace(base_offset=offset, partition_leader_epoch=leader_epoch, max_timestamp=max_ts))
+        offset += info.last_offset_delta + 1
+    return out

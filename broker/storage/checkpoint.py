@@ -1,0 +1,83 @@
+"""Checkpoint files in Kafka's text format, written atomically.
+
+Layout (as Kafka's ``CheckpointFile``)::
+
+    0                  <- format version
+    2                  <- number of entries
+    orders 0 1200      <- one entry per line, fields separated by a space
+    orders 1 877
+
+Used for ``recovery-point-offset-checkpoint`` and
+``log-start-offset-checkpoint`` (entries ``topic partition offset``) in each
+data directory, and ``leader-epoch-checkpoint`` (entries ``epoch
+start_offset``) in each partition directory. A write goes to ``<name>.tmp``,
+is fsynced, renamed over the old file, and the directory is fsynced, so a
+crash leaves either the old or the new checkpoint, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+VERSION = 0
+
+
+class CorruptCheckpointError(ValueError):
+    pass
+
+
+def write_checkpoint(path: Path, entries: list[tuple[object, ...]], *, fsync: bool = True) -> None:
+    lines = [str(VERSION), str(len(entries))]
+    lines += [" ".join(str(field) for field in entry) for entry in entries]
+    data = ("\n".join(lines) + "\n").encode()
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def read_checkpoint(path: Path, fields: int) -> list[list[str]]:
+    """The entries of a checkpoint, each a list of ``fields`` strings; [] if absent."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    lines = text.splitlines()
+    try:
+        if int(lines[0]) != VERSION:
+            raise CorruptCheckpointError(f"{path}: unknown checkpoint version {lines[0]!r}")
+        count = int(lines[1])
+    except (IndexError, ValueError):
+        raise CorruptCheckpointError(f"{path}: malformed checkpoint header") from None
+    entries = [line.split(" ") for line in lines[2:] if line]
+    if len(entries) != count or any(len(e) != fields for e in entries):
+        raise CorruptCheckpointError(f"{path}: expected {count} entries of {fields} fields")
+    return entries
+
+
+def read_offsets(path: Path) -> dict[tuple[str, int], int]:
+    """A ``topic partition offset`` checkpoint as {(topic, partition): offset}."""
+    try:
+        return {(t, int(p)): int(o) for t, p, o in read_checkpoint(path, 3)}
+    except ValueError as e:
+        raise CorruptCheckpointError(f"{path}: {e}") from None
+
+
+def write_offsets(path: Path, offsets: dict[tuple[str, int], int]) -> None:
+    write_checkpoint(path, [(t, p, o) for (t, p), o in sorted(offsets.items())])
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

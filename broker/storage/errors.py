@@ -1,0 +1,31 @@
+"""Storage faults, each carrying the Kafka error code a handler answers with."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """A disk fault (full, unreadable, ...): KAFKA_STORAGE_ERROR."""
+
+    error_code = 56
+
+
+class OffsetOutOfRangeError(Exception):
+    error_code = 1
+
+
+class CorruptRecordError(Exception):
+    """A batch whose length, magic or CRC is wrong: CORRUPT_MESSAGE."""
+
+    error_code = 2
+
+
+class RecordTooLargeError(Exception):
+    """A batch larger than max.message.bytes: MESSAGE_TOO_LARGE."""
+
+    error_code = 10
+
+
+class InvalidRecordError(Exception):
+    """A well-formed batch the log refuses (offsets going back, ...): INVALID_RECORD."""
+
+    error_code = 87

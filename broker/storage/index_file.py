@@ -1,0 +1,125 @@
+"""The memory-mapped, preallocated file behind OffsetIndex and TimeIndex.
+
+As Kafka's AbstractIndex: the file of a segment that is still written to is
+preallocated to ``segment.index.bytes`` (rounded down to whole entries) and
+memory-mapped; entries are written into the map. When the segment stops being
+written (roll, clean close) the file is trimmed to exactly ``entries *
+entry_size`` bytes, so the entry count of a closed index is its file length.
+Lookups run the native binary search over the map.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+
+class CorruptIndexError(ValueError):
+    pass
+
+
+class IndexFile:
+    ENTRY_SIZE = 0  # set by subclasses
+
+    def __init__(self, path: Path, base_offset: int, max_index_bytes: int, writable: bool = True) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max_index_bytes // self.ENTRY_SIZE
+        if self.max_entries < 1:
+            raise ValueError(f"segment.index.bytes {max_index_bytes} holds no {self.ENTRY_SIZE}-byte entry")
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        length = os.fstat(self._fd).st_size
+        # A length that is not whole entries means a torn write: sanity_check fails.
+        self._torn = length % self.ENTRY_SIZE != 0
+        self.entries = min(length // self.ENTRY_SIZE, self.max_entries)
+        self._mmap: mmap.mmap | None = None
+        self._writable = False
+        if writable:
+            self.make_writable()
+        else:
+            self._map(length)
+
+    # -- mapping -------------------------------------------------------------
+
+    def _map(self, length: int) -> None:
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+        if length > 0:
+            self._mmap = mmap.mmap(self._fd, length)
+
+    def make_writable(self) -> None:
+        """Grow the file to its preallocated size so entries can be appended."""
+        if self._writable:
+            return
+        os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+        self._map(self.max_entries * self.ENTRY_SIZE)
+        self._writable = True
+
+    def trim(self) -> None:
+        """Shrink the file to its entries: the segment takes no more appends."""
+        length = self.entries * self.ENTRY_SIZE
+        if self._mmap is not None:
+            self._mmap.flush()
+        self._map(0)
+        os.ftruncate(self._fd, length)
+        self._map(length)
+        self._writable = False
+
+    @property
+    def buffer(self) -> mmap.mmap | bytes:
+        return self._mmap if self._mmap is not None else b""
+
+    # -- entries -------------------------------------------------------------
+
+    @property
+    def is_full(self) -> bool:
+        return self.entries >= self.max_entries
+
+    def _write_entry(self, entry: bytes) -> None:
+        if not self._writable:
+            raise RuntimeError(f"{self.path} is not writable")
+        assert self._mmap is not None and self.entries < self.max_entries
+        pos = self.entries * self.ENTRY_SIZE
+        self._mmap[pos : pos + self.ENTRY_SIZE] = entry
+        self.entries += 1
+
+    def _truncate_to_entries(self, entries: int) -> None:
+        self.entries = max(0, min(entries, self.entries))
+
+    def reset(self) -> None:
+        """Drop every entry (before a rebuild)."""
+        self.entries = 0
+        self._torn = False
+        if self._writable:
+            self._map(0)
+            os.ftruncate(self._fd, 0)
+            os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+            self._map(self.max_entries * self.ENTRY_SIZE)
+        else:
+            self._map(0)
+            os.ftruncate(self._fd, 0)
+
+    def flush(self) -> None:
+        if self._mmap is not None:
+            self._mmap.flush()
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._writable:
+            self.trim()
+        self._map(0)
+        os.close(self._fd)
+        self._fd = -1
+
+    def rename(self, path: Path) -> None:
+        os.rename(self.path, path)
+        self.path = path
+
+    def delete(self) -> None:
+        self._map(0)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.path.unlink(missing_ok=True)

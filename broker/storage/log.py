@@ -1,0 +1,526 @@
+"""Log: the segments of one partition, in directory ``<topic>-<partition>/``.
+
+Holds segments sorted by base offset; the last is the active segment, the
+only one appended to. Offsets satisfy, at all times::
+
+    first segment base <= log_start_offset <= recovery_point <= log_end_offset
+
+(``recovery_point`` may lag behind ``log_start_offset`` only transiently, and
+is clamped). The partition directory also holds ``leader-epoch-checkpoint``
+(LeaderEpochCache). The caller serialises calls on one Log (one task per
+partition, as the broker does); a Log does no locking of its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.storage.batches import assign_offsets, validate_batches
+from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
+from broker.storage.index_file import CorruptIndexError
+from broker.storage.leader_epoch_cache import LeaderEpochCache
+from broker.storage.log_config import LogConfig
+from broker.storage.log_segment import FileSlice, LogSegment
+
+log = logging.getLogger(__name__)
+
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
+_RECOVERY_MAX_BATCH = 2**31 - 1  # recovery accepts any batch that fits a segment
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parse_partition_dir(name: str) -> tuple[str, int]:
+    """``orders-3`` -> ("orders", 3). Topic names may contain dashes."""
+    topic, sep, partition = name.rpartition("-")
+    if not sep or not topic or not partition.isdigit():
+        raise ValueError(f"{name!r} is not a <topic>-<partition> directory")
+    return topic, int(partition)
+
+
+@dataclass(frozen=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    batches: int
+    records: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True)
+class FetchData:
+    """A read: the file slice (None when nothing is readable) and the log's bounds."""
+
+    slice: FileSlice | None
+    log_start_offset: int
+    log_end_offset: int
+
+
+class Log:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        *,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        clean_shutdown: bool = False,
+    ) -> None:
+        self.dir = directory
+        self.topic, self.partition = parse_partition_dir(directory.name)
+        self.config = config
+        directory.mkdir(parents=True, exist_ok=True)
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._pending_deletes: list[tuple[int, LogSegment]] = []  # (delete at ms, segment)
+        self.epoch_cache = LeaderEpochCache(directory)
+        self._unflushed_records = 0
+        self._last_flush_ms = now_ms()
+        self._load(recovery_point, log_start_offset, clean_shutdown)
+
+    # -- loading and recovery -------------------------------------------------
+
+    def _load(self, recovery_point: int, log_start_offset: int, clean_shutdown: bool) -> None:
+        swaps: list[int] = []
+        bases: set[int] = set()
+        for entry in os.listdir(self.dir):
+            m = _SEGMENT_FILE.match(entry)
+            if entry.endswith(".tmp") or (m and m.group(3) in (CLEANED_SUFFIX, DELETED_SUFFIX)):
+                # A cleaning that did not reach its swap, or a deletion that
+                # was scheduled: either way the files are no longer wanted.
+                (self.dir / entry).unlink()
+            elif m and m.group(3) == SWAP_SUFFIX:
+                if m.group(2) == "log":
+                    swaps.append(int(m.group(1)))
+            elif m and m.group(2) == "log":
+                bases.add(int(m.group(1)))
+        for base in swaps:
+            bases = self._complete_swap(base, bases)
+        for entry in os.listdir(self.dir):  # index files without their .log are stale
+            m = _SEGMENT_FILE.match(entry)
+            if m and m.group(2) != "log" and int(m.group(1)) not in bases:
+                (self.dir / entry).unlink()
+
+        for base in sorted(bases):
+            self._add_segment(LogSegment(self.dir, base, self.config))
+        if not self._segments:
+            self._add_segment(LogSegment(self.dir, max(log_start_offset, 0), self.config))
+
+        self._recover(recovery_point if not clean_shutdown else None)
+        self.active.make_active()
+
+        self.log_start_offset = max(log_start_offset, self._segments[0].base_offset)
+        self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
+        self.recovery_point = self.log_end_offset if clean_shutdown else min(
+            max(recovery_point, self.log_start_offset), self.log_end_offset
+        )
+        self.epoch_cache.truncate_from_end(self.log_end_offset)
+        self.epoch_cache.truncate_from_start(self.log_start_offset)
+
+    def _complete_swap(self, base: int, bases: set[int]) -> set[int]:
+        """Finish a compaction swap that a crash interrupted (see cleaner.py)."""
+        swap = LogSegment(self.dir, base, self.config, suffix=SWAP_SUFFIX)
+        end = swap.next_offset
+        replaced = {b for b in bases if base <= b < end}
+        for b in replaced:
+            LogSegment(self.dir, b, self.config).delete()
+        swap.close()
+        for ext in (".log", ".index", ".timeindex"):
+            src = self.dir / f"{base:020d}{ext}{SWAP_SUFFIX}"
+            if src.exists():
+                os.replace(src, self.dir / f"{base:020d}{ext}")
+        return (bases - replaced) | {base}
+
+    def _recover(self, recovery_point: int | None) -> None:
+        """Scan segments that may hold unflushed data; cut at the first bad batch.
+
+        ``recovery_point`` None means a clean shutdown: nothing is scanned, but
+        an index that fails its sanity check is still rebuilt.
+        """
+        i = 0
+        while i < len(self._segments):
+            seg = self._segments[i]
+            is_last = i == len(self._segments) - 1
+            next_base = None if is_last else self._segments[i + 1].base_offset
+            needs_scan = recovery_point is not None and (next_base is None or next_base > recovery_point)
+            if not needs_scan:
+                try:
+                    seg.sanity_check()
+                except CorruptIndexError as e:
+                    log.warning("%s: rebuilding index: %s", self.name, e)
+                    needs_scan = True
+            if needs_scan:
+                result = seg.recover(_RECOVERY_MAX_BATCH)
+                for epoch, offset in result.epochs:
+                    self.epoch_cache.assign(epoch, offset)
+                if not is_last:
+                    seg.on_become_inactive()
+                if result.bytes_truncated:
+                    log.warning(
+                        "%s: recovery dropped %d bytes of invalid or torn data from offset %d in %s",
+                        self.name, result.bytes_truncated, seg.next_offset, seg.log_path.name,
+                    )
+                    # Everything after a bad batch is unreachable by offset: drop it.
+                    for later in self._segments[i + 1 :]:
+                        log.warning("%s: recovery deleted segment %s after the bad batch", self.name, later)
+                        later.delete()
+                    del self._segments[i + 1 :]
+                    del self._bases[i + 1 :]
+                    break
+            i += 1
+        # An empty segment other than the active one carries no offsets; it
+        # stays (Kafka keeps them too) because its base offset anchors the next.
+
+    def _add_segment(self, seg: LogSegment) -> None:
+        i = bisect.bisect_left(self._bases, seg.base_offset)
+        self._segments.insert(i, seg)
+        self._bases.insert(i, seg.base_offset)
+
+    # -- facts -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def active(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        return list(self._segments)
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.active.next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def _segment_for(self, offset: int) -> int:
+        """Index of the segment whose range holds ``offset``."""
+        return max(0, bisect.bisect_right(self._bases, offset) - 1)
+
+    # -- appends -----------------------------------------------------------------
+
+    def append_as_leader(
+        self, records: bytes | bytearray | memoryview, leader_epoch: int, now: int | None = None
+    ) -> AppendInfo:
+        """Validate batches and append them at the log end, stamping offsets and epoch.
+
+        All or nothing: an invalid batch anywhere raises before a byte is written.
+        """
+        infos = validate_batches(records, self.config.max_message_bytes)
+        buf = records if isinstance(records, bytearray) else bytearray(records)
+        append_time = None
+        if self.config.message_timestamp_type == "LogAppendTime":
+            append_time = now if now is not None else now_ms()
+        first = self.log_end_offset
+        infos = assign_offsets(buf, infos, first, leader_epoch, append_time)
+        info = self._append(buf, infos, -1 if append_time is None else append_time)
+        self.epoch_cache.assign(leader_epoch, first)
+        return info
+
+    def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
+        """Append batches that already carry offsets and epochs (replica fetch)."""
+        infos = validate_batches(records, _RECOVERY_MAX_BATCH)
+        expected = self.log_end_offset
+        for info in infos:
+            if info.base_offset < expected:
+                raise InvalidRecordError(
+                    f"{self.name}: batch at offset {info.base_offset} is below the log end offset {expected}"
+                )
+            expected = info.base_offset + info.last_offset_delta + 1
+        appended = self._append(records, infos, -1)
+        for info in infos:
+            self.epoch_cache.assign(info.partition_leader_epoch, info.base_offset)
+        return appended
+
+    def _append(self, buf, infos, append_time: int) -> AppendInfo:
+        total = len(buf)
+        max_ts = max(i.max_timestamp for i in infos)
+        last = infos[-1].base_offset + infos[-1].last_offset_delta
+        # Roll by Kafka's rules, or when a follower's jump forward would not fit
+        # the active segment's u32 relative offsets.
+        if self.active.should_roll(total, max_ts, last) or last - self.active.base_offset > 2**31 - 1:
+            self.roll(infos[0].base_offset)
+        self.active.append(buf, infos)
+        records = sum(i.last_offset_delta + 1 for i in infos)
+        self._unflushed_records += records
+        if self._unflushed_records >= self.config.flush_messages:
+            self.flush()
+        top = max(infos, key=lambda i: i.max_timestamp)
+        return AppendInfo(
+            first_offset=infos[0].base_offset,
+            last_offset=last,
+            max_timestamp=max_ts,
+            offset_of_max_timestamp=top.base_offset + top.last_offset_delta,
+            log_append_time_ms=append_time,
+            batches=len(infos),
+            records=records,
+            log_start_offset=self.log_start_offset,
+        )
+
+    def roll(self, new_base: int | None = None) -> LogSegment:
+        """Close the active segment to appends and start a new one at the log end."""
+        base = self.log_end_offset if new_base is None else max(new_base, self.log_end_offset)
+        old = self.active
+        if old.size == 0 and base == old.base_offset:
+            return old
+        if old.size == 0:
+            # Nothing in it: replace rather than keep an empty segment behind.
+            self._drop_segments([old], now_ms())
+        else:
+            old.on_become_inactive()
+        seg = LogSegment(self.dir, base, self.config)
+        seg.make_active()
+        self._add_segment(seg)
+        return seg
+
+    # -- flushing ----------------------------------------------------------------
+
+    def flush(self, up_to: int | None = None) -> None:
+        """fsync the segments holding offsets [recovery_point, up_to) and advance it."""
+        target = self.log_end_offset if up_to is None else min(up_to, self.log_end_offset)
+        if target <= self.recovery_point and self._unflushed_records == 0:
+            return
+        first = self._segment_for(self.recovery_point)
+        for seg in self._segments[first:]:
+            if seg.base_offset > target:
+                break
+            seg.flush()
+        self.recovery_point = max(self.recovery_point, target)
+        if target >= self.log_end_offset:
+            self._unflushed_records = 0
+        self._last_flush_ms = now_ms()
+
+    def flush_if_due(self, now: int) -> bool:
+        """flush.ms: fsync when the oldest unflushed append is that old."""
+        if self._unflushed_records and now - self._last_flush_ms >= self.config.flush_ms:
+            self.flush()
+            return True
+        return False
+
+    # -- reads -------------------------------------------------------------------
+
+    def read(
+        self, start_offset: int, max_bytes: int, max_offset: int | None = None, min_one_batch: bool = True
+    ) -> FetchData:
+        """Batches from the one holding ``start_offset``, below ``max_offset`` (the
+        high watermark for consumers; the log end when None), at most
+        ``max_bytes`` unless the first batch alone is larger and
+        ``min_one_batch``. Raises OffsetOutOfRangeError outside [log start, log end]."""
+        leo = self.log_end_offset
+        if start_offset < self.log_start_offset or start_offset > leo:
+            raise OffsetOutOfRangeError(
+                f"{self.name}: offset {start_offset} is outside [{self.log_start_offset}, {leo}]"
+            )
+        bound = leo if max_offset is None else min(max_offset, leo)
+        empty = FetchData(None, self.log_start_offset, leo)
+        if start_offset >= bound:
+            return empty
+        bound_index, bound_position = len(self._segments), None
+        if bound < leo:
+            bound_index = self._segment_for(bound)
+            header = self._segments[bound_index].translate_offset(bound)
+            bound_position = header.position if header else None
+        i = self._segment_for(start_offset)
+        offset = start_offset
+        while i < len(self._segments) and i <= bound_index:
+            seg = self._segments[i]
+            got = seg.read(offset, max_bytes, bound_position if i == bound_index else None, min_one_batch)
+            if got is not None:
+                return FetchData(got, self.log_start_offset, leo)
+            i += 1
+            if i < len(self._segments):
+                offset = self._segments[i].base_offset  # a gap (compaction): go on from there
+        return empty
+
+    def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record at or after ``timestamp``, at or
+        after the log start; None if every record is older."""
+        for seg in self._segments:
+            if seg.size == 0 or seg.largest_timestamp < timestamp:
+                continue
+            found = seg.find_offset_by_timestamp(timestamp)
+            if found is not None:
+                ts, offset = found
+                if offset >= self.log_start_offset:
+                    return ts, offset
+                # The record is before the log start: the answer is a later one.
+                later = self._first_at_or_after(timestamp, self.log_start_offset)
+                if later is not None:
+                    return later
+        return None
+
+    def _first_at_or_after(self, timestamp: int, start: int) -> tuple[int, int] | None:
+        from client.records import RecordBatch
+
+        for seg in self._segments[self._segment_for(start) :]:
+            for header in seg.walk(0):
+                if header.last_offset < start or header.max_timestamp < timestamp:
+                    continue
+                for record in RecordBatch(os.pread(seg.fd, header.length, header.position)).records():
+                    if record.offset >= start and record.timestamp >= timestamp:
+                        return record.timestamp, record.offset
+        return None
+
+    # -- retention, delete-records, truncation -------------------------------
+
+    def delete_old_segments(self, now: int | None = None, high_watermark: int | None = None) -> int:
+        """Retention: drop whole segments past retention.ms / retention.bytes (with
+        cleanup.policy delete) or wholly below the log start offset. Only
+        segments entirely below ``high_watermark`` go. Returns how many."""
+        now = now_ms() if now is None else now
+        hw = self.log_end_offset if high_watermark is None else min(high_watermark, self.log_end_offset)
+        excess = self.size_bytes - self.config.retention_bytes if self.config.retention_bytes >= 0 else -1
+        doomed: list[LogSegment] = []
+        for i, seg in enumerate(self._segments):
+            upper = self._segments[i + 1].base_offset if i + 1 < len(self._segments) else self.log_end_offset
+            if upper > hw or (seg is self.active and seg.size == 0):
+                break
+            below_start = upper <= self.log_start_offset
+            by_time = (
+                self.config.delete
+                and self.config.retention_ms >= 0
+                and now - seg.largest_timestamp > self.config.retention_ms
+            )
+            by_size = self.config.delete and excess >= 0 and excess - seg.size >= 0
+            if not (below_start or by_time or by_size):
+                break
+            doomed.append(seg)
+            if excess >= 0:
+                excess -= seg.size
+        if not doomed:
+            return 0
+        if doomed[-1] is self.active:
+            self.roll()  # a log always keeps an active segment
+        self._drop_segments(doomed, now)
+        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+        self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        self.epoch_cache.truncate_from_start(self.log_start_offset)
+        return len(doomed)
+
+    def delete_records(self, offset: int, high_watermark: int | None = None) -> int:
+        """DeleteRecords: move the log start to ``offset`` (<= high watermark); returns it."""
+        hw = self.log_end_offset if high_watermark is None else high_watermark
+        if offset < 0 or offset > hw:
+            raise OffsetOutOfRangeError(f"{self.name}: cannot delete records up to {offset} (high watermark {hw})")
+        if offset > self.log_start_offset:
+            self.log_start_offset = offset
+            self.epoch_cache.truncate_from_start(offset)
+            self.delete_old_segments(high_watermark=hw)
+        return self.log_start_offset
+
+    def truncate_to(self, offset: int) -> bool:
+        """Replica truncation: remove every batch with offsets >= ``offset``.
+
+        A batch that straddles ``offset`` goes whole (as in Kafka), so the log
+        end may land below ``offset``. Returns whether anything was removed.
+        """
+        if offset >= self.log_end_offset:
+            return False
+        if offset < self.log_start_offset:
+            self.truncate_fully_and_start_at(offset)
+            return True
+        doomed = [s for s in self._segments if s.base_offset > offset]
+        if doomed:
+            for seg in doomed:
+                self._segments.remove(seg)
+                self._bases.remove(seg.base_offset)
+            self._schedule_delete(doomed, now_ms())
+        self.active.truncate_to(offset)
+        self.active.make_active()
+        self.epoch_cache.truncate_from_end(self.log_end_offset)
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        return True
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop all data; the log restarts empty at ``offset`` (a replica far behind)."""
+        old = list(self._segments)
+        self._segments.clear()
+        self._bases.clear()
+        self._schedule_delete(old, now_ms())
+        seg = LogSegment(self.dir, offset, self.config)
+        seg.make_active()
+        self._add_segment(seg)
+        self.epoch_cache.clear()
+        self.log_start_offset = self.recovery_point = offset
+        self._unflushed_records = 0
+
+    def _drop_segments(self, doomed: list[LogSegment], now: int) -> None:
+        for seg in doomed:
+            i = self._segments.index(seg)
+            del self._segments[i]
+            del self._bases[i]
+        self._schedule_delete(doomed, now)
+
+    def _schedule_delete(self, segments: list[LogSegment], now: int) -> None:
+        """Rename to ``.deleted`` now, delete after file.delete.delay.ms: a
+        FileSlice handed out before keeps a valid fd until then."""
+        for seg in segments:
+            try:
+                seg.change_suffix(DELETED_SUFFIX)
+            except OSError as e:
+                raise StorageError(f"could not rename {seg.log_path} for deletion: {e}") from e
+            self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
+
+    def delete_expired_files(self, now: int) -> int:
+        due = [seg for at, seg in self._pending_deletes if at <= now]
+        self._pending_deletes = [(at, seg) for at, seg in self._pending_deletes if at > now]
+        for seg in due:
+            seg.delete()
+        return len(due)
+
+    # -- compaction support (cleaner.py) ---------------------------------------
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment, now: int) -> None:
+        """Swap cleaned ``new`` (suffix .cleaned) in for ``old``, crash-safely:
+        .cleaned -> .swap, old -> .deleted, .swap -> live name."""
+        new.flush()
+        new.change_suffix(SWAP_SUFFIX)
+        self._drop_segments(old, now)
+        new.change_suffix("")
+        self._add_segment(new)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close every file (clean shutdown of this log)."""
+        self.flush()
+        self.active.on_become_inactive()
+        for seg in self._segments:
+            seg.close()
+        for _, seg in self._pending_deletes:
+            seg.delete()
+        self._pending_deletes.clear()
+
+    def delete(self) -> None:
+        """Remove the partition's directory and everything in it."""
+        for seg in self._segments:
+            seg.delete()
+        for _, seg in self._pending_deletes:
+            seg.delete()
+        self._segments.clear()
+        self._bases.clear()
+        for entry in os.listdir(self.dir):
+            (self.dir / entry).unlink()
+        self.dir.rmdir()
+
+    def __repr__(self) -> str:
+        return f"Log({self.name}, start={self.log_start_offset}, end={self.log_end_offset})"

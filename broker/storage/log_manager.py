@@ -1,0 +1,194 @@
+"""LogManager: every partition log under one or more data directories.
+
+Each data directory holds, besides the ``<topic>-<partition>/`` directories::
+
+    recovery-point-offset-checkpoint   topic partition offset: flushed up to here
+    log-start-offset-checkpoint        topic partition offset: log start offsets
+    .riverlog_cleanshutdown            present only after a clean shutdown
+    .lock                              flock'ed while a broker owns the directory
+
+On start, logs of a directory with the clean-shutdown marker are opened
+without scanning; otherwise every segment past the recovery point is scanned
+and cut at the first bad batch. The marker is removed once loading is done,
+so a crash from then on is seen as one. Periodic work (flush.ms, checkpoints,
+retention, compaction, delayed file deletion) is exposed as plain methods
+taking the current time; the broker's Trio driver calls them on timers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
+from broker.storage.errors import StorageError
+from broker.storage.log import Log, now_ms, parse_partition_dir
+from broker.storage.log_config import LogConfig
+
+log = logging.getLogger(__name__)
+
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
+CLEAN_SHUTDOWN_FILE = ".riverlog_cleanshutdown"
+LOCK_FILE = ".lock"
+DELETE_DIR_SUFFIX = "-delete"
+
+
+class LogManager:
+    def __init__(self, data_dirs: list[Path], default_config: LogConfig | None = None) -> None:
+        if not data_dirs:
+            raise ValueError("at least one data directory is needed")
+        self.data_dirs = [Path(d) for d in data_dirs]
+        self.default_config = default_config or LogConfig()
+        self.topic_configs: dict[str, LogConfig] = {}
+        self._logs: dict[tuple[str, int], Log] = {}
+        self._log_dir_of: dict[tuple[str, int], Path] = {}
+        self._locks: list[int] = []
+        self.had_clean_shutdown: dict[Path, bool] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def startup(self) -> None:
+        for data_dir in self.data_dirs:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock(data_dir)
+        for data_dir in self.data_dirs:
+            self._load_dir(data_dir)
+
+    def _lock(self, data_dir: Path) -> None:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageError(f"{data_dir} is in use by another broker (could not lock {LOCK_FILE})") from None
+        self._locks.append(fd)
+
+    def _load_dir(self, data_dir: Path) -> None:
+        marker = data_dir / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        self.had_clean_shutdown[data_dir] = clean
+        recovery_points = self._read_offsets_or_empty(data_dir / RECOVERY_POINT_CHECKPOINT)
+        log_starts = self._read_offsets_or_empty(data_dir / LOG_START_CHECKPOINT)
+        for entry in sorted(os.listdir(data_dir)):
+            path = data_dir / entry
+            if not path.is_dir():
+                continue
+            if entry.endswith(DELETE_DIR_SUFFIX):
+                shutil.rmtree(path)  # a topic deletion that a crash interrupted
+                continue
+            try:
+                tp = parse_partition_dir(entry)
+            except ValueError:
+                log.warning("ignoring %s: not a partition directory", path)
+                continue
+            if tp in self._logs:
+                raise StorageError(f"partition {entry} is in both {self._log_dir_of[tp]} and {data_dir}")
+            self._logs[tp] = Log(
+                path,
+                self.config_for(tp[0]),
+                recovery_point=(recovery_points or {}).get(tp, 0),
+                log_start_offset=(log_starts or {}).get(tp, 0),
+                clean_shutdown=clean and recovery_points is not None,
+            )
+            self._log_dir_of[tp] = data_dir
+        if clean:
+            marker.unlink()
+            fsync_dir(data_dir)
+
+    @staticmethod
+    def _read_offsets_or_empty(path: Path) -> dict[tuple[str, int], int] | None:
+        try:
+            return read_offsets(path)
+        except CorruptCheckpointError as e:
+            # Without it every log is scanned from its start: slower, never wrong.
+            log.warning("%s; scanning all logs in full", e)
+            return None
+
+    def shutdown(self) -> None:
+        """Clean shutdown: flush and close every log, checkpoint, leave the marker."""
+        for log_ in self._logs.values():
+            log_.close()
+        self.checkpoint()
+        for data_dir in self.data_dirs:
+            (data_dir / CLEAN_SHUTDOWN_FILE).touch()
+            fsync_dir(data_dir)
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
+        self._logs.clear()
+
+    # -- logs --------------------------------------------------------------------
+
+    def config_for(self, topic: str) -> LogConfig:
+        return self.topic_configs.get(topic, self.default_config)
+
+    def get_log(self, topic: str, partition: int) -> Log | None:
+        return self._logs.get((topic, partition))
+
+    def all_logs(self) -> list[Log]:
+        return list(self._logs.values())
+
+    def get_or_create_log(self, topic: str, partition: int, config: LogConfig | None = None) -> Log:
+        tp = (topic, partition)
+        if tp in self._logs:
+            return self._logs[tp]
+        if config is not None:
+            self.topic_configs[topic] = config
+        # The directory with the fewest partitions takes the new one (as Kafka).
+        counts = {d: 0 for d in self.data_dirs}
+        for d in self._log_dir_of.values():
+            counts[d] += 1
+        data_dir = min(self.data_dirs, key=lambda d: counts[d])
+        new = Log(data_dir / f"{topic}-{partition}", self.config_for(topic))
+        self._logs[tp] = new
+        self._log_dir_of[tp] = data_dir
+        return new
+
+    def update_config(self, topic: str, config: LogConfig) -> None:
+        self.topic_configs[topic] = config
+        for (t, _), log_ in self._logs.items():
+            if t == topic:
+                log_.config = config
+                for seg in log_.segments:
+                    seg.config = config
+
+    def delete_log(self, topic: str, partition: int) -> None:
+        """Remove a partition: renamed to ``*-delete`` at once, removed after."""
+        tp = (topic, partition)
+        log_ = self._logs.pop(tp, None)
+        if log_ is None:
+            return
+        self._log_dir_of.pop(tp)
+        log_.close()
+        doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        os.rename(log_.dir, doomed)
+        fsync_dir(doomed.parent)
+        shutil.rmtree(doomed)
+
+    # -- periodic work -------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Write recovery points and log start offsets of every data directory."""
+        for data_dir in self.data_dirs:
+            mine = {tp: lg for tp, lg in self._logs.items() if self._log_dir_of[tp] == data_dir}
+            write_offsets(data_dir / RECOVERY_POINT_CHECKPOINT, {tp: lg.recovery_point for tp, lg in mine.items()})
+            write_offsets(data_dir / LOG_START_CHECKPOINT, {tp: lg.log_start_offset for tp, lg in mine.items()})
+
+    def flush_due(self, now: int | None = None) -> int:
+        now = now_ms() if now is None else now
+        return sum(lg.flush_if_due(now) for lg in self._logs.values())
+
+    def cleanup(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:
+        """Retention and delayed deletion of every log; returns segments deleted."""
+        now = now_ms() if now is None else now
+        deleted = 0
+        for tp, lg in self._logs.items():
+            hw = (high_watermarks or {}).get(tp)
+            deleted += lg.delete_old_segments(now, hw)
+            lg.delete_expired_files(now)
+        return deleted

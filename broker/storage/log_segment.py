@@ -1,0 +1,390 @@
+"""LogSegment: one ``.log`` file of record batches and its two sparse indexes.
+
+Files, named by the segment's base offset in 20 digits (Kafka's layout)::
+
+    00000000000000001200.log         record batches v2, byte for byte as appended
+    00000000000000001200.index       OffsetIndex  (offset -> position)
+    00000000000000001200.timeindex   TimeIndex    (timestamp -> offset)
+
+The ``.log`` holds whole batches back to back; batch i+1 starts where batch i
+ends, and every offset in the file is >= the base offset and < the next
+segment's base offset. Positions are u32, so a segment stays below 2 GiB
+(``segment.bytes`` <= 2^31 - 1). A suffix (``.deleted``, ``.cleaned``,
+``.swap``) marks files on their way out or in, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from crc32c import crc32c
+
+import native
+from broker.storage.batches import ATTRIBUTES_OFFSET, CRC_OFFSET
+from broker.storage.errors import StorageError
+from broker.storage.log_config import LogConfig
+from broker.storage.offset_index import OffsetIndex
+from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
+from native import BatchInfo
+
+log = logging.getLogger(__name__)
+
+# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
+# lastOffsetDelta, baseTimestamp, maxTimestamp: the header fields we walk by.
+_HEADER = struct.Struct(">qiibIhiqq")
+HEADER_BYTES = 61
+_UINT32 = struct.Struct(">I")
+
+
+def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
+    return f"{base_offset:020d}{ext}{suffix}"
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """Bytes ``[position, position + length)`` of an open log file, for ``os.sendfile``.
+
+    The slice may end inside a batch (as Kafka's fetch does); readers drop a
+    trailing partial batch. The fd stays valid for ``file.delete.delay.ms``
+    after its segment is deleted.
+    """
+
+    fd: int
+    position: int
+    length: int
+
+    def read(self) -> bytes:
+        return os.pread(self.fd, self.length, self.position)
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    position: int
+    length: int
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    bytes_truncated: int
+    next_offset: int | None  # offset after the last valid batch, None if empty
+    epochs: list[tuple[int, int]]  # (leader epoch, first offset) where the epoch changes
+
+
+class LogSegment:
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "") -> None:
+        self.dir = directory
+        self.base_offset = base_offset
+        self.config = config
+        self.suffix = suffix
+        self.log_path = directory / segment_file_name(base_offset, ".log", suffix)
+        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        index_bytes = config.segment_index_bytes
+        self.offset_index = OffsetIndex(
+            directory / segment_file_name(base_offset, ".index", suffix), base_offset, index_bytes, writable=False
+        )
+        self.time_index = TimeIndex(
+            directory / segment_file_name(base_offset, ".timeindex", suffix), base_offset, index_bytes, writable=False
+        )
+        self._bytes_since_last_index_entry = 0
+        ts, off = self.time_index.last_entry if self.time_index.entries else (NO_TIMESTAMP, base_offset)
+        self.max_timestamp = ts  # largest batch max timestamp in the segment, -1 if unknown
+        self.offset_of_max_timestamp = off
+        self._rolling_based_timestamp: int | None = None  # first batch's max timestamp
+        self._next_offset: int | None = None  # cached end offset, computed on demand
+
+    # -- facts ---------------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def read_header(self, position: int) -> BatchHeader | None:
+        """The header of the batch at ``position``; None past the end or if torn."""
+        if position + HEADER_BYTES > self.size:
+            return None
+        raw = os.pread(self._fd, HEADER_BYTES, position)
+        if len(raw) < HEADER_BYTES:
+            return None
+        base, blen, _epoch, _magic, _crc, _attrs, lod, _bts, max_ts = _HEADER.unpack_from(raw)
+        return BatchHeader(position, blen + 12, base, base + lod, max_ts)
+
+    def walk(self, position: int = 0):
+        """Batch headers from ``position`` (a batch boundary) to the end of the file."""
+        while True:
+            header = self.read_header(position)
+            if header is None or header.length < HEADER_BYTES or position + header.length > self.size:
+                return
+            yield header
+            position += header.length
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last batch in this segment (base offset when empty)."""
+        if self._next_offset is None:
+            offset, pos = self.offset_index.lookup(2**62)
+            nxt = self.base_offset
+            for header in self.walk(pos if self.offset_index.entries else 0):
+                nxt = header.last_offset + 1
+            self._next_offset = nxt
+        return self._next_offset
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Max record timestamp, or the file's mtime when no timestamp is known (as Kafka)."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self._fd).st_mtime * 1000)
+
+    @property
+    def rolling_based_timestamp(self) -> int | None:
+        if self._rolling_based_timestamp is None and self.size > 0:
+            header = self.read_header(0)
+            self._rolling_based_timestamp = header.max_timestamp if header else None
+        return self._rolling_based_timestamp
+
+    def should_roll(self, batch_bytes: int, max_timestamp: int, last_offset: int) -> bool:
+        """Kafka's roll rule: full by size, by time, by index, or by relative offset range."""
+        if self.size == 0:
+            return False
+        if self.size + batch_bytes > self.config.segment_bytes:
+            return True
+        first_ts = self.rolling_based_timestamp
+        if first_ts is not None and max_timestamp - first_ts > self.config.segment_ms:
+            return True
+        if self.offset_index.is_full or self.time_index.is_full:
+            return True
+        return last_offset - self.base_offset > 2**31 - 1
+
+    # -- writing -------------------------------------------------------------
+
+    def make_active(self) -> None:
+        """Prepare the indexes for appends (preallocated, mapped)."""
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
+
+    def append(self, buf: bytes | bytearray | memoryview, infos: list[BatchInfo]) -> None:
+        """Append whole batches whose offsets are assigned; index them sparsely."""
+        start = self.size
+        _pwrite_all(self._fd, buf, start, self.log_path)
+        self.size += len(buf)
+        if self._rolling_based_timestamp is None and start == 0 and infos:
+            self._rolling_based_timestamp = infos[0].max_timestamp
+        interval = self.config.index_interval_bytes
+        for info in infos:
+            last_offset = info.base_offset + info.last_offset_delta
+            if info.max_timestamp > self.max_timestamp:
+                self.max_timestamp = info.max_timestamp
+                self.offset_of_max_timestamp = last_offset
+            if self._bytes_since_last_index_entry > interval:
+                self.offset_index.append(last_offset, start + info.position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_last_index_entry = 0
+            self._bytes_since_last_index_entry += info.length
+        if infos:
+            self._next_offset = infos[-1].base_offset + infos[-1].last_offset_delta + 1
+
+    def on_become_inactive(self) -> None:
+        """No more appends: record the final max timestamp and trim the indexes."""
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, final=True)
+        self.offset_index.trim()
+        self.time_index.trim()
+
+    def flush(self) -> None:
+        try:
+            os.fsync(self._fd)
+            self.offset_index.flush()
+            self.time_index.flush()
+        except OSError as e:
+            raise StorageError(f"fsync of {self.log_path} failed: {e}") from e
+
+    # -- reading -------------------------------------------------------------
+
+    def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
+        """The first batch whose last offset is >= ``offset``, or None."""
+        _, position = self.offset_index.lookup(offset)
+        for header in self.walk(max(position, start_position)):
+            if header.last_offset >= offset:
+                return header
+        return None
+
+    def read(
+        self, start_offset: int, max_bytes: int, max_position: int | None = None, min_one_batch: bool = True
+    ) -> FileSlice | None:
+        """Bytes from the batch holding ``start_offset``, at most ``max_bytes``
+        (or the whole first batch if ``min_one_batch``) and ending before
+        ``max_position``; None when nothing is readable here."""
+        header = self.translate_offset(start_offset)
+        if header is None:
+            return None
+        end = self.size if max_position is None else min(max_position, self.size)
+        if header.position >= end:
+            return None
+        limit = max(max_bytes, header.length) if min_one_batch else max_bytes
+        length = min(end - header.position, limit)
+        if length <= 0:
+            return None
+        return FileSlice(self._fd, header.position, length)
+
+    def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record with timestamp >= ``timestamp``."""
+        from client.records import RecordBatch  # decoding is only needed here, off the hot path
+
+        _, offset = self.time_index.lookup(timestamp)
+        start = self.translate_offset(offset)
+        if start is None:
+            return None
+        for header in self.walk(start.position):
+            if header.max_timestamp < timestamp:
+                continue
+            batch = RecordBatch(os.pread(self._fd, header.length, header.position))
+            for record in batch.records():
+                if record.timestamp >= timestamp:
+                    return record.timestamp, record.offset
+        return None
+
+    # -- recovery and truncation --------------------------------------------
+
+    def recover(self, max_batch_bytes: int) -> RecoveryResult:
+        """Validate every batch, rebuild both indexes, cut the file at the first bad batch."""
+        self.make_active()
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
+        self._bytes_since_last_index_entry = 0
+        self._rolling_based_timestamp = None
+        valid_end, next_offset, epochs = 0, None, []
+        expected_min_offset = self.base_offset
+        if self.size:
+            with mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    valid_end, next_offset, epochs = self._scan_valid(view, max_batch_bytes, expected_min_offset)
+                finally:
+                    view.release()
+        dropped = self.size - valid_end
+        if dropped:
+            self.truncate_bytes(valid_end)
+        self._next_offset = next_offset if next_offset is not None else self.base_offset
+        return RecoveryResult(dropped, next_offset, epochs)
+
+    def _scan_valid(self, view: memoryview, max_batch_bytes: int, min_offset: int):
+        """(end of the valid prefix, next offset, epoch changes) of ``view``, indexing as it goes."""
+        valid_end, next_offset, epochs = 0, None, []
+        last_epoch = None
+        while valid_end < len(view):
+            chunk = view[valid_end:]
+            infos, _end, _status = native.scan_batches(chunk, 4096, max_batch_bytes)
+            good = []
+            for info in infos:
+                stored_crc = _UINT32.unpack_from(chunk, info.position + CRC_OFFSET)[0]
+                body = chunk[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
+                if crc32c(body) != stored_crc or info.base_offset < min_offset or info.last_offset_delta < 0:
+                    break
+                good.append(info)
+                min_offset = next_offset = info.base_offset + info.last_offset_delta + 1
+                if info.partition_leader_epoch >= 0 and info.partition_leader_epoch != last_epoch:
+                    epochs.append((info.partition_leader_epoch, info.base_offset))
+                    last_epoch = info.partition_leader_epoch
+            if good:
+                self._index_recovered(valid_end, good)
+                valid_end += good[-1].position + good[-1].length
+            if not good or len(good) < len(infos):
+                break  # the scanner or a check stopped at a bad or torn batch
+        return valid_end, next_offset, epochs
+
+    def _index_recovered(self, chunk_start: int, infos: list[BatchInfo]) -> None:
+        interval = self.config.index_interval_bytes
+        if self._rolling_based_timestamp is None:
+            self._rolling_based_timestamp = infos[0].max_timestamp
+        for info in infos:
+            last_offset = info.base_offset + info.last_offset_delta
+            if info.max_timestamp > self.max_timestamp:
+                self.max_timestamp = info.max_timestamp
+                self.offset_of_max_timestamp = last_offset
+            if self._bytes_since_last_index_entry > interval and not self.offset_index.is_full:
+                self.offset_index.append(last_offset, chunk_start + info.position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_last_index_entry = 0
+            self._bytes_since_last_index_entry += info.length
+
+    def truncate_bytes(self, position: int) -> None:
+        os.ftruncate(self._fd, position)
+        self.size = position
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose last offset is >= ``offset``; returns bytes removed."""
+        header = self.translate_offset(offset)
+        if header is None:
+            return 0
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        removed = self.size - header.position
+        self.truncate_bytes(header.position)
+        ts, off = self.time_index.last_entry
+        self.max_timestamp, self.offset_of_max_timestamp = ts, off
+        self._bytes_since_last_index_entry = 0
+        self._next_offset = None
+        if self.size == 0:
+            self._rolling_based_timestamp = None
+        return removed
+
+    def sanity_check(self) -> None:
+        self.offset_index.sanity_check(self.size)
+        self.time_index.sanity_check(self.size)
+
+    # -- files ---------------------------------------------------------------
+
+    def change_suffix(self, suffix: str) -> None:
+        """Rename the three files to carry ``suffix`` (e.g. ``.deleted``)."""
+        new_log = self.dir / segment_file_name(self.base_offset, ".log", suffix)
+        os.rename(self.log_path, new_log)
+        self.log_path = new_log
+        self.offset_index.rename(self.dir / segment_file_name(self.base_offset, ".index", suffix))
+        self.time_index.rename(self.dir / segment_file_name(self.base_offset, ".timeindex", suffix))
+        self.suffix = suffix
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        self.offset_index.close()
+        self.time_index.close()
+        os.close(self._fd)
+        self._fd = -1
+
+    def delete(self) -> None:
+        self.offset_index.delete()
+        self.time_index.delete()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.log_path.unlink(missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.log_path.name}, size={self.size})"
+
+
+def _pwrite_all(fd: int, buf, position: int, path: Path) -> None:
+    """Write all of ``buf`` at ``position``; on failure cut the file back, leaving nothing."""
+    view = memoryview(buf)
+    done = 0
+    try:
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], position + done)
+    except OSError as e:
+        try:
+            os.ftruncate(fd, position)
+        except OSError:
+            log.exception("could not cut %s back to %d after a failed write", path, position)
+        kind = "disk full" if e.errno == errno.ENOSPC else "write failed"
+        raise StorageError(f"{kind} appending to {path}: {e}") from e

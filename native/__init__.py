@@ -1,0 +1,66 @@
+"""Byte-crunching paths of riverlog: compiled C through cffi, or pure-Python twins.
+
+Every function here exists twice with the same signature and behaviour: in C
+(``native._native``, built out of line at install time by
+``native/build_native.py``) and in pure Python (``native.twin``). This facade
+picks the compiled one when it imports, and the twin when it does not or when
+``RIVERLOG_NO_NATIVE=1`` is set. Tests call both and compare.
+
+Functions (see ``native.twin`` for the reference semantics):
+
+``scan_batches(buf, max_batches, max_batch_bytes) -> (infos, end, status)``
+    Walk record batches v2 laid end to end in ``buf`` from position 0.
+    ``infos`` is a list of :class:`BatchInfo`; ``end`` the position just past
+    the last whole, well-formed batch; ``status`` one of the ``SCAN_*``
+    constants saying why the walk stopped. CRCs are *not* checked here.
+
+``offset_index_lookup(buf, entries, target) -> slot``
+    ``buf`` holds ``entries`` 8-byte entries (u32 relative offset, u32
+    position, big-endian) with strictly increasing offsets. Returns the
+    largest slot whose offset is <= ``target``, or -1.
+
+``time_index_lookup(buf, entries, target) -> slot``
+    ``buf`` holds ``entries`` 12-byte entries (i64 timestamp, u32 relative
+    offset, big-endian) with non-decreasing timestamps. Returns the largest
+    slot whose timestamp is <= ``target``, or -1.
+
+``encode_records(timestamp_deltas, keys, values, headers) -> bytes``
+    The records area of a batch (uncompressed), record i at offset delta i.
+
+``decode_records(buf, count) -> list[(offset_delta, timestamp_delta, key, value, headers)]``
+    Inverse of ``encode_records``; raises :class:`RecordDecodeError` on any
+    malformed input, never reads outside ``buf``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from native.common import (  # noqa: F401  (re-exported)
+    SCAN_BAD_LENGTH,
+    SCAN_BAD_MAGIC,
+    SCAN_OK,
+    SCAN_TRUNCATED,
+    BatchInfo,
+    RecordDecodeError,
+)
+from native import twin
+
+_forced_twin = os.environ.get("RIVERLOG_NO_NATIVE", "") not in ("", "0")
+
+_impl = twin
+NATIVE = False
+if not _forced_twin:
+    try:
+        from native import compiled as _compiled
+    except ImportError:  # not built: the twins keep riverlog working, only slower
+        pass
+    else:
+        _impl = _compiled
+        NATIVE = True
+
+scan_batches = _impl.scan_batches
+offset_index_lookup = _impl.offset_index_lookup
+time_index_lookup = _impl.time_index_lookup
+encode_records = _impl.encode_records
+decode_records = _impl.decode_records

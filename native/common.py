@@ -1,0 +1,31 @@
+"""Types and constants shared by the compiled functions and their twins."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Why scan_batches stopped walking.
+SCAN_OK = 0  # reached the end of the buffer exactly, or max_batches
+SCAN_TRUNCATED = 1  # the bytes left hold only part of a batch (torn tail)
+SCAN_BAD_MAGIC = 2  # the batch at `end` is not magic 2
+SCAN_BAD_LENGTH = 3  # the batch at `end` declares a length below the v2 header or above the limit
+
+# Record batch v2 header layout (see client/records for the whole format).
+BATCH_HEADER_BYTES = 61
+LOG_OVERHEAD = 12  # baseOffset int64 + batchLength int32, not counted in batchLength
+
+
+class BatchInfo(NamedTuple):
+    """Header facts about one batch, as found by scan_batches."""
+
+    position: int  # byte position of the batch in the scanned buffer
+    length: int  # whole batch size in bytes, batchLength + 12
+    base_offset: int
+    last_offset_delta: int
+    records_count: int
+    max_timestamp: int
+    partition_leader_epoch: int
+
+
+class RecordDecodeError(ValueError):
+    """A records area that does not decode: bad varint, length or count."""
