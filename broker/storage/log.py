@@ -382,12 +382,15 @@ class Log:
 
     # -- retention, delete-records, truncation -------------------------------
 
-    def delete_old_segments(self, now: int | None = None, high_watermark: int | None = None) -> int:
+    def delete_old_segments(
+        self, now: int | None = None, high_watermark: int | None = None, *, retention: bool = True
+    ) -> int:
         """Retention: drop whole segments past retention.ms / retention.bytes (with
-        cleanup.policy delete) or wholly below the log start offset. Only
-        segments entirely below ``high_watermark`` go. Returns how many."""
+        cleanup.policy delete and ``retention``) or wholly below the log start
+        offset. Only segments entirely below ``high_watermark`` go. Returns how many."""
         now = now_ms() if now is None else now
         hw = self.log_end_offset if high_watermark is None else min(high_watermark, self.log_end_offset)
+        by_policy = retention and self.config.delete
         excess = self.size_bytes - self.config.retention_bytes if self.config.retention_bytes >= 0 else -1
         doomed: list[LogSegment] = []
         for i, seg in enumerate(self._segments):
@@ -396,11 +399,11 @@ class Log:
                 break
             below_start = upper <= self.log_start_offset
             by_time = (
-                self.config.delete
+                by_policy
                 and self.config.retention_ms >= 0
                 and now - seg.largest_timestamp > self.config.retention_ms
             )
-            by_size = self.config.delete and excess >= 0 and excess - seg.size >= 0
+            by_size = by_policy and excess >= 0 and excess - seg.size >= 0
             if not (below_start or by_time or by_size):
                 break
             doomed.append(seg)
@@ -424,7 +427,7 @@ class Log:
         if offset > self.log_start_offset:
             self.log_start_offset = offset
             self.epoch_cache.truncate_from_start(offset)
-            self.delete_old_segments(high_watermark=hw)
+            self.delete_old_segments(high_watermark=hw, retention=False)
         return self.log_start_offset
 
     def truncate_to(self, offset: int) -> bool:

@@ -28,6 +28,7 @@ from crc32c import crc32c
 import native
 from broker.storage.batches import ATTRIBUTES_OFFSET, CRC_OFFSET
 from broker.storage.errors import StorageError
+from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
 from broker.storage.offset_index import OffsetIndex
 from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
@@ -89,12 +90,13 @@ class LogSegment:
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.size = os.fstat(self._fd).st_size
         index_bytes = config.segment_index_bytes
+        index_path = directory / segment_file_name(base_offset, ".index", suffix)
+        time_index_path = directory / segment_file_name(base_offset, ".timeindex", suffix)
+        self._index_missing = not (index_path.exists() and time_index_path.exists())
         self.offset_index = OffsetIndex(
-            directory / segment_file_name(base_offset, ".index", suffix), base_offset, index_bytes, writable=False
+            index_path, base_offset, index_bytes, writable=False
         )
-        self.time_index = TimeIndex(
-            directory / segment_file_name(base_offset, ".timeindex", suffix), base_offset, index_bytes, writable=False
-        )
+        self.time_index = TimeIndex(time_index_path, base_offset, index_bytes, writable=False)
         self._bytes_since_last_index_entry = 0
         ts, off = self.time_index.last_entry if self.time_index.entries else (NO_TIMESTAMP, base_offset)
         self.max_timestamp = ts  # largest batch max timestamp in the segment, -1 if unknown
@@ -260,6 +262,7 @@ class LogSegment:
         self.make_active()
         self.offset_index.reset()
         self.time_index.reset()
+        self._index_missing = False
         self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
         self._bytes_since_last_index_entry = 0
         self._rolling_based_timestamp = None
@@ -340,6 +343,8 @@ class LogSegment:
         return removed
 
     def sanity_check(self) -> None:
+        if self._index_missing and self.size > 0:
+            raise CorruptIndexError(f"{self.log_path.name}: index files are missing")
         self.offset_index.sanity_check(self.size)
         self.time_index.sanity_check(self.size)
 

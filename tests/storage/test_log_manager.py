@@ -1,0 +1,122 @@
+"""LogManager: data directories, checkpoints, clean shutdown and restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.storage import log_segment
+from broker.storage.checkpoint import read_offsets
+from broker.storage.errors import StorageError
+from broker.storage.log_config import LogConfig
+from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CHECKPOINT, LogManager
+
+from .conftest import make_batch, read_all
+
+CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=128, retention_ms=-1)
+
+
+def _fill(manager: LogManager) -> None:
+    for p in range(3):
+        log = manager.get_or_create_log("orders-eu", p)
+        for i in range(15):
+            log.append_as_leader(make_batch(2, start=2 * i), leader_epoch=0)
+
+
+def test_partitions_spread_over_data_dirs_and_reload(tmp_path):
+    dirs = [tmp_path / "d1", tmp_path / "d2"]
+    manager = LogManager(dirs, CONFIG)
+    manager.startup()
+    _fill(manager)
+    assert {manager._log_dir_of[("orders-eu", p)] for p in range(3)} == set(dirs)
+    manager.shutdown()
+    again = LogManager(dirs, CONFIG)
+    again.startup()
+    assert sorted((lg.topic, lg.partition) for lg in again.all_logs()) == [("orders-eu", p) for p in range(3)]
+    assert all(lg.log_end_offset == 30 for lg in again.all_logs())
+    again.shutdown()
+
+
+def test_clean_shutdown_skips_rescanning_and_a_crash_does_not(tmp_path, monkeypatch):
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    _fill(manager)
+    manager.shutdown()
+    assert (tmp_path / CLEAN_SHUTDOWN_FILE).exists()
+    assert read_offsets(tmp_path / RECOVERY_POINT_CHECKPOINT) == {("orders-eu", p): 30 for p in range(3)}
+
+    scans = []
+    real = log_segment.LogSegment.recover
+    monkeypatch.setattr(log_segment.LogSegment, "recover", lambda self, m: (scans.append(self), real(self, m))[1])
+    clean = LogManager([tmp_path], CONFIG)
+    clean.startup()
+    assert scans == [] and clean.had_clean_shutdown[tmp_path]
+    assert not (tmp_path / CLEAN_SHUTDOWN_FILE).exists()  # a crash from now on is seen as one
+    clean.get_log("orders-eu", 0).append_as_leader(make_batch(1), leader_epoch=0)
+    # Crash: no shutdown, so no marker; the lock goes with the process.
+    for fd in clean._locks:
+        import os
+
+        os.close(fd)
+    crashed = LogManager([tmp_path], CONFIG)
+    crashed.startup()
+    assert scans, "segments past the recovery point must be scanned after a crash"
+    assert not crashed.had_clean_shutdown[tmp_path]
+    assert [r.offset for r in read_all(crashed.get_log("orders-eu", 0))] == list(range(31))
+    crashed.shutdown()
+
+
+def test_a_data_dir_is_owned_by_one_broker(tmp_path):
+    first = LogManager([tmp_path], CONFIG)
+    first.startup()
+    with pytest.raises(StorageError, match="in use"):
+        LogManager([tmp_path], CONFIG).startup()
+    first.shutdown()
+
+
+def test_log_start_offsets_survive_restart(tmp_path):
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    _fill(manager)
+    manager.get_log("orders-eu", 1).delete_records(13)
+    manager.shutdown()
+    again = LogManager([tmp_path], CONFIG)
+    again.startup()
+    assert again.get_log("orders-eu", 1).log_start_offset == 13
+    assert again.get_log("orders-eu", 0).log_start_offset == 0
+    again.shutdown()
+
+
+def test_delete_log_removes_the_partition(tmp_path):
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    _fill(manager)
+    manager.delete_log("orders-eu", 2)
+    assert manager.get_log("orders-eu", 2) is None
+    assert not (tmp_path / "orders-eu-2").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith("-delete")]
+    manager.shutdown()
+
+
+def test_a_corrupt_checkpoint_means_a_full_scan_not_a_failure(tmp_path):
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    _fill(manager)
+    manager.shutdown()
+    (tmp_path / RECOVERY_POINT_CHECKPOINT).write_text("garbage\n")
+    again = LogManager([tmp_path], CONFIG)
+    again.startup()
+    assert all(lg.log_end_offset == 30 for lg in again.all_logs())
+    again.shutdown()
+
+
+def test_flush_due_and_cleanup_run_over_every_log(tmp_path):
+    import dataclasses
+
+    manager = LogManager([tmp_path], dataclasses.replace(CONFIG, flush_ms=0, retention_bytes=0))
+    manager.startup()
+    _fill(manager)
+    assert manager.flush_due() == 3
+    assert all(lg.recovery_point == 30 for lg in manager.all_logs())
+    assert manager.cleanup() > 0
+    assert all(lg.log_start_offset > 0 for lg in manager.all_logs())
+    manager.shutdown()
