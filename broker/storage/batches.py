@@ -21,10 +21,10 @@ _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
+_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
 MAX_TIMESTAMP_OFFSET = 35
-LEADER_EPOCH_OFFSET = 12
 TIMESTAMP_TYPE_BIT = 0x08
 # Bounds the scanner's result list; a larger buffer is scanned in rounds.
 _SCAN_ROUND = 4096
@@ -70,28 +70,40 @@ def validate_batches(buf: bytes | bytearray | memoryview, max_batch_bytes: int) 
 
 
 def assign_offsets(
-    buf: bytearray, infos: list[BatchInfo], first_offset: int, leader_epoch: int, append_time_ms: int | None
-) -> list[BatchInfo]:
-    """Stamp base offsets from ``first_offset`` on and the leader epoch, in place.
+    buf: bytes | bytearray | memoryview,
+    infos: list[BatchInfo],
+    first_offset: int,
+    leader_epoch: int,
+    append_time_ms: int | None,
+) -> tuple[list[bytes | memoryview], list[BatchInfo]]:
+    """Offsets from ``first_offset`` on and ``leader_epoch`` for each batch, without copying.
 
-    With ``append_time_ms`` (topics with LogAppendTime) each batch's
-    timestamp type bit and maxTimestamp are set too, which are inside the
-    CRC, so only then is the CRC recomputed. Returns the infos as written.
+    Returns the bytes to write as a list of pieces (for ``os.pwritev``): per
+    batch a fresh 16-byte prefix (baseOffset, batchLength, partitionLeaderEpoch)
+    and a view of the rest of the batch as received. With ``append_time_ms``
+    (topics with LogAppendTime) the timestamp type bit and maxTimestamp, which
+    are inside the CRC, change too: only then is a batch copied and its CRC
+    recomputed. Also returns the infos as written.
     """
+    view = memoryview(buf)
+    pieces: list[bytes | memoryview] = []
     out = []
     offset = first_offset
     for info in infos:
-        pos = info.position
-        _INT64.pack_into(buf, pos, offset)
-        _INT32.pack_into(buf, pos + LEADER_EPOCH_OFFSET, leader_epoch)
+        pos, end = info.position, info.position + info.length
+        prefix = _PREFIX.pack(offset, info.length - 12, leader_epoch)
         max_ts = info.max_timestamp
-        if append_time_ms is not None:
-            attrs = _INT16.unpack_from(buf, pos + ATTRIBUTES_OFFSET)[0] | TIMESTAMP_TYPE_BIT
-            _INT16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attrs)
-            _INT64.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, append_time_ms)
+        if append_time_ms is None:
+            pieces += (prefix, view[pos + _PREFIX.size : end])
+        else:
+            batch = bytearray(view[pos:end])
+            batch[: _PREFIX.size] = prefix
+            attrs = _INT16.unpack_from(batch, ATTRIBUTES_OFFSET)[0] | TIMESTAMP_TYPE_BIT
+            _INT16.pack_into(batch, ATTRIBUTES_OFFSET, attrs)
+            _INT64.pack_into(batch, MAX_TIMESTAMP_OFFSET, append_time_ms)
+            _UINT32.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+            pieces.append(batch)
             max_ts = append_time_ms
-            crc = crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + info.length])
-            _UINT32.pack_into(buf, pos + CRC_OFFSET, crc)
         out.append(info._replace(base_offset=offset, partition_leader_epoch=leader_epoch, max_timestamp=max_ts))
         offset += info.last_offset_delta + 1
-    return out
+    return pieces, out

@@ -93,7 +93,7 @@ def clean_log(log: Log, now: int | None = None, max_map_entries: int = DEFAULT_M
             for batch in _batches(seg):
                 kept = _filter_batch(batch, offset_map, keep_tombstones, stats)
                 if kept is not None:
-                    cleaned.append(kept, validate_batches(kept, 2**31 - 1))
+                    cleaned.append([kept], validate_batches(kept, 2**31 - 1))
             stats.bytes_before += seg.size
         cleaned.on_become_inactive()
         stats.bytes_after += cleaned.size
@@ -123,6 +123,7 @@ def _filter_batch(batch: RecordBatch, offset_map: dict[bytes, int], keep_tombsto
     return build_batch(
         [(r.key, r.value, r.timestamp, r.headers) for r in survivors],
         offset_deltas=[r.offset - batch.base_offset for r in survivors],
+        last_offset_delta=batch.last_offset_delta,  # keeps the producer's last sequence (Kafka does too)
         compression=batch.compression,
         base_offset=batch.base_offset,
         partition_leader_epoch=batch.partition_leader_epoch,

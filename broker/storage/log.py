@@ -226,13 +226,12 @@ class Log:
         All or nothing: an invalid batch anywhere raises before a byte is written.
         """
         infos = validate_batches(records, self.config.max_message_bytes)
-        buf = records if isinstance(records, bytearray) else bytearray(records)
         append_time = None
         if self.config.message_timestamp_type == "LogAppendTime":
             append_time = now if now is not None else now_ms()
         first = self.log_end_offset
-        infos = assign_offsets(buf, infos, first, leader_epoch, append_time)
-        info = self._append(buf, infos, -1 if append_time is None else append_time)
+        pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
+        info = self._append(pieces, infos, -1 if append_time is None else append_time)
         self.epoch_cache.assign(leader_epoch, first)
         return info
 
@@ -246,20 +245,20 @@ class Log:
                     f"{self.name}: batch at offset {info.base_offset} is below the log end offset {expected}"
                 )
             expected = info.base_offset + info.last_offset_delta + 1
-        appended = self._append(records, infos, -1)
+        appended = self._append([records], infos, -1)
         for info in infos:
             self.epoch_cache.assign(info.partition_leader_epoch, info.base_offset)
         return appended
 
-    def _append(self, buf, infos, append_time: int) -> AppendInfo:
-        total = len(buf)
+    def _append(self, pieces: list, infos, append_time: int) -> AppendInfo:
+        total = sum(i.length for i in infos)
         max_ts = max(i.max_timestamp for i in infos)
         last = infos[-1].base_offset + infos[-1].last_offset_delta
         # Roll by Kafka's rules, or when a follower's jump forward would not fit
         # the active segment's u32 relative offsets.
         if self.active.should_roll(total, max_ts, last) or last - self.active.base_offset > 2**31 - 1:
             self.roll(infos[0].base_offset)
-        self.active.append(buf, infos)
+        self.active.append(pieces, infos)
         records = sum(i.last_offset_delta + 1 for i in infos)
         self._unflushed_records += records
         if self._unflushed_records >= self.config.flush_messages:

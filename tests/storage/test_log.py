@@ -279,14 +279,15 @@ def test_a_full_disk_fails_the_append_and_leaves_nothing_behind(open_log, monkey
     log.append_as_leader(make_batch(2), leader_epoch=0)
     size = log.active.size
     real = os.pwrite
+    calls = []
 
-    def short_then_full(fd, data, pos):
-        if len(data) > 10:
-            real(fd, bytes(data[:10]), pos)
-            return 10
+    def short_then_full(fd, pieces, pos):
+        calls.append(pos)
+        if len(calls) == 1:  # the first write goes out in part, then the disk is full
+            return real(fd, bytes(pieces[0][:10]), pos)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "pwrite", short_then_full)
+    monkeypatch.setattr(os, "pwritev", short_then_full)
     with pytest.raises(StorageError, match="disk full"):
         log.append_as_leader(make_batch(3), leader_epoch=0)
     monkeypatch.undo()

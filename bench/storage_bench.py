@@ -1,0 +1,166 @@
+"""Storage benchmark: append and read throughput, index lookup native vs twin.
+
+    make bench                       # or: python -m bench.storage_bench [--runs 5] [--mib 256]
+
+Append: Log.append_as_leader of ready-made producer batches (validation,
+offset stamping, pwritev) against a raw ``os.write`` loop of the same bytes
+into a file in the same directory; both end with one fsync. Their ratio is the
+figure that matters (target >= 70%). Read: sequential Log.read of 1 MiB file
+slices, read with pread. Index: random lookups in a 100k-entry offset index,
+the compiled function against its Python twin (target >= 10x). Each figure is
+the median of ``--runs`` runs. Prints a table; writes JSON to
+bench/results/storage.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+from broker.storage.log import Log
+from broker.storage.log_config import LogConfig
+from client.records import build_batch
+from native import compiled, twin
+
+MIB = 1024 * 1024
+
+
+def _batch(batch_bytes: int) -> bytes:
+    value = os.urandom(1024)
+    count = max(1, batch_bytes // 1100)
+    return build_batch([(b"key-%d" % i, value, 1_700_000_000_000 + i, ()) for i in range(count)])
+
+
+def _raw_write(path: Path, batch: bytes, n: int) -> float:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        os.write(fd, batch)
+    os.fsync(fd)
+    elapsed = time.perf_counter() - t0
+    os.close(fd)
+    return elapsed
+
+
+def _log_append(directory: Path, batch: bytes, n: int) -> tuple[float, Log]:
+    config = LogConfig(segment_bytes=2**31 - 1, max_message_bytes=2 * MIB, retention_ms=-1)
+    log = Log(directory / "bench-0", config)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        log.append_as_leader(batch, leader_epoch=0)
+    log.flush()
+    return time.perf_counter() - t0, log
+
+
+def _read_all(log: Log) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    offset, total = 0, 0
+    end = log.log_end_offset
+    while offset < end:
+        got = log.read(offset, MIB)
+        data = got.slice.read()
+        total += len(data)
+        # Next offset: past the last whole batch in what was read.
+        pos, last = 0, offset
+        while pos + 61 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if pos + length + 12 > len(data):
+                break
+            last = base + struct.unpack_from(">i", data, pos + 23)[0]
+            pos += length + 12
+        offset = last + 1
+    return time.perf_counter() - t0, total
+
+
+def _index_lookups(impl, buf, entries: int, targets: list[int]) -> float:
+    lookup = impl.offset_index_lookup
+    t0 = time.perf_counter()
+    for t in targets:
+        lookup(buf, entries, t)
+    return time.perf_counter() - t0
+
+
+def run(runs: int, mib: int, directory: Path) -> dict:
+    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}", "runs": runs}
+    for label, size in (("16KiB", 16 * 1024), ("1MiB", MIB)):
+        batch = _batch(size)
+        n = max(1, mib * MIB // len(batch))
+        raw_rates, log_rates, read_rates = [], [], []
+        for _ in range(runs):
+            work = Path(tempfile.mkdtemp(dir=directory))
+            try:
+                # Each timed run starts with no dirty pages left by the other.
+                os.sync()
+                raw = _raw_write(work / "raw.bin", batch, n)
+                (work / "raw.bin").unlink()
+                os.sync()
+                took, log = _log_append(work, batch, n)
+                read_took, read_bytes = _read_all(log)
+                log.close()
+            finally:
+                shutil.rmtree(work)
+            volume = n * len(batch) / MIB
+            raw_rates.append(volume / raw)
+            log_rates.append(volume / took)
+            read_rates.append(read_bytes / MIB / read_took)
+        raw_mb, log_mb = statistics.median(raw_rates), statistics.median(log_rates)
+        results[f"append_{label}"] = {
+            "batch_bytes": len(batch),
+            "log_append_MBps": round(log_mb, 1),
+            "raw_write_MBps": round(raw_mb, 1),
+            "ratio": round(log_mb / raw_mb, 3),
+            "read_MBps": round(statistics.median(read_rates), 1),
+        }
+
+    entries = 100_000
+    buf = b"".join(struct.pack(">II", i * 3, i * 4096) for i in range(entries))
+    rng = random.Random(7)
+    targets = [rng.randrange(0, entries * 3) for _ in range(20_000)]
+    native_s = statistics.median(_index_lookups(compiled, buf, entries, targets) for _ in range(runs))
+    twin_s = statistics.median(_index_lookups(twin, buf, entries, targets) for _ in range(runs))
+    results["offset_index_lookup"] = {
+        "entries": entries,
+        "native_ns": round(native_s / len(targets) * 1e9),
+        "twin_ns": round(twin_s / len(targets) * 1e9),
+        "speedup": round(twin_s / native_s, 1),
+    }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mib", type=int, default=256, help="MiB appended per run and batch size")
+    parser.add_argument("--dir", type=Path, default=Path("bench/results/tmp"), help="where the logs are written")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/storage.json"))
+    args = parser.parse_args()
+    if args.runs < 1 or args.mib < 1:
+        parser.error("--runs and --mib must be at least 1")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    results = run(args.runs, args.mib, args.dir)
+    print(f"storage benchmark, median of {args.runs} runs, {args.mib} MiB per run ({results['machine']})")
+    print(f"{'batch':>6} {'append MB/s':>12} {'raw write MB/s':>15} {'ratio':>6} {'read MB/s':>10}")
+    for label in ("16KiB", "1MiB"):
+        r = results[f"append_{label}"]
+        print(f"{label:>6} {r['log_append_MBps']:>12} {r['raw_write_MBps']:>15} {r['ratio']:>6.0%} {r['read_MBps']:>10}")
+    idx = results["offset_index_lookup"]
+    print(
+        f"offset index lookup ({idx['entries']} entries): native {idx['native_ns']} ns, "
+        f"twin {idx['twin_ns']} ns, {idx['speedup']}x"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(args.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
