@@ -24,6 +24,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from broker.storage.cleaner import clean_log
 from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
 from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
@@ -192,3 +193,8 @@ class LogManager:
             deleted += lg.delete_old_segments(now, hw)
             lg.delete_expired_files(now)
         return deleted
+
+    def compact(self, now: int | None = None) -> int:
+        """One compaction pass over every log with cleanup.policy compact; returns segments cleaned."""
+        now = now_ms() if now is None else now
+        return sum(clean_log(lg, now).segments_cleaned for lg in self._logs.values() if lg.config.compact)

@@ -120,3 +120,22 @@ def test_flush_due_and_cleanup_run_over_every_log(tmp_path):
     assert manager.cleanup() > 0
     assert all(lg.log_start_offset > 0 for lg in manager.all_logs())
     manager.shutdown()
+
+
+def test_compact_runs_over_compacted_topics_only(tmp_path):
+    import dataclasses
+
+    from client.records import build_batch
+
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    manager.update_config("state", dataclasses.replace(CONFIG, cleanup_policy=("compact",), segment_bytes=300))
+    compacted = manager.get_or_create_log("state", 0)
+    plain = manager.get_or_create_log("events", 0)
+    for i in range(20):
+        batch = build_batch([(b"k", b"v%d" % i + b"." * 40, 1_700_000_000_000 + i, ())])
+        compacted.append_as_leader(batch, leader_epoch=0)
+        plain.append_as_leader(batch, leader_epoch=0)
+    assert manager.compact(now=1_700_000_100_000) > 0
+    assert len(read_all(compacted)) < 20 and len(read_all(plain)) == 20
+    manager.shutdown()
