@@ -24,6 +24,11 @@ Functions (see ``native.twin`` for the reference semantics):
     offset, big-endian) with non-decreasing timestamps. Returns the largest
     slot whose timestamp is <= ``target``, or -1.
 
+``pin_buffer(buf) -> pinned`` / ``unpin_buffer(pinned)``
+    A handle on a buffer that the two lookups accept in place of it and use
+    without per-call setup (the index files pin their mmap once). Unpin
+    before the buffer is closed or resized.
+
 ``encode_records(timestamp_deltas, keys, values, headers) -> bytes``
     The records area of a batch (uncompressed), record i at offset delta i.
 
@@ -62,5 +67,7 @@ if not _forced_twin:
 scan_batches = _impl.scan_batches
 offset_index_lookup = _impl.offset_index_lookup
 time_index_lookup = _impl.time_index_lookup
+pin_buffer = _impl.pin_buffer
+unpin_buffer = _impl.unpin_buffer
 encode_records = _impl.encode_records
 decode_records = _impl.decode_records

@@ -28,45 +28,48 @@ MAX_TIMESTAMP_OFFSET = 35
 TIMESTAMP_TYPE_BIT = 0x08
 # Bounds the scanner's result list; a larger buffer is scanned in rounds.
 _SCAN_ROUND = 4096
+_MAX_SCAN_BYTES = 2**31 - 1  # max.message.bytes is checked here, to tell it apart
 
 
 def validate_batches(buf: bytes | bytearray | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
     """Header facts of every batch in ``buf``, which must hold whole, valid batches only.
 
     Raises CorruptRecordError for a torn, mis-sized or non-v2 batch or a CRC
-    mismatch, RecordTooLargeError for a batch above ``max_batch_bytes``.
+    mismatch, RecordTooLargeError for a batch above ``max_batch_bytes``,
+    InvalidRecordError for a negative lastOffsetDelta.
     """
     view = memoryview(buf)
-    if len(view) == 0:
+    size = len(view)
+    if size == 0:
         raise CorruptRecordError("no record batch")
     infos: list[BatchInfo] = []
     start = 0
-    while start < len(view):
-        chunk = view[start:]
-        found, end, status = native.scan_batches(chunk, _SCAN_ROUND, 2**31 - 1)
+    while True:
+        chunk = view[start:] if start else view
+        found, end, status = native.scan_batches(chunk, _SCAN_ROUND, _MAX_SCAN_BYTES)
         for info in found:
-            if info.length > max_batch_bytes:
-                raise RecordTooLargeError(
-                    f"batch of {info.length} bytes exceeds max.message.bytes {max_batch_bytes}"
-                )
+            pos, length = info.position, info.length
+            if length > max_batch_bytes:
+                raise RecordTooLargeError(f"batch of {length} bytes exceeds max.message.bytes {max_batch_bytes}")
             if info.last_offset_delta < 0:
-                raise InvalidRecordError(f"negative lastOffsetDelta in the batch at byte {start + info.position}")
-            if crc32c(chunk[info.position + ATTRIBUTES_OFFSET : info.position + info.length]) != (
-                _UINT32.unpack_from(chunk, info.position + CRC_OFFSET)[0]
-            ):
-                raise CorruptRecordError(f"CRC mismatch in the batch at byte {start + info.position}")
-            infos.append(info._replace(position=start + info.position) if start else info)
+                raise InvalidRecordError(f"negative lastOffsetDelta in the batch at byte {start + pos}")
+            if crc32c(chunk[pos + ATTRIBUTES_OFFSET : pos + length]) != _UINT32.unpack_from(chunk, pos + CRC_OFFSET)[0]:
+                raise CorruptRecordError(f"CRC mismatch in the batch at byte {start + pos}")
+        if start:
+            found = [info._replace(position=start + info.position) for info in found]
+        infos += found
         if status != native.SCAN_OK:
-            reason = {
-                native.SCAN_TRUNCATED: "ends inside a batch",
-                native.SCAN_BAD_MAGIC: "holds a batch whose magic is not 2",
-                native.SCAN_BAD_LENGTH: "holds a batch with an impossible length",
-            }[status]
-            raise CorruptRecordError(f"record data {reason} (at byte {start + end})")
-        if not found:
-            break
+            raise CorruptRecordError(f"record data {_SCAN_FAULTS[status]} (at byte {start + end})")
         start += end
-    return infos
+        if start >= size or not found:
+            return infos
+
+
+_SCAN_FAULTS = {
+    native.SCAN_TRUNCATED: "ends inside a batch",
+    native.SCAN_BAD_MAGIC: "holds a batch whose magic is not 2",
+    native.SCAN_BAD_LENGTH: "holds a batch with an impossible length",
+}
 
 
 def assign_offsets(
@@ -104,6 +107,6 @@ def assign_offsets(
             _UINT32.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
             pieces.append(batch)
             max_ts = append_time_ms
-        out.append(info._replace(base_offset=offset, partition_leader_epoch=leader_epoch, max_timestamp=max_ts))
+        out.append(BatchInfo(pos, info.length, offset, info.last_offset_delta, info.records_count, max_ts, leader_epoch))
         offset += info.last_offset_delta + 1
     return pieces, out

@@ -93,7 +93,7 @@ def clean_log(log: Log, now: int | None = None, max_map_entries: int = DEFAULT_M
             for batch in _batches(seg):
                 kept = _filter_batch(batch, offset_map, keep_tombstones, stats)
                 if kept is not None:
-                    cleaned.append([kept], validate_batches(kept, 2**31 - 1))
+                    cleaned.append([kept], validate_batches(kept, 2**31 - 1), len(kept))
             stats.bytes_before += seg.size
         cleaned.on_become_inactive()
         stats.bytes_after += cleaned.size

@@ -14,6 +14,8 @@ import mmap
 import os
 from pathlib import Path
 
+import native
+
 
 class CorruptIndexError(ValueError):
     pass
@@ -34,6 +36,7 @@ class IndexFile:
         self._torn = length % self.ENTRY_SIZE != 0
         self.entries = min(length // self.ENTRY_SIZE, self.max_entries)
         self._mmap: mmap.mmap | None = None
+        self._pinned = None  # native.pin_buffer of the map, for lookups
         self._writable = False
         if writable:
             self.make_writable()
@@ -43,11 +46,15 @@ class IndexFile:
     # -- mapping -------------------------------------------------------------
 
     def _map(self, length: int) -> None:
+        if self._pinned is not None:
+            native.unpin_buffer(self._pinned)
+            self._pinned = None
         if self._mmap is not None:
             self._mmap.close()
             self._mmap = None
         if length > 0:
             self._mmap = mmap.mmap(self._fd, length)
+            self._pinned = native.pin_buffer(self._mmap)
 
     def make_writable(self) -> None:
         """Grow the file to its preallocated size so entries can be appended."""
@@ -70,6 +77,11 @@ class IndexFile:
     @property
     def buffer(self) -> mmap.mmap | bytes:
         return self._mmap if self._mmap is not None else b""
+
+    @property
+    def search_buffer(self):
+        """What the native lookups take: the pinned map (or empty bytes)."""
+        return self._pinned if self._pinned is not None else b""
 
     # -- entries -------------------------------------------------------------
 

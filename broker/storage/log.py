@@ -19,6 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from broker.storage.batches import assign_offsets, validate_batches
@@ -49,8 +50,7 @@ def parse_partition_dir(name: str) -> tuple[str, int]:
     return topic, int(partition)
 
 
-@dataclass(frozen=True)
-class AppendInfo:
+class AppendInfo(NamedTuple):
     first_offset: int
     last_offset: int
     max_timestamp: int
@@ -251,28 +251,34 @@ class Log:
         return appended
 
     def _append(self, pieces: list, infos, append_time: int) -> AppendInfo:
-        total = sum(i.length for i in infos)
-        max_ts = max(i.max_timestamp for i in infos)
+        # One pass over the batch facts (a produce request usually holds one).
+        total = records = 0
+        top = infos[0]
+        for info in infos:
+            total += info.length
+            records += info.last_offset_delta + 1
+            if info.max_timestamp > top.max_timestamp:
+                top = info
+        first = infos[0].base_offset
         last = infos[-1].base_offset + infos[-1].last_offset_delta
+        active = self.active
         # Roll by Kafka's rules, or when a follower's jump forward would not fit
         # the active segment's u32 relative offsets.
-        if self.active.should_roll(total, max_ts, last) or last - self.active.base_offset > 2**31 - 1:
-            self.roll(infos[0].base_offset)
-        self.active.append(pieces, infos)
-        records = sum(i.last_offset_delta + 1 for i in infos)
+        if active.should_roll(total, top.max_timestamp, last) or last - active.base_offset > 2**31 - 1:
+            active = self.roll(first)
+        active.append(pieces, infos, total)
         self._unflushed_records += records
         if self._unflushed_records >= self.config.flush_messages:
             self.flush()
-        top = max(infos, key=lambda i: i.max_timestamp)
         return AppendInfo(
-            first_offset=infos[0].base_offset,
-            last_offset=last,
-            max_timestamp=max_ts,
-            offset_of_max_timestamp=top.base_offset + top.last_offset_delta,
-            log_append_time_ms=append_time,
-            batches=len(infos),
-            records=records,
-            log_start_offset=self.log_start_offset,
+            first,
+            last,
+            top.max_timestamp,
+            top.base_offset + top.last_offset_delta,
+            append_time,
+            len(infos),
+            records,
+            self.log_start_offset,
         )
 
     def roll(self, new_base: int | None = None) -> LogSegment:

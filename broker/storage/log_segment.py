@@ -175,29 +175,33 @@ class LogSegment:
         self.offset_index.make_writable()
         self.time_index.make_writable()
 
-    def append(self, pieces: list[bytes | bytearray | memoryview], infos: list[BatchInfo]) -> None:
+    def append(self, pieces: list[bytes | bytearray | memoryview], infos: list[BatchInfo], total: int) -> None:
         """Append whole batches whose offsets are assigned; index them sparsely.
 
-        ``pieces`` concatenated are the batches ``infos`` describes (positions
-        relative to the first piece); they go out in one ``pwritev``.
+        ``pieces`` concatenated are the ``total`` bytes of the batches
+        ``infos`` describes (positions relative to the first piece); they go
+        out in one ``pwritev``.
         """
+        assert infos, "an append holds at least one batch"
         start = self.size
-        self.size += _pwrite_all(self._fd, pieces, start, self.log_path)
+        _pwrite_all(self._fd, pieces, total, start, self.log_path)
+        self.size += total
         if self._rolling_based_timestamp is None and start == 0 and infos:
             self._rolling_based_timestamp = infos[0].max_timestamp
         interval = self.config.index_interval_bytes
+        since = self._bytes_since_last_index_entry
         for info in infos:
             last_offset = info.base_offset + info.last_offset_delta
             if info.max_timestamp > self.max_timestamp:
                 self.max_timestamp = info.max_timestamp
                 self.offset_of_max_timestamp = last_offset
-            if self._bytes_since_last_index_entry > interval:
+            if since > interval:
                 self.offset_index.append(last_offset, start + info.position)
                 self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                self._bytes_since_last_index_entry = 0
-            self._bytes_since_last_index_entry += info.length
-        if infos:
-            self._next_offset = infos[-1].base_offset + infos[-1].last_offset_delta + 1
+                since = 0
+            since += info.length
+        self._bytes_since_last_index_entry = since
+        self._next_offset = last_offset + 1
 
     def on_become_inactive(self) -> None:
         """No more appends: record the final max timestamp and trim the indexes."""
@@ -383,21 +387,17 @@ class LogSegment:
         return f"LogSegment({self.log_path.name}, size={self.size})"
 
 
-def _pwrite_all(fd: int, pieces: list, position: int, path: Path) -> int:
-    """Write the pieces back to back at ``position``; on failure cut the file
-    back so nothing of them is left. Returns the bytes written."""
-    views = [memoryview(p).cast("B") for p in pieces]
-    total = sum(len(v) for v in views)
-    done = 0
+def _pwrite_all(fd: int, pieces: list, total: int, position: int, path: Path) -> None:
+    """Write the ``total`` bytes of ``pieces`` back to back at ``position``; on
+    failure cut the file back so nothing of them is left."""
     try:
-        while views:
-            n = os.pwritev(fd, views[:_IOV_MAX], position + done)
-            done += n
-            while views and n >= len(views[0]):  # drop what went out, keep the rest
-                n -= len(views[0])
-                views.pop(0)
-            if n:
-                views[0] = views[0][n:]
+        done = os.pwritev(fd, pieces, position) if len(pieces) <= _IOV_MAX else 0
+        if done < total:  # a short write (or too many pieces): go on piece by piece
+            rest = memoryview(b"".join(pieces))[done:]
+            while rest:
+                n = os.pwrite(fd, rest, position + done)
+                done += n
+                rest = rest[n:]
     except OSError as e:
         try:
             os.ftruncate(fd, position)
@@ -405,5 +405,3 @@ def _pwrite_all(fd: int, pieces: list, position: int, path: Path) -> int:
             log.exception("could not cut %s back to %d after a failed write", path, position)
         kind = "disk full" if e.errno == errno.ENOSPC else "write failed"
         raise StorageError(f"{kind} appending to {path}: {e}") from e
-    assert done == total
-    return total

@@ -41,12 +41,12 @@ class OffsetIndex(IndexFile):
 
     def lookup(self, target_offset: int) -> tuple[int, int]:
         """The largest indexed (offset, position) with offset <= target, else (base, 0)."""
-        slot = native.offset_index_lookup(self.buffer, self.entries, target_offset - self.base_offset)
+        slot = native.offset_index_lookup(self.search_buffer, self.entries, target_offset - self.base_offset)
         return self.entry(slot) if slot >= 0 else (self.base_offset, 0)
 
     def truncate_to(self, offset: int) -> None:
         """Remove the entries for offsets >= ``offset``."""
-        slot = native.offset_index_lookup(self.buffer, self.entries, offset - self.base_offset)
+        slot = native.offset_index_lookup(self.search_buffer, self.entries, offset - self.base_offset)
         # Keep slots < first slot whose offset >= target.
         if slot >= 0 and self.entry(slot)[0] == offset:
             slot -= 1

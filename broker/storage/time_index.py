@@ -57,7 +57,7 @@ class TimeIndex(IndexFile):
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
         """Largest (timestamp, offset) with timestamp <= target, else (-1, base offset)."""
-        slot = native.time_index_lookup(self.buffer, self.entries, target_timestamp)
+        slot = native.time_index_lookup(self.search_buffer, self.entries, target_timestamp)
         return self.entry(slot) if slot >= 0 else (NO_TIMESTAMP, self.base_offset)
 
     def truncate_to(self, offset: int) -> None:

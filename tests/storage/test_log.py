@@ -287,7 +287,11 @@ def test_a_full_disk_fails_the_append_and_leaves_nothing_behind(open_log, monkey
             return real(fd, bytes(pieces[0][:10]), pos)
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    def full(fd, data, pos):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(os, "pwritev", short_then_full)
+    monkeypatch.setattr(os, "pwrite", full)
     with pytest.raises(StorageError, match="disk full"):
         log.append_as_leader(make_batch(3), leader_epoch=0)
     monkeypatch.undo()

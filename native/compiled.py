@@ -1,0 +1,237 @@
+"""The native functions backed by C (``native/riverlog_native.c``) via cffi.
+
+Same signatures and behaviour as ``native.twin``, which stays the reference;
+argument checks are the twin's own helpers so both sides raise alike. The C
+side only sees flat arrays and buffers whose sizes Python has already bounded.
+Importing this module raises ImportError when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from collections.abc import Sequence
+
+from native import twin
+from native._native_api import CData, ffi, lib
+from native.common import BATCH_HEADER_BYTES, BatchInfo, RecordDecodeError
+from native.twin import INT64_MAX, INT64_MIN, Buffer, Record
+
+# Output arrays are fully written by C before Python reads them: skip zeroing.
+_new_uninit = ffi.new_allocator(should_clear_after_alloc=False)
+
+# Bytes one record takes at least: length, attributes, timestamp delta, offset
+# delta, key length, value length, header count, one byte each.
+_MIN_RECORD_BYTES = 7
+# And a header: key length and value length.
+_MIN_HEADER_BYTES = 2
+# Worst case of the fixed fields: length 5, attributes 1, timestamp delta 10,
+# offset delta 5, key and value lengths 5 + 5, header count 5; per header 5 + 5.
+_RECORD_OVERHEAD_MAX = 36
+_HEADER_OVERHEAD_MAX = 10
+
+
+# Small scans (a produce request holds one batch) reuse per-thread output
+# arrays: on the append path the allocations cost more than the scan.
+_SCRATCH_BATCHES = 16
+_scratch = threading.local()
+
+
+def _scratch_arrays() -> tuple[CData, CData]:
+    arrays = getattr(_scratch, "arrays", None)
+    if arrays is None:
+        arrays = _scratch.arrays = (_new_uninit("rl_batch_info[]", _SCRATCH_BATCHES), ffi.new("size_t[2]"))
+    return arrays
+
+
+def scan_batches(buf: Buffer, max_batches: int, max_batch_bytes: int) -> tuple[list[BatchInfo], int, int]:
+    if not (type(max_batches) is int and type(max_batch_bytes) is int and max_batches >= 0 <= max_batch_bytes):
+        max_batches, max_batch_bytes = twin.check_scan_args(max_batches, max_batch_bytes)
+    cbuf = ffi.from_buffer("uint8_t[]", buf)  # released when it goes out of scope, on return
+    size = len(cbuf)
+    # At most size // 61 batches fit; one slot more keeps "stopped at
+    # max_batches" unreachable unless max_batches is the real limit.
+    cap = min(max_batches, size // BATCH_HEADER_BYTES + 1)
+    limit = min(max_batch_bytes, INT64_MAX)
+    out, counts = _scratch_arrays()
+    status = lib.rl_scan_batches(cbuf, size, limit, out, min(cap, _SCRATCH_BATCHES), counts, counts + 1)
+    if cap > _SCRATCH_BATCHES and counts[0] == _SCRATCH_BATCHES:
+        # The scratch filled up before the scan ended: scan again with room.
+        out, counts = _new_uninit("rl_batch_info[]", cap), ffi.new("size_t[2]")
+        status = lib.rl_scan_batches(cbuf, size, limit, out, cap, counts, counts + 1)
+    infos = [
+        BatchInfo(
+            b.position,
+            b.length,
+            b.base_offset,
+            b.last_offset_delta,
+            b.records_count,
+            b.max_timestamp,
+            b.partition_leader_epoch,
+        )
+        for b in out[0 : counts[0]]
+    ]
+    return infos, counts[1], status
+
+
+# The lookups run on every fetch and ListOffsets, and there the cffi call
+# overhead, not the search, is the cost: a lookup on a pinned buffer is one C
+# call that checks the bounds itself, with only type checks in Python.
+
+
+def pin_buffer(buf: Buffer) -> tuple[CData, CData]:
+    """``buf`` pinned for many lookups: an ``rl_pinned`` (pointer and length)
+    and the cffi view that keeps the buffer exported, so neither from_buffer
+    nor a bounds check in Python is paid per lookup. An mmap cannot close or
+    resize until ``unpin_buffer``."""
+    view = ffi.from_buffer("uint8_t[]", buf)
+    pinned = ffi.new("rl_pinned *")
+    pinned.data = view
+    pinned.len = len(view)
+    return pinned, view
+
+
+def unpin_buffer(pinned: tuple[CData, CData]) -> None:
+    pinned[0].data = ffi.NULL
+    pinned[0].len = 0
+    ffi.release(pinned[1])
+
+
+def offset_index_lookup(buf: Buffer, entries: int, target: int) -> int:
+    # Written out, not shared with time_index_lookup: on this path a helper
+    # call costs as much as the search.
+    if type(buf) is tuple and type(entries) is int and type(target) is int:
+        try:
+            slot = _offset_pinned(buf[0], entries, target)
+        except OverflowError:
+            pass  # an argument beyond int64: the general path below sorts it out
+        else:
+            if slot == lib.RL_INDEX_BAD_ENTRIES:
+                raise ValueError(f"{entries} entries of 8 bytes do not fit the index buffer")
+            return slot
+    cbuf = buf[1] if type(buf) is tuple else ffi.from_buffer("uint8_t[]", buf)
+    entries = operator.index(entries)
+    if entries < 0 or entries * 8 > len(cbuf):
+        raise ValueError(f"{entries} entries of 8 bytes do not fit the index buffer")
+    target = operator.index(target)
+    # C compares keys as int64: clamping a target beyond int64 keeps every outcome.
+    return _offset_lookup(cbuf, entries, max(INT64_MIN, min(target, INT64_MAX)))
+
+
+def time_index_lookup(buf: Buffer, entries: int, target: int) -> int:
+    if type(buf) is tuple and type(entries) is int and type(target) is int:
+        try:
+            slot = _time_pinned(buf[0], entries, target)
+        except OverflowError:
+            pass
+        else:
+            if slot == lib.RL_INDEX_BAD_ENTRIES:
+                raise ValueError(f"{entries} entries of 12 bytes do not fit the index buffer")
+            return slot
+    cbuf = buf[1] if type(buf) is tuple else ffi.from_buffer("uint8_t[]", buf)
+    entries = operator.index(entries)
+    if entries < 0 or entries * 12 > len(cbuf):
+        raise ValueError(f"{entries} entries of 12 bytes do not fit the index buffer")
+    target = operator.index(target)
+    return _time_lookup(cbuf, entries, max(INT64_MIN, min(target, INT64_MAX)))
+
+
+_offset_lookup = lib.rl_offset_index_lookup
+_time_lookup = lib.rl_time_index_lookup
+_offset_pinned = lib.rl_offset_index_lookup_pinned
+_time_pinned = lib.rl_time_index_lookup_pinned
+
+
+def _field_len(parts: list[bytes], data: bytes | None) -> int:
+    if data is None:
+        return -1
+    parts.append(data)
+    return len(data)
+
+
+def encode_records(
+    timestamp_deltas: Sequence[int],
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    headers: Sequence[Sequence[tuple[str | bytes, bytes | None]]],
+) -> bytes:
+    records = twin.prepare_records(timestamp_deltas, keys, values, headers)
+    parts: list[bytes] = []  # the blob, in the order C consumes it
+    key_lens, value_lens, header_counts, hkey_lens, hvalue_lens = [], [], [], [], []
+    for _, key, value, hdrs in records:
+        key_lens.append(_field_len(parts, key))
+        value_lens.append(_field_len(parts, value))
+        header_counts.append(len(hdrs))
+        for hkey, hvalue in hdrs:
+            hkey_lens.append(_field_len(parts, hkey))
+            hvalue_lens.append(_field_len(parts, hvalue))
+    blob = b"".join(parts)
+    cap = _RECORD_OVERHEAD_MAX * len(records) + _HEADER_OVERHEAD_MAX * len(hkey_lens) + len(blob)
+    out = _new_uninit("uint8_t[]", cap)
+    with ffi.from_buffer("uint8_t[]", blob) as cblob:
+        written = lib.rl_encode_records(
+            len(records),
+            ffi.new("int64_t[]", [ts for ts, _, _, _ in records]),
+            ffi.new("int64_t[]", key_lens),
+            ffi.new("int64_t[]", value_lens),
+            ffi.new("int64_t[]", header_counts),
+            ffi.new("int64_t[]", hkey_lens),
+            ffi.new("int64_t[]", hvalue_lens),
+            len(hkey_lens),
+            cblob,
+            len(blob),
+            out,
+            cap,
+        )
+    if written == lib.RL_ENCODE_TOO_LARGE:
+        raise ValueError("a record is over 2**31 - 1 bytes")
+    if written < 0:  # NO_ROOM or BAD_ARGS: the arrays above are wrong
+        raise AssertionError(f"rl_encode_records failed with {written}")
+    return ffi.buffer(out, written)[:]
+
+
+def _bytes_or_none(raw: CData, pos: int, length: int) -> bytes | None:
+    return None if length < 0 else raw[pos : pos + length]
+
+
+def decode_records(buf: Buffer, count: int) -> list[Record]:
+    count = operator.index(count)
+    if count < 0:
+        raise RecordDecodeError(f"negative record count {count}")
+    with ffi.from_buffer("uint8_t[]", buf) as cbuf:
+        size = len(cbuf)
+        # Bound the allocations by what the buffer can hold, whatever count says.
+        if count > size // _MIN_RECORD_BYTES:
+            raise RecordDecodeError(f"{count} records cannot fit in {size} bytes")
+        records = _new_uninit("rl_record_view[]", count)
+        header_cap_max = size // _MIN_HEADER_BYTES  # always enough
+        header_cap = min(header_cap_max, 4 * count)
+        while True:
+            headers = _new_uninit("rl_header_view[]", header_cap)
+            rc = lib.rl_decode_records(cbuf, size, count, records, headers, header_cap)
+            if rc != lib.RL_DECODE_MORE_HEADERS:
+                break
+            assert header_cap < header_cap_max
+            header_cap = header_cap_max
+        if rc != lib.RL_DECODE_OK:
+            raise RecordDecodeError(f"malformed records area ({count} records, {size} bytes)")
+        raw = ffi.buffer(cbuf)
+        decoded: list[Record] = []
+        for r in records[0:count]:
+            record_headers = []
+            for h in headers[r.first_header : r.first_header + r.header_count]:
+                try:
+                    name = raw[h.key_pos : h.key_pos + h.key_len].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise RecordDecodeError(f"header key is not UTF-8: {exc}") from None
+                record_headers.append((name, _bytes_or_none(raw, h.value_pos, h.value_len)))
+            decoded.append(
+                (
+                    r.offset_delta,
+                    r.timestamp_delta,
+                    _bytes_or_none(raw, r.key_pos, r.key_len),
+                    _bytes_or_none(raw, r.value_pos, r.value_len),
+                    record_headers,
+                )
+            )
+    return decoded

@@ -1,0 +1,49 @@
+"""Shared by the equivalence tests: run a twin and its compiled function alike.
+
+The compiled module is imported directly, whatever RIVERLOG_NO_NATIVE says;
+when it is not built, every comparison fails (it never skips).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from native import twin
+
+try:
+    from native import compiled
+except ImportError as exc:
+    compiled = None
+    COMPILED_IMPORT_ERROR: ImportError | None = exc
+else:
+    COMPILED_IMPORT_ERROR = None
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+INT64 = st.integers(-(2**63), 2**63 - 1)
+BUFFER_KINDS = st.sampled_from([bytes, bytearray, memoryview])
+
+# Modest example counts keep tests/native well under a minute.
+equivalence_settings = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def require_compiled():
+    if compiled is None:
+        pytest.fail(f"native._native is not built: {COMPILED_IMPORT_ERROR}")
+    return compiled
+
+
+def outcome(fn, *args):
+    """The result, or the type of the exception raised."""
+    try:
+        return ("returned", fn(*args))
+    except Exception as exc:  # noqa: BLE001  (the type is what gets compared)
+        return ("raised", type(exc))
+
+
+def assert_same(name: str, *args) -> tuple:
+    """Calls twin.<name> and compiled.<name> on args; both must agree."""
+    expected = outcome(getattr(twin, name), *args)
+    assert outcome(getattr(require_compiled(), name), *args) == expected
+    return expected
