@@ -34,7 +34,9 @@ def write_checkpoint(path: Path, entries: list[tuple[object, ...]], *, fsync: bo
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
     finally:

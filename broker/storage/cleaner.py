@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from broker.storage.batches import validate_batches
 from broker.storage.log import CLEANED_SUFFIX, Log, now_ms
-from broker.storage.log_segment import LogSegment
+from broker.storage.log_segment import LogSegment, segment_file_name
 from client.records import RecordBatch, build_batch
 
 DEFAULT_MAX_MAP_ENTRIES = 128 * 1024 * 1024 // 24  # log.cleaner.dedupe.buffer.size / entry size
@@ -56,16 +56,28 @@ def _batches(seg: LogSegment):
         yield RecordBatch(os.pread(seg.fd, header.length, header.position))
 
 
-def clean_log(log: Log, now: int | None = None, max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES) -> CleanerStats:
-    """One compaction pass over ``log``; a no-op unless its policy includes compact."""
+def clean_log(
+    log: Log,
+    now: int | None = None,
+    max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+    high_watermark: int | None = None,
+) -> CleanerStats:
+    """One compaction pass over ``log``; a no-op unless its policy includes compact.
+
+    Only segments wholly below ``high_watermark`` (the log end when None) are
+    cleaned: a newer record that is not replicated yet may still be truncated
+    away, so it must not remove an older, committed one.
+    """
     now = now_ms() if now is None else now
     stats = CleanerStats()
     if not log.config.compact:
         return stats
+    hw = log.log_end_offset if high_watermark is None else high_watermark
     lag = log.config.min_compaction_lag_ms
+    segments = log.segments
     cleanable: list[LogSegment] = []
-    for seg in log.segments[:-1]:
-        if seg.size and seg.largest_timestamp > now - lag:
+    for seg, after in zip(segments, segments[1:]):
+        if after.base_offset > hw or (seg.size and seg.largest_timestamp > now - lag):
             break
         cleanable.append(seg)
 
@@ -86,16 +98,22 @@ def clean_log(log: Log, now: int | None = None, max_map_entries: int = DEFAULT_M
 
     for group in _group(mapped, log.config.segment_bytes):
         tombstone_horizon = now - log.config.delete_retention_ms
+        for ext in (".log", ".index", ".timeindex"):  # what a failed earlier pass left
+            (log.dir / segment_file_name(group[0].base_offset, ext, CLEANED_SUFFIX)).unlink(missing_ok=True)
         cleaned = LogSegment(log.dir, group[0].base_offset, log.config, suffix=CLEANED_SUFFIX)
-        cleaned.make_active()
-        for seg in group:
-            keep_tombstones = seg.largest_timestamp > tombstone_horizon
-            for batch in _batches(seg):
-                kept = _filter_batch(batch, offset_map, keep_tombstones, stats)
-                if kept is not None:
-                    cleaned.append([kept], validate_batches(kept, 2**31 - 1), len(kept))
-            stats.bytes_before += seg.size
-        cleaned.on_become_inactive()
+        try:
+            cleaned.make_active()
+            for seg in group:
+                keep_tombstones = seg.largest_timestamp > tombstone_horizon
+                for batch in _batches(seg):
+                    kept = _filter_batch(batch, offset_map, keep_tombstones, stats)
+                    if kept is not None:
+                        cleaned.append([kept], validate_batches(kept, 2**31 - 1), len(kept))
+                stats.bytes_before += seg.size
+            cleaned.on_become_inactive()
+        except BaseException:
+            cleaned.delete()
+            raise
         stats.bytes_after += cleaned.size
         stats.segments_cleaned += len(group)
         log.replace_segments(group, cleaned, now)

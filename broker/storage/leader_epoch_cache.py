@@ -49,9 +49,10 @@ class LeaderEpochCache:
             last_epoch, last_start = self._entries[-1]
             if epoch <= last_epoch:
                 return  # an epoch never goes back; an old epoch seen again is not news
-            if start_offset < last_start:
-                # A newer epoch that starts earlier overrides what follows it
-                # (Kafka drops the conflicting entries).
+            if start_offset <= last_start:
+                # A newer epoch starting at or before the last one's start
+                # replaces the entries from there on (as Kafka), e.g. after
+                # the log start moved up to the log end.
                 self._entries = [(e, o) for e, o in self._entries if o < start_offset]
         self._entries.append((epoch, start_offset))
         self._flush()
@@ -98,10 +99,12 @@ class LeaderEpochCache:
             self._entries = kept
             self._flush()
 
-    def clear(self) -> None:
-        if self._entries:
+    def clear(self, force: bool = False) -> None:
+        """Forget every epoch; ``force`` rewrites the file even if nothing is cached."""
+        if self._entries or force:
             self._entries = []
             self._flush()
+        self.corrupt = False
 
     def _check(self) -> None:
         for (e1, o1), (e2, o2) in zip(self._entries, self._entries[1:]):

@@ -27,7 +27,7 @@ from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, Sto
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.leader_epoch_cache import LeaderEpochCache
 from broker.storage.log_config import LogConfig
-from broker.storage.log_segment import FileSlice, LogSegment
+from broker.storage.log_segment import MAX_RELATIVE_OFFSET, FileSlice, LogSegment
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class Log:
 
         self._recover(recovery_point if not clean_shutdown else None)
         self.active.make_active()
+        if self.epoch_cache.corrupt or (not self.epoch_cache.entries() and self.active.next_offset > self._bases[0]):
+            self._rebuild_epoch_cache()
 
         self.log_start_offset = max(log_start_offset, self._segments[0].base_offset)
         self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
@@ -164,7 +166,7 @@ class Log:
                     log.warning("%s: rebuilding index: %s", self.name, e)
                     needs_scan = True
             if needs_scan:
-                result = seg.recover(_RECOVERY_MAX_BATCH)
+                result = seg.recover(_RECOVERY_MAX_BATCH, next_base)
                 for epoch, offset in result.epochs:
                     self.epoch_cache.assign(epoch, offset)
                 if not is_last:
@@ -184,6 +186,14 @@ class Log:
             i += 1
         # An empty segment other than the active one carries no offsets; it
         # stays (Kafka keeps them too) because its base offset anchors the next.
+
+    def _rebuild_epoch_cache(self) -> None:
+        """The cache is derived from batch headers: read them all (rare: a lost or corrupt checkpoint)."""
+        log.warning("%s: rebuilding the leader epoch cache from batch headers", self.name)
+        self.epoch_cache.clear(force=True)
+        for seg in self._segments:
+            for header in seg.walk(0):
+                self.epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
 
     def _add_segment(self, seg: LogSegment) -> None:
         i = bisect.bisect_left(self._bases, seg.base_offset)
@@ -261,10 +271,13 @@ class Log:
                 top = info
         first = infos[0].base_offset
         last = infos[-1].base_offset + infos[-1].last_offset_delta
+        if last - first > MAX_RELATIVE_OFFSET:
+            # One append goes into one segment, whose offsets span an int32 at most.
+            raise InvalidRecordError(f"{self.name}: an append spanning offsets {first}..{last} fits no segment")
         active = self.active
         # Roll by Kafka's rules, or when a follower's jump forward would not fit
-        # the active segment's u32 relative offsets.
-        if active.should_roll(total, top.max_timestamp, last) or last - active.base_offset > 2**31 - 1:
+        # the active segment's relative offsets.
+        if active.should_roll(total, len(infos), top.max_timestamp, last) or last - active.base_offset > MAX_RELATIVE_OFFSET:
             active = self.roll(first)
         active.append(pieces, infos, total)
         self._unflushed_records += records
@@ -446,7 +459,8 @@ class Log:
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)
             return True
-        doomed = [s for s in self._segments if s.base_offset > offset]
+        # Newest first: a crash halfway leaves a shorter log, never a gap.
+        doomed = [s for s in reversed(self._segments) if s.base_offset > offset]
         if doomed:
             for seg in doomed:
                 self._segments.remove(seg)

@@ -39,6 +39,8 @@ class LogConfig:
     def __post_init__(self) -> None:
         # Limits between settings, checked where a log is configured.
         _at_least("segment.bytes", self.segment_bytes, 14)
+        if self.segment_bytes > 2**31 - 1:  # index positions are u32, Kafka caps it at int32 too
+            raise ConfigError(f"segment.bytes must be at most {2**31 - 1}, not {self.segment_bytes}")
         _at_least("segment.ms", self.segment_ms, 1)
         _at_least("segment.index.bytes", self.segment_index_bytes, 24)  # two time index entries
         _at_least("index.interval.bytes", self.index_interval_bytes, 0)

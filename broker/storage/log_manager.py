@@ -49,6 +49,7 @@ class LogManager:
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], Path] = {}
         self._locks: list[int] = []
+        self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
         self.had_clean_shutdown: dict[Path, bool] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -194,7 +195,20 @@ class LogManager:
             lg.delete_expired_files(now)
         return deleted
 
-    def compact(self, now: int | None = None) -> int:
-        """One compaction pass over every log with cleanup.policy compact; returns segments cleaned."""
+    def compact(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:
+        """One compaction pass over every log with cleanup.policy compact; returns segments cleaned.
+
+        A log whose pass fails (say, a batch whose records do not decode) is
+        logged and marked uncleanable, as Kafka does, and the others go on.
+        """
         now = now_ms() if now is None else now
-        return sum(clean_log(lg, now).segments_cleaned for lg in self._logs.values() if lg.config.compact)
+        cleaned = 0
+        for tp, lg in self._logs.items():
+            if not lg.config.compact or tp in self.uncleanable:
+                continue
+            try:
+                cleaned += clean_log(lg, now, high_watermark=(high_watermarks or {}).get(tp)).segments_cleaned
+            except Exception:
+                log.exception("%s: compaction failed; the partition is marked uncleanable", lg.name)
+                self.uncleanable.add(tp)
+        return cleaned

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -41,7 +40,9 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">qiibIhiqq")
 HEADER_BYTES = 61
 _UINT32 = struct.Struct(">I")
-_IOV_MAX = 1024  # Linux's limit on pieces per pwritev
+_IOV_MAX = 1024
+_RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)  # Linux's limit on pieces per pwritev
 
 
 def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
@@ -72,6 +73,7 @@ class BatchHeader:
     base_offset: int
     last_offset: int
     max_timestamp: int
+    partition_leader_epoch: int
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,8 @@ class LogSegment:
         raw = os.pread(self._fd, HEADER_BYTES, position)
         if len(raw) < HEADER_BYTES:
             return None
-        base, blen, _epoch, _magic, _crc, _attrs, lod, _bts, max_ts = _HEADER.unpack_from(raw)
-        return BatchHeader(position, blen + 12, base, base + lod, max_ts)
+        base, blen, epoch, _magic, _crc, _attrs, lod, _bts, max_ts = _HEADER.unpack_from(raw)
+        return BatchHeader(position, blen + 12, base, base + lod, max_ts, epoch)
 
     def walk(self, position: int = 0):
         """Batch headers from ``position`` (a batch boundary) to the end of the file."""
@@ -155,8 +157,12 @@ class LogSegment:
             self._rolling_based_timestamp = header.max_timestamp if header else None
         return self._rolling_based_timestamp
 
-    def should_roll(self, batch_bytes: int, max_timestamp: int, last_offset: int) -> bool:
-        """Kafka's roll rule: full by size, by time, by index, or by relative offset range."""
+    def should_roll(self, batch_bytes: int, batches: int, max_timestamp: int, last_offset: int) -> bool:
+        """Kafka's roll rule: full by size, by time, by index, or by relative offset range.
+
+        An index is "full" when it could not take one entry per batch of this
+        append, so an append never runs out of index room halfway.
+        """
         if self.size == 0:
             return False
         if self.size + batch_bytes > self.config.segment_bytes:
@@ -164,9 +170,11 @@ class LogSegment:
         first_ts = self.rolling_based_timestamp
         if first_ts is not None and max_timestamp - first_ts > self.config.segment_ms:
             return True
-        if self.offset_index.is_full or self.time_index.is_full:
+        if self.offset_index.entries + batches > self.offset_index.max_entries:
             return True
-        return last_offset - self.base_offset > 2**31 - 1
+        if self.time_index.entries + batches > self.time_index.max_entries - 1:  # one slot is the roll's
+            return True
+        return last_offset - self.base_offset > MAX_RELATIVE_OFFSET
 
     # -- writing -------------------------------------------------------------
 
@@ -183,9 +191,24 @@ class LogSegment:
         out in one ``pwritev``.
         """
         assert infos, "an append holds at least one batch"
+        assert infos[-1].base_offset + infos[-1].last_offset_delta - self.base_offset <= MAX_RELATIVE_OFFSET
         start = self.size
         _pwrite_all(self._fd, pieces, total, start, self.log_path)
         self.size += total
+        saved = (self.max_timestamp, self.offset_of_max_timestamp, self._rolling_based_timestamp,
+                 self._bytes_since_last_index_entry, self._next_offset)  # fmt: skip
+        try:
+            self._index_appended(start, infos)
+        except BaseException:
+            # Indexes and bytes go together or not at all: undo the write.
+            self.offset_index.truncate_to(infos[0].base_offset)
+            self.time_index.truncate_to(infos[0].base_offset)
+            self.truncate_bytes(start)
+            (self.max_timestamp, self.offset_of_max_timestamp, self._rolling_based_timestamp,
+             self._bytes_since_last_index_entry, self._next_offset) = saved  # fmt: skip
+            raise
+
+    def _index_appended(self, start: int, infos: list[BatchInfo]) -> None:
         if self._rolling_based_timestamp is None and start == 0 and infos:
             self._rolling_based_timestamp = infos[0].max_timestamp
         interval = self.config.index_interval_bytes
@@ -195,7 +218,9 @@ class LogSegment:
             if info.max_timestamp > self.max_timestamp:
                 self.max_timestamp = info.max_timestamp
                 self.offset_of_max_timestamp = last_offset
-            if since > interval:
+            # A full index skips entries (lookups then walk a little further):
+            # an append never fails halfway for want of index room.
+            if since > interval and not self.offset_index.is_full:
                 self.offset_index.append(last_offset, start + info.position)
                 self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
                 since = 0
@@ -265,8 +290,14 @@ class LogSegment:
 
     # -- recovery and truncation --------------------------------------------
 
-    def recover(self, max_batch_bytes: int) -> RecoveryResult:
-        """Validate every batch, rebuild both indexes, cut the file at the first bad batch."""
+    def recover(self, max_batch_bytes: int, next_segment_base: int | None = None) -> RecoveryResult:
+        """Validate every batch, rebuild both indexes, cut the file at the first bad batch.
+
+        A batch is valid when its length, magic and CRC check out and its
+        offsets, which the CRC does not cover, lie in this segment's range:
+        at or after the previous batch's end, within an int32 of the base
+        offset, and below ``next_segment_base``. Leader epochs must not go back.
+        """
         self.make_active()
         self.offset_index.reset()
         self.time_index.reset()
@@ -274,37 +305,51 @@ class LogSegment:
         self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
         self._bytes_since_last_index_entry = 0
         self._rolling_based_timestamp = None
-        valid_end, next_offset, epochs = 0, None, []
-        expected_min_offset = self.base_offset
-        if self.size:
-            with mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                try:
-                    valid_end, next_offset, epochs = self._scan_valid(view, max_batch_bytes, expected_min_offset)
-                finally:
-                    view.release()
+        upper = self.base_offset + MAX_RELATIVE_OFFSET
+        if next_segment_base is not None:
+            upper = min(upper, next_segment_base - 1)
+        valid_end, next_offset, epochs = self._scan_valid(max_batch_bytes, upper)
         dropped = self.size - valid_end
         if dropped:
             self.truncate_bytes(valid_end)
         self._next_offset = next_offset if next_offset is not None else self.base_offset
         return RecoveryResult(dropped, next_offset, epochs)
 
-    def _scan_valid(self, view: memoryview, max_batch_bytes: int, min_offset: int):
-        """(end of the valid prefix, next offset, epoch changes) of ``view``, indexing as it goes."""
+    def _scan_valid(self, max_batch_bytes: int, max_last_offset: int):
+        """(end of the valid prefix, next offset, epoch changes), indexing as it goes.
+
+        Reads the file in chunks with pread (bounded memory, no mmap whose
+        exported views a failure could leave pinned).
+        """
         valid_end, next_offset, epochs = 0, None, []
-        last_epoch = None
-        while valid_end < len(view):
-            chunk = view[valid_end:]
-            infos, _end, _status = native.scan_batches(chunk, 4096, max_batch_bytes)
+        min_offset, last_epoch = self.base_offset, -1
+        while valid_end < self.size:
+            want = min(_RECOVERY_CHUNK_BYTES, self.size - valid_end)
+            chunk = os.pread(self._fd, want, valid_end)
+            infos, _end, status = native.scan_batches(chunk, 4096, max_batch_bytes)
+            if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= 12:
+                # A batch larger than the chunk: read it whole if the file holds it.
+                declared = int.from_bytes(chunk[8:12], "big", signed=True) + 12
+                if len(chunk) < declared <= self.size - valid_end:
+                    chunk = os.pread(self._fd, declared, valid_end)
+                    infos, _end, status = native.scan_batches(chunk, 1, max_batch_bytes)
+            view = memoryview(chunk)
             good = []
             for info in infos:
-                stored_crc = _UINT32.unpack_from(chunk, info.position + CRC_OFFSET)[0]
-                body = chunk[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
-                if crc32c(body) != stored_crc or info.base_offset < min_offset or info.last_offset_delta < 0:
+                last = info.base_offset + info.last_offset_delta
+                stored_crc = _UINT32.unpack_from(view, info.position + CRC_OFFSET)[0]
+                body = view[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
+                if (
+                    crc32c(body) != stored_crc
+                    or info.base_offset < min_offset
+                    or info.last_offset_delta < 0
+                    or last > max_last_offset
+                    or info.partition_leader_epoch < last_epoch
+                ):
                     break
                 good.append(info)
-                min_offset = next_offset = info.base_offset + info.last_offset_delta + 1
-                if info.partition_leader_epoch >= 0 and info.partition_leader_epoch != last_epoch:
+                min_offset = next_offset = last + 1
+                if info.partition_leader_epoch > last_epoch:
                     epochs.append((info.partition_leader_epoch, info.base_offset))
                     last_epoch = info.partition_leader_epoch
             if good:
@@ -342,8 +387,14 @@ class LogSegment:
         self.time_index.truncate_to(offset)
         removed = self.size - header.position
         self.truncate_bytes(header.position)
+        # The time index is sparse: batches after its last entry may hold a
+        # larger timestamp, so walk them.
         ts, off = self.time_index.last_entry
         self.max_timestamp, self.offset_of_max_timestamp = ts, off
+        from_batch = self.translate_offset(off) if self.time_index.entries else None
+        for h in self.walk(from_batch.position if from_batch else 0):
+            if h.max_timestamp > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = h.max_timestamp, h.last_offset
         self._bytes_since_last_index_entry = 0
         self._next_offset = None
         if self.size == 0:

@@ -59,7 +59,7 @@ class OffsetIndex(IndexFile):
         if self.entries == 0:
             return
         last_rel, last_pos = _ENTRY.unpack_from(self.buffer, (self.entries - 1) * 8)
-        if last_pos > log_size:
+        if last_pos >= log_size:
             raise CorruptIndexError(f"{self.path}: last entry points past the end of the log")
         if self.entries > 1:
             prev_rel, prev_pos = _ENTRY.unpack_from(self.buffer, (self.entries - 2) * 8)

@@ -46,7 +46,7 @@ def test_clean_shutdown_skips_rescanning_and_a_crash_does_not(tmp_path, monkeypa
 
     scans = []
     real = log_segment.LogSegment.recover
-    monkeypatch.setattr(log_segment.LogSegment, "recover", lambda self, m: (scans.append(self), real(self, m))[1])
+    monkeypatch.setattr(log_segment.LogSegment, "recover", lambda self, *a: (scans.append(self), real(self, *a))[1])
     clean = LogManager([tmp_path], CONFIG)
     clean.startup()
     assert scans == [] and clean.had_clean_shutdown[tmp_path]
