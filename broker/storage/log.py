@@ -23,6 +23,7 @@ from typing import NamedTuple
 from pathlib import Path
 
 from broker.storage.batches import assign_offsets, validate_batches
+from broker.storage.checkpoint import fsync_dir
 from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.leader_epoch_cache import LeaderEpochCache
@@ -88,6 +89,7 @@ class Log:
         self._bases: list[int] = []
         self._pending_deletes: list[tuple[int, LogSegment]] = []  # (delete at ms, segment)
         self.epoch_cache = LeaderEpochCache(directory)
+        self._dir_changed = False  # files created or renamed since the last flush
         self._unflushed_records = 0
         self._last_flush_ms = now_ms()
         self._load(recovery_point, log_start_offset, clean_shutdown)
@@ -110,10 +112,15 @@ class Log:
                 bases.add(int(m.group(1)))
         for base in swaps:
             bases = self._complete_swap(base, bases)
-        for entry in os.listdir(self.dir):  # index files without their .log are stale
+        for entry in os.listdir(self.dir):
             m = _SEGMENT_FILE.match(entry)
-            if m and m.group(2) != "log" and int(m.group(1)) not in bases:
-                (self.dir / entry).unlink()
+            if not m or m.group(2) == "log":
+                continue
+            if int(m.group(1)) not in bases:
+                (self.dir / entry).unlink()  # index files without their .log are stale
+            elif m.group(3) == SWAP_SUFFIX:
+                # The swap's .log went live before a crash: its indexes follow it.
+                os.replace(self.dir / entry, self.dir / entry[: -len(SWAP_SUFFIX)])
 
         for base in sorted(bases):
             self._add_segment(LogSegment(self.dir, base, self.config))
@@ -308,6 +315,7 @@ class Log:
         seg = LogSegment(self.dir, base, self.config)
         seg.make_active()
         self._add_segment(seg)
+        self._dir_changed = True
         return seg
 
     # -- flushing ----------------------------------------------------------------
@@ -322,6 +330,9 @@ class Log:
             if seg.base_offset > target:
                 break
             seg.flush()
+        if self._dir_changed:  # new segment files must survive a crash with their data
+            fsync_dir(self.dir)
+            self._dir_changed = False
         self.recovery_point = max(self.recovery_point, target)
         if target >= self.log_end_offset:
             self._unflushed_records = 0
@@ -501,6 +512,7 @@ class Log:
             except OSError as e:
                 raise StorageError(f"could not rename {seg.log_path} for deletion: {e}") from e
             self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
+        self._dir_changed = True
 
     def delete_expired_files(self, now: int) -> int:
         due = [seg for at, seg in self._pending_deletes if at <= now]
@@ -519,6 +531,7 @@ class Log:
         self._drop_segments(old, now)
         new.change_suffix("")
         self._add_segment(new)
+        fsync_dir(self.dir)
 
     # -- lifecycle ---------------------------------------------------------------
 

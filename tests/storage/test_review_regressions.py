@@ -144,3 +144,18 @@ def test_a_log_that_fails_compaction_is_marked_and_the_others_still_compact(tmp_
     assert len(read_all(fine)) < 20
     assert not list((tmp_path / "a-broken-0").glob("*.cleaned"))
     manager.shutdown()
+
+
+def test_index_swap_files_left_by_a_crash_follow_their_live_log(tmp_path):
+    log = Log(tmp_path / "s-0", COMPACT)
+    _fill_compacted(log)
+    clean_log(log, now=BASE_TS + 10**6)
+    want = [(r.offset, r.value) for r in read_all(log)]
+    log.close()
+    # Crash inside the last rename of a swap: the .log is live, its indexes still .swap.
+    first = sorted((tmp_path / "s-0").glob("*.index"))[0]
+    first.rename(first.with_name(first.name + ".swap"))
+    again = Log(tmp_path / "s-0", COMPACT, recovery_point=10**9, clean_shutdown=True)
+    assert not list((tmp_path / "s-0").glob("*.swap"))
+    assert first.exists()
+    assert [(r.offset, r.value) for r in read_all(again)] == want
