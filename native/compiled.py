@@ -34,6 +34,7 @@ _HEADER_OVERHEAD_MAX = 10
 # Small scans (a produce request holds one batch) reuse per-thread output
 # arrays: on the append path the allocations cost more than the scan.
 _SCRATCH_BATCHES = 16
+_new_info = tuple.__new__  # builds a BatchInfo without its Python-level __new__
 _scratch = threading.local()
 
 
@@ -59,18 +60,17 @@ def scan_batches(buf: Buffer, max_batches: int, max_batch_bytes: int) -> tuple[l
         # The scratch filled up before the scan ended: scan again with room.
         out, counts = _new_uninit("rl_batch_info[]", cap), ffi.new("size_t[2]")
         status = lib.rl_scan_batches(cbuf, size, limit, out, cap, counts, counts + 1)
-    infos = [
-        BatchInfo(
-            b.position,
-            b.length,
-            b.base_offset,
-            b.last_offset_delta,
-            b.records_count,
-            b.max_timestamp,
-            b.partition_leader_epoch,
-        )
-        for b in out[0 : counts[0]]
-    ]
+    n = counts[0]
+    if n == 1:  # the common case (a produce request): skip the comprehension
+        b = out[0]
+        infos = [_new_info(BatchInfo, (b.position, b.length, b.base_offset, b.last_offset_delta,
+                                       b.records_count, b.max_timestamp, b.partition_leader_epoch))]  # fmt: skip
+    else:
+        infos = [
+            _new_info(BatchInfo, (b.position, b.length, b.base_offset, b.last_offset_delta,
+                                  b.records_count, b.max_timestamp, b.partition_leader_epoch))  # fmt: skip
+            for b in out[0:n]
+        ]
     return infos, counts[1], status
 
 

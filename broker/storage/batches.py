@@ -21,7 +21,8 @@ _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
-_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+_PREFIX = struct.Struct(">qii")
+_new = tuple.__new__  # builds a BatchInfo without its Python-level __new__ (hot path)  # baseOffset, batchLength, partitionLeaderEpoch
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
 MAX_TIMESTAMP_OFFSET = 35
@@ -107,6 +108,6 @@ def assign_offsets(
             _UINT32.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
             pieces.append(batch)
             max_ts = append_time_ms
-        out.append(BatchInfo(pos, info.length, offset, info.last_offset_delta, info.records_count, max_ts, leader_epoch))
+        out.append(_new(BatchInfo, (pos, info.length, offset, info.last_offset_delta, info.records_count, max_ts, leader_epoch)))
         offset += info.last_offset_delta + 1
     return pieces, out

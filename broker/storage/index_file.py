@@ -90,12 +90,12 @@ class IndexFile:
         return self.entries >= self.max_entries
 
     def _write_entry(self, entry: bytes) -> None:
-        if not self._writable:
-            raise RuntimeError(f"{self.path} is not writable")
-        assert self._mmap is not None and self.entries < self.max_entries
-        pos = self.entries * self.ENTRY_SIZE
+        n = self.entries
+        if not self._writable or n >= self.max_entries:
+            raise RuntimeError(f"{self.path} is not writable or full")
+        pos = n * self.ENTRY_SIZE
         self._mmap[pos : pos + self.ENTRY_SIZE] = entry
-        self.entries += 1
+        self.entries = n + 1
 
     def _truncate_to_entries(self, entries: int) -> None:
         self.entries = max(0, min(entries, self.entries))

@@ -36,7 +36,8 @@ DELETED_SUFFIX = ".deleted"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
-_RECOVERY_MAX_BATCH = 2**31 - 1  # recovery accepts any batch that fits a segment
+_RECOVERY_MAX_BATCH = 2**31 - 1
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)  # recovery accepts any batch that fits a segment
 
 
 def now_ms() -> int:
@@ -290,7 +291,7 @@ class Log:
         self._unflushed_records += records
         if self._unflushed_records >= self.config.flush_messages:
             self.flush()
-        return AppendInfo(
+        return _new(AppendInfo, (
             first,
             last,
             top.max_timestamp,
@@ -299,7 +300,7 @@ class Log:
             len(infos),
             records,
             self.log_start_offset,
-        )
+        ))  # fmt: skip
 
     def roll(self, new_base: int | None = None) -> LogSegment:
         """Close the active segment to appends and start a new one at the log end."""

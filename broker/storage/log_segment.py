@@ -186,47 +186,43 @@ class LogSegment:
     def append(self, pieces: list[bytes | bytearray | memoryview], infos: list[BatchInfo], total: int) -> None:
         """Append whole batches whose offsets are assigned; index them sparsely.
 
-        ``pieces`` concatenated are the ``total`` bytes of the batches
-        ``infos`` describes (positions relative to the first piece); they go
-        out in one ``pwritev``.
+        ``pieces`` concatenated are the ``total`` bytes of the non-empty
+        ``infos`` batches (positions relative to the first piece), whose
+        offsets the caller keeps within MAX_RELATIVE_OFFSET of the base; they
+        go out in one ``pwritev``. Bytes and index entries land together or
+        not at all.
         """
-        assert infos, "an append holds at least one batch"
-        assert infos[-1].base_offset + infos[-1].last_offset_delta - self.base_offset <= MAX_RELATIVE_OFFSET
         start = self.size
         _pwrite_all(self._fd, pieces, total, start, self.log_path)
-        self.size += total
+        self.size = start + total
         saved = (self.max_timestamp, self.offset_of_max_timestamp, self._rolling_based_timestamp,
                  self._bytes_since_last_index_entry, self._next_offset)  # fmt: skip
         try:
-            self._index_appended(start, infos)
+            if start == 0:
+                self._rolling_based_timestamp = infos[0].max_timestamp
+            interval = self.config.index_interval_bytes
+            since = self._bytes_since_last_index_entry
+            for info in infos:
+                last_offset = info.base_offset + info.last_offset_delta
+                if info.max_timestamp > self.max_timestamp:
+                    self.max_timestamp = info.max_timestamp
+                    self.offset_of_max_timestamp = last_offset
+                # A full index skips entries (lookups then walk a little
+                # further): an append never fails halfway for want of room.
+                if since > interval and self.offset_index.entries < self.offset_index.max_entries:
+                    self.offset_index.append(last_offset, start + info.position)
+                    self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                    since = 0
+                since += info.length
+            self._bytes_since_last_index_entry = since
+            self._next_offset = last_offset + 1
         except BaseException:
-            # Indexes and bytes go together or not at all: undo the write.
             self.offset_index.truncate_to(infos[0].base_offset)
             self.time_index.truncate_to(infos[0].base_offset)
             self.truncate_bytes(start)
             (self.max_timestamp, self.offset_of_max_timestamp, self._rolling_based_timestamp,
              self._bytes_since_last_index_entry, self._next_offset) = saved  # fmt: skip
             raise
-
-    def _index_appended(self, start: int, infos: list[BatchInfo]) -> None:
-        if self._rolling_based_timestamp is None and start == 0 and infos:
-            self._rolling_based_timestamp = infos[0].max_timestamp
-        interval = self.config.index_interval_bytes
-        since = self._bytes_since_last_index_entry
-        for info in infos:
-            last_offset = info.base_offset + info.last_offset_delta
-            if info.max_timestamp > self.max_timestamp:
-                self.max_timestamp = info.max_timestamp
-                self.offset_of_max_timestamp = last_offset
-            # A full index skips entries (lookups then walk a little further):
-            # an append never fails halfway for want of index room.
-            if since > interval and not self.offset_index.is_full:
-                self.offset_index.append(last_offset, start + info.position)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                since = 0
-            since += info.length
-        self._bytes_since_last_index_entry = since
-        self._next_offset = last_offset + 1
 
     def on_become_inactive(self) -> None:
         """No more appends: record the final max timestamp and trim the indexes."""

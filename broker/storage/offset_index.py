@@ -35,7 +35,8 @@ class OffsetIndex(IndexFile):
 
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
-        if self.entries and rel <= _ENTRY.unpack_from(self.buffer, (self.entries - 1) * 8)[0]:
+        n = self.entries
+        if n and rel <= _ENTRY.unpack_from(self._mmap, n * 8 - 8)[0]:
             raise ValueError(f"offset {offset} is not after the last indexed offset in {self.path}")
         self._write_entry(_ENTRY.pack(rel, position))
 

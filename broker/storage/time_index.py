@@ -46,14 +46,16 @@ class TimeIndex(IndexFile):
         ``final`` is the entry written when the segment stops taking appends:
         it may use the slot kept free for it.
         """
-        last_ts, last_offset = self.last_entry
-        if self.entries and timestamp <= last_ts:
+        n, rel = self.entries, offset - self.base_offset
+        if n:
+            last_ts, last_rel = _ENTRY.unpack_from(self._mmap, n * 12 - 12)
+            if timestamp <= last_ts:
+                return
+            if rel < last_rel:
+                raise ValueError(f"offset {offset} goes back in {self.path}")
+        if n >= self.max_entries or (n >= self.max_entries - 1 and not final):
             return
-        if self.entries >= self.max_entries or (self.is_full and not final):
-            return
-        if self.entries and offset < last_offset:
-            raise ValueError(f"offset {offset} goes back in {self.path}")
-        self._write_entry(_ENTRY.pack(timestamp, offset - self.base_offset))
+        self._write_entry(_ENTRY.pack(timestamp, rel))
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
         """Largest (timestamp, offset) with timestamp <= target, else (-1, base offset)."""
