@@ -38,10 +38,12 @@ _new_info = tuple.__new__  # builds a BatchInfo without its Python-level __new__
 _scratch = threading.local()
 
 
-def _scratch_arrays() -> tuple[CData, CData]:
+def _scratch_arrays() -> tuple[CData, CData, CData]:
+    """(batch infos, [count, end], &end) for this thread, made once."""
     arrays = getattr(_scratch, "arrays", None)
     if arrays is None:
-        arrays = _scratch.arrays = (_new_uninit("rl_batch_info[]", _SCRATCH_BATCHES), ffi.new("size_t[2]"))
+        counts = ffi.new("size_t[2]")
+        arrays = _scratch.arrays = (_new_uninit("rl_batch_info[]", _SCRATCH_BATCHES), counts, counts + 1)
     return arrays
 
 
@@ -52,10 +54,12 @@ def scan_batches(buf: Buffer, max_batches: int, max_batch_bytes: int) -> tuple[l
     size = len(cbuf)
     # At most size // 61 batches fit; one slot more keeps "stopped at
     # max_batches" unreachable unless max_batches is the real limit.
-    cap = min(max_batches, size // BATCH_HEADER_BYTES + 1)
-    limit = min(max_batch_bytes, INT64_MAX)
-    out, counts = _scratch_arrays()
-    status = lib.rl_scan_batches(cbuf, size, limit, out, min(cap, _SCRATCH_BATCHES), counts, counts + 1)
+    cap = size // BATCH_HEADER_BYTES + 1
+    if max_batches < cap:
+        cap = max_batches
+    limit = max_batch_bytes if max_batch_bytes <= INT64_MAX else INT64_MAX
+    out, counts, end = _scratch_arrays()
+    status = lib.rl_scan_batches(cbuf, size, limit, out, cap if cap < _SCRATCH_BATCHES else _SCRATCH_BATCHES, counts, end)
     if cap > _SCRATCH_BATCHES and counts[0] == _SCRATCH_BATCHES:
         # The scratch filled up before the scan ended: scan again with room.
         out, counts = _new_uninit("rl_batch_info[]", cap), ffi.new("size_t[2]")
