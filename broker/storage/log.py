@@ -536,27 +536,16 @@ class Log:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def close(self) -> None:
-        """Flush and close every file (clean shutdown of this log)."""
-        self.flush()
-        self.active.on_become_inactive()
+    def close(self, flush: bool = True) -> None:
+        """Close every file; with ``flush`` (a clean shutdown) fsync and finish the indexes first."""
+        if flush:
+            self.flush()
+            self.active.on_become_inactive()
         for seg in self._segments:
             seg.close()
         for _, seg in self._pending_deletes:
             seg.delete()
         self._pending_deletes.clear()
-
-    def delete(self) -> None:
-        """Remove the partition's directory and everything in it."""
-        for seg in self._segments:
-            seg.delete()
-        for _, seg in self._pending_deletes:
-            seg.delete()
-        self._segments.clear()
-        self._bases.clear()
-        for entry in os.listdir(self.dir):
-            (self.dir / entry).unlink()
-        self.dir.rmdir()
 
     def __repr__(self) -> str:
         return f"Log({self.name}, start={self.log_start_offset}, end={self.log_end_offset})"

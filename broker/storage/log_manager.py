@@ -49,6 +49,7 @@ class LogManager:
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], Path] = {}
         self._locks: list[int] = []
+        self._deleting: list[tuple[int, Log, Path]] = []  # (remove at ms, log, renamed dir)
         self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
         self.had_clean_shutdown: dict[Path, bool] = {}
 
@@ -115,6 +116,7 @@ class LogManager:
         """Clean shutdown: flush and close every log, checkpoint, leave the marker."""
         for log_ in self._logs.values():
             log_.close()
+        self._remove_deleted(None)
         self.checkpoint()
         for data_dir in self.data_dirs:
             (data_dir / CLEAN_SHUTDOWN_FILE).touch()
@@ -159,18 +161,29 @@ class LogManager:
                 for seg in log_.segments:
                     seg.config = config
 
-    def delete_log(self, topic: str, partition: int) -> None:
-        """Remove a partition: renamed to ``*-delete`` at once, removed after."""
+    def delete_log(self, topic: str, partition: int, now: int | None = None) -> None:
+        """Remove a partition: its directory is renamed to ``*-delete`` at once
+        (gone for the broker, and for a restart), and removed with its open
+        files after ``file.delete.delay.ms`` so reads in flight stay valid."""
         tp = (topic, partition)
         log_ = self._logs.pop(tp, None)
         if log_ is None:
             return
         self._log_dir_of.pop(tp)
-        log_.close()
         doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
         os.rename(log_.dir, doomed)
         fsync_dir(doomed.parent)
-        shutil.rmtree(doomed)
+        now = now_ms() if now is None else now
+        self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))
+
+    def _remove_deleted(self, now: int | None) -> int:
+        """Close and remove deleted partitions whose delay is over (all if ``now`` is None)."""
+        due = [(log_, path) for at, log_, path in self._deleting if now is None or at <= now]
+        self._deleting = [entry for entry in self._deleting if now is not None and entry[0] > now]
+        for log_, path in due:
+            log_.close(flush=False)
+            shutil.rmtree(path, ignore_errors=True)
+        return len(due)
 
     # -- periodic work -------------------------------------------------------
 
@@ -193,6 +206,7 @@ class LogManager:
             hw = (high_watermarks or {}).get(tp)
             deleted += lg.delete_old_segments(now, hw)
             lg.delete_expired_files(now)
+        self._remove_deleted(now)
         return deleted
 
     def compact(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:

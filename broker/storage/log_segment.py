@@ -55,7 +55,7 @@ class FileSlice:
 
     The slice may end inside a batch (as Kafka's fetch does); readers drop a
     trailing partial batch. The fd stays valid for ``file.delete.delay.ms``
-    after its segment is deleted.
+    after its segment or partition is deleted, and until the log is closed.
     """
 
     fd: int

@@ -86,15 +86,36 @@ def test_log_start_offsets_survive_restart(tmp_path):
     again.shutdown()
 
 
-def test_delete_log_removes_the_partition(tmp_path):
+def test_delete_log_removes_the_partition_after_reads_in_flight(tmp_path):
     manager = LogManager([tmp_path], CONFIG)
     manager.startup()
     _fill(manager)
-    manager.delete_log("orders-eu", 2)
+    in_flight = manager.get_log("orders-eu", 2).read(0, 1 << 20).slice
+    manager.delete_log("orders-eu", 2, now=1_000)
     assert manager.get_log("orders-eu", 2) is None
     assert not (tmp_path / "orders-eu-2").exists()
+    assert in_flight.read()  # renamed, not yet closed: the read in flight completes
+    manager.cleanup(now=1_000 + CONFIG.file_delete_delay_ms - 1)
+    assert [p for p in tmp_path.iterdir() if p.name.endswith("-delete")]
+    manager.cleanup(now=1_000 + CONFIG.file_delete_delay_ms)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith("-delete")]
     manager.shutdown()
+
+
+def test_a_partition_deleted_before_a_crash_is_gone_after_restart(tmp_path):
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    _fill(manager)
+    manager.delete_log("orders-eu", 1)
+    for fd in manager._locks:  # crash: the lock goes with the process
+        import os
+
+        os.close(fd)
+    again = LogManager([tmp_path], CONFIG)
+    again.startup()
+    assert again.get_log("orders-eu", 1) is None
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith("-delete")]
+    again.shutdown()
 
 
 def test_a_corrupt_checkpoint_means_a_full_scan_not_a_failure(tmp_path):
