@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from pathlib import Path
 
 import native
@@ -89,12 +90,12 @@ class IndexFile:
     def is_full(self) -> bool:
         return self.entries >= self.max_entries
 
-    def _write_entry(self, entry: bytes) -> None:
+    def _write_entry(self, entry: struct.Struct, a: int, b: int) -> None:
+        """Pack (a, b) as the next entry, straight into the map."""
         n = self.entries
         if not self._writable or n >= self.max_entries:
             raise RuntimeError(f"{self.path} is not writable or full")
-        pos = n * self.ENTRY_SIZE
-        self._mmap[pos : pos + self.ENTRY_SIZE] = entry
+        entry.pack_into(self._mmap, n * self.ENTRY_SIZE, a, b)
         self.entries = n + 1
 
     def _truncate_to_entries(self, entries: int) -> None:

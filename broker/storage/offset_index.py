@@ -38,7 +38,7 @@ class OffsetIndex(IndexFile):
         n = self.entries
         if n and rel <= _ENTRY.unpack_from(self._mmap, n * 8 - 8)[0]:
             raise ValueError(f"offset {offset} is not after the last indexed offset in {self.path}")
-        self._write_entry(_ENTRY.pack(rel, position))
+        self._write_entry(_ENTRY, rel, position)
 
     def lookup(self, target_offset: int) -> tuple[int, int]:
         """The largest indexed (offset, position) with offset <= target, else (base, 0)."""
