@@ -1,0 +1,69 @@
+"""Whole requests and responses (header + body, unframed): the entry points.
+
+Brokers call `decode_request` on each frame and `encode_response` for the
+answer; clients do the opposite. For an API or version without a table,
+`decode_request` raises UnsupportedApi carrying the parsed header, so the
+broker can still answer ApiVersions with UNSUPPORTED_VERSION.
+"""
+
+from __future__ import annotations
+
+from . import codec
+from .errors import LocalProtocolError, UnsupportedApi
+from .headers import (
+    RequestHeader,
+    decode_request_header,
+    decode_response_header,
+    encode_request_header,
+    encode_response_header,
+)
+from .messages import APIS
+from .schema import Api
+
+
+def _api(api_key: int, api_version: int) -> Api:
+    api = APIS.get(api_key)
+    if api is None or not api.request.is_valid(api_version):
+        raise UnsupportedApi(api_key, api_version)
+    return api
+
+
+def encode_request(header: RequestHeader, body: dict) -> bytes:
+    try:
+        api = _api(header.api_key, header.api_version)
+    except UnsupportedApi as exc:
+        raise LocalProtocolError(str(exc)) from None
+    out = bytearray()
+    encode_request_header(out, header)
+    codec.encode_into(out, api.request, header.api_version, body)
+    return bytes(out)
+
+
+def decode_request(data: bytes | memoryview) -> tuple[RequestHeader, dict]:
+    buf = memoryview(data)
+    header, pos = decode_request_header(buf)
+    try:
+        api = _api(header.api_key, header.api_version)
+    except UnsupportedApi as exc:
+        exc.header = header  # type: ignore[attr-defined]
+        raise
+    return header, codec.decode(api.request, header.api_version, buf[pos:])
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: dict) -> bytes:
+    api = APIS.get(api_key)
+    if api is None or not api.response.is_valid(api_version):
+        raise LocalProtocolError(f"no response table for api_key={api_key} v{api_version}")
+    out = bytearray()
+    encode_response_header(out, api_key, api_version, correlation_id)
+    codec.encode_into(out, api.response, api_version, body)
+    return bytes(out)
+
+
+def decode_response(api_key: int, api_version: int, data: bytes | memoryview) -> tuple[int, dict]:
+    """Returns (correlation_id, body). The caller knows the key and version
+    from the request it sent with that correlation id."""
+    api = _api(api_key, api_version)
+    buf = memoryview(data)
+    correlation_id, pos = decode_response_header(buf, api_key, api_version)
+    return correlation_id, codec.decode(api.response, api_version, buf[pos:])
