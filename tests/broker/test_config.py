@@ -1,0 +1,93 @@
+"""Broker configuration: Kafka's names, defaults and precedence; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.config import BrokerConfig, load_properties
+from broker.storage.log_config import ConfigError, LogConfig
+
+
+def test_defaults_are_a_single_local_broker():
+    config = BrokerConfig()
+    assert config.listener == ("127.0.0.1", 9092) and config.advertised == ("127.0.0.1", 9092)
+    assert config.num_partitions == 1 and config.auto_create_topics_enable
+    assert config.socket_request_max_bytes == 104857600
+    assert config.log_defaults == LogConfig()
+
+
+def test_a_server_properties_file_loads_with_kafka_names(tmp_path):
+    path = tmp_path / "server.properties"
+    path.write_text(
+        "# a Kafka-style file\n"
+        "node.id=3\n"
+        "listeners=PLAINTEXT://0.0.0.0:19092\n"
+        "advertised.listeners=PLAINTEXT://broker3.local:19092\n"
+        "log.dirs=/data/a, /data/b\n"
+        "num.partitions=6\n"
+        "auto.create.topics.enable=false\n"
+        "log.retention.hours=24\n"
+        "log.segment.bytes=1048576\n"
+        "log.flush.interval.messages=1\n"
+        "message.max.bytes=2000000\n"
+        "zookeeper.connect=localhost:2181\n"  # unknown here: ignored, not fatal
+        "! another comment style\n"
+    )
+    config = BrokerConfig.from_properties(load_properties(path))
+    assert config.node_id == 3
+    assert config.listener == ("0.0.0.0", 19092)
+    assert config.advertised == ("broker3.local", 19092)
+    assert config.log_dirs == (Path("/data/a"), Path("/data/b"))
+    assert config.num_partitions == 6 and not config.auto_create_topics_enable
+    assert config.log_defaults.retention_ms == 24 * 3600 * 1000
+    assert config.log_defaults.segment_bytes == 1048576
+    assert config.log_defaults.flush_messages == 1
+    assert config.log_defaults.max_message_bytes == 2000000
+
+
+def test_retention_ms_beats_minutes_beats_hours_whatever_the_order():
+    props = {"log.retention.ms": "5000", "log.retention.hours": "1", "log.retention.minutes": "2"}
+    assert BrokerConfig.from_properties(props).log_defaults.retention_ms == 5000
+    props = {"log.retention.minutes": "2", "log.retention.hours": "1"}
+    assert BrokerConfig.from_properties(props).log_defaults.retention_ms == 120_000
+
+
+def test_an_unlistened_wildcard_is_advertised_as_loopback():
+    config = BrokerConfig.from_properties({"listeners": "0.0.0.0:9093"})
+    assert config.advertised == ("127.0.0.1", 9093)
+
+
+@pytest.mark.parametrize(
+    "props, message",
+    [
+        ({"num.partitions": "0"}, "num.partitions must be between 1"),
+        ({"num.partitions": "many"}, "num.partitions must be an integer"),
+        ({"auto.create.topics.enable": "yes"}, "must be true or false"),
+        ({"listeners": "localhost"}, "must be HOST:PORT"),
+        ({"listeners": "127.0.0.1:70000"}, "out of range"),
+        ({"listeners": "SSL://127.0.0.1:9093"}, "only PLAINTEXT"),
+        ({"log.retention.hours": "a day"}, "log.retention.hours must be an integer"),
+        ({"log.segment.bytes": "1"}, "segment.bytes"),
+        ({"log.dirs": " , "}, "at least one directory"),
+        ({"message.max.bytes": "2000", "socket.request.max.bytes": "1000"}, "must not exceed"),
+    ],
+)
+def test_a_bad_value_is_an_error_naming_the_config(props, message):
+    with pytest.raises(ConfigError, match=message):
+        BrokerConfig.from_properties(props)
+
+
+def test_overrides_apply_over_a_loaded_config():
+    base = BrokerConfig.from_properties({"node.id": "2", "num.partitions": "4"})
+    merged = base.with_overrides({"num.partitions": "8", "log.flush.interval.messages": "1"})
+    assert (merged.node_id, merged.num_partitions, merged.log_defaults.flush_messages) == (2, 8, 1)
+    assert BrokerConfig.from_properties(base.to_properties()) == base
+
+
+def test_a_malformed_properties_line_is_an_error_with_its_line_number(tmp_path):
+    path = tmp_path / "bad.properties"
+    path.write_text("node.id=1\njust words\n")
+    with pytest.raises(ConfigError, match="bad.properties:2"):
+        load_properties(path)
