@@ -1,8 +1,5 @@
-"""The ``riverlog`` command line.
-
-Later issues add ``broker start``, topics, produce and consume; this one has
-the storage tools, starting with ``dump-log`` (Kafka's kafka-dump-log.sh).
-"""
+"""The ``riverlog`` command line: ``broker start`` and the storage tools
+(``dump-log``, as Kafka's kafka-dump-log.sh)."""
 
 from __future__ import annotations
 
@@ -18,6 +15,52 @@ from client.records import CorruptRecordError, RecordBatch
 @click.version_option(package_name="riverlog")
 def main() -> None:
     """riverlog: a partitioned, replicated log broker that speaks the Kafka protocol."""
+
+
+@main.group()
+def broker() -> None:
+    """Run a broker."""
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    props = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        props[key.strip()] = value.strip()
+    return props
+
+
+@broker.command("start")
+@click.option("--node-id", type=click.IntRange(0, 2**31 - 1), help="node.id (default 1)")
+@click.option("--listen", metavar="HOST:PORT", help="listeners (default 127.0.0.1:9092)")
+@click.option("--advertised", metavar="HOST:PORT", help="advertised.listeners (default: the listener)")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="log.dirs (default ./riverlog-data)")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a Kafka server.properties-style file")  # fmt: skip
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config, by its Kafka name (repeatable)")
+def broker_start(node_id, listen, advertised, data_dir, config_file, sets) -> None:
+    """Start a broker; with no options, a single local broker on 127.0.0.1:9092
+    with its data in ./riverlog-data. Stops cleanly on Ctrl-C or SIGTERM."""
+    import logging
+
+    import trio
+
+    from broker.config import BrokerConfig, load_properties
+    from broker.server import run_until_signalled
+    from broker.storage.log_config import ConfigError
+
+    props: dict[str, str] = load_properties(config_file) if config_file else {}
+    flags = {"node.id": node_id, "listeners": listen, "advertised.listeners": advertised, "log.dirs": data_dir}
+    props.update({name: str(value) for name, value in flags.items() if value is not None})
+    props.update(_parse_sets(sets))
+    try:
+        config = BrokerConfig.from_properties(props)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    trio.run(run_until_signalled, config)
 
 
 @main.command("dump-log")

@@ -52,7 +52,7 @@ def parse_host_port(name: str, raw: str) -> tuple[str, int]:
         raise ConfigError(f"{name} must be HOST:PORT, not {raw!r}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     number = int(port)
-    if not 0 < number < 65536:
+    if not 0 <= number < 65536:  # 0: any free port (tests)
         raise ConfigError(f"{name}: port {number} is out of range")
     return host or "0.0.0.0", number
 

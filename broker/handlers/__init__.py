@@ -1,0 +1,66 @@
+"""One module per API: each declares its key and version range and a handler.
+
+A handler module defines ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION`` and
+``async def handle(ctx: RequestContext, request: dict) -> dict | None``
+(``None``: no response is sent, as for Produce with acks=0). The ApiVersions
+answer is built from these declarations, so the broker never advertises what
+no handler serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from client.protocol.headers import RequestHeader
+from client.protocol.messages import APIS
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    broker: Broker
+    header: RequestHeader
+    peer: str
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+
+Handle = Callable[[RequestContext, dict], Awaitable[dict | None]]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    api_key: int
+    min_version: int
+    max_version: int
+    handle: Handle
+
+    def supports(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
+
+
+def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
+    """The handlers by API key, each checked against the protocol tables."""
+    registry: dict[int, HandlerSpec] = {}
+    for module in modules:
+        spec = HandlerSpec(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle)
+        api = APIS.get(spec.api_key)
+        if api is None or not (api.request.is_valid(spec.min_version) and api.request.is_valid(spec.max_version)):
+            raise ValueError(f"{module.__name__} declares versions the protocol tables do not have")
+        if spec.api_key in registry:
+            raise ValueError(f"two handlers for api key {spec.api_key}")
+        registry[spec.api_key] = spec
+    return registry
+
+
+def default_modules() -> list[Any]:
+    from broker.handlers import api_versions
+
+    return [api_versions]

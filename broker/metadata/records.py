@@ -1,0 +1,189 @@
+"""Metadata records: the entries of the metadata log, as KRaft's are.
+
+Each record is a frozen dataclass with a stable ``TYPE`` name and a
+``VERSION``. On disk a record is the value of one record in a batch of
+``__cluster_metadata-0``, encoded as compact JSON (sorted keys, no spaces)::
+
+    {"type": "topic", "v": 0, "name": "orders", "topic_id": "9f1c...e2"}
+
+``decode_record`` accepts only what ``encode_record`` produces: a known type,
+a version it understands, exactly the record's fields with the right JSON
+types, and values inside their invariants; anything else is a ValueError.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def check_topic_id(topic_id: str) -> None:
+    """A topic id is a 16-byte UUID as 32 lowercase hex digits (not all zero: Kafka's ZERO_UUID)."""
+    _check(isinstance(topic_id, str) and bool(_HEX32.match(topic_id)), f"topic_id {topic_id!r} is not 32 hex digits")
+    _check(topic_id != "0" * 32, "topic_id must not be the zero uuid")
+
+
+@dataclass(frozen=True)
+class RegisterBrokerRecord:
+    TYPE: ClassVar[str] = "register_broker"
+    VERSION: ClassVar[int] = 0
+    node_id: int  # >= 0
+    host: str
+    port: int  # 0..65535
+    rack: str | None = None
+    fenced: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
+        _check(0 <= self.port <= 65535, f"port {self.port} out of range")
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    TYPE: ClassVar[str] = "topic"
+    VERSION: ClassVar[int] = 0
+    name: str
+    topic_id: str  # 32 hex digits
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "topic name must not be empty")
+        check_topic_id(self.topic_id)
+
+
+@dataclass(frozen=True)
+class PartitionRecord:
+    """The whole state of one partition (creation, or a change of it).
+
+    Invariants: replicas non-empty and distinct; isr a subset of replicas;
+    leader in isr, or -1 (no leader); epochs >= 0.
+    """
+
+    TYPE: ClassVar[str] = "partition"
+    VERSION: ClassVar[int] = 0
+    topic_id: str
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int
+    partition_epoch: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "replicas", tuple(self.replicas))
+        object.__setattr__(self, "isr", tuple(self.isr))
+        check_topic_id(self.topic_id)
+        _check(self.partition >= 0, f"partition must be >= 0, not {self.partition}")
+        _check(len(self.replicas) > 0, "replicas must not be empty")
+        _check(len(set(self.replicas)) == len(self.replicas), f"duplicate replicas {self.replicas}")
+        _check(len(set(self.isr)) == len(self.isr), f"duplicate isr members {self.isr}")
+        _check(set(self.isr) <= set(self.replicas), f"isr {self.isr} not within replicas {self.replicas}")
+        _check(self.leader == -1 or self.leader in self.isr, f"leader {self.leader} not in isr {self.isr}")
+        _check(self.leader_epoch >= 0 and self.partition_epoch >= 0, "epochs must be >= 0")
+
+
+@dataclass(frozen=True)
+class ConfigRecord:
+    """Set (value a str) or delete (value None) one config override."""
+
+    TYPE: ClassVar[str] = "config"
+    VERSION: ClassVar[int] = 0
+    resource_type: str  # "topic" or "broker"
+    resource_name: str  # topic name, or broker id as a string ("" = cluster default)
+    name: str
+    value: str | None
+
+    def __post_init__(self) -> None:
+        _check(self.resource_type in ("topic", "broker"), f"resource_type {self.resource_type!r}")
+        _check(bool(self.name), "config name must not be empty")
+
+
+@dataclass(frozen=True)
+class RemoveTopicRecord:
+    TYPE: ClassVar[str] = "remove_topic"
+    VERSION: ClassVar[int] = 0
+    topic_id: str
+
+    def __post_init__(self) -> None:
+        check_topic_id(self.topic_id)
+
+
+MetadataRecord = Union[RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord]
+
+RECORD_TYPES: dict[str, type] = {
+    cls.TYPE: cls for cls in (RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord)
+}
+
+# Field kinds, checked on decode (JSON has no tuples and bools are ints in Python).
+_KINDS: dict[type, dict[str, str]] = {
+    RegisterBrokerRecord: {"node_id": "int", "host": "str", "port": "int", "rack": "str?", "fenced": "bool"},
+    TopicRecord: {"name": "str", "topic_id": "str"},
+    PartitionRecord: {
+        "topic_id": "str", "partition": "int", "replicas": "ints", "isr": "ints",
+        "leader": "int", "leader_epoch": "int", "partition_epoch": "int",
+    },
+    ConfigRecord: {"resource_type": "str", "resource_name": "str", "name": "str", "value": "str?"},
+    RemoveTopicRecord: {"topic_id": "str"},
+}  # fmt: skip
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _fits(kind: str, v: object) -> bool:
+    if kind == "int":
+        return _is_int(v)
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "str?":
+        return v is None or isinstance(v, str)
+    if kind == "bool":
+        return isinstance(v, bool)
+    return isinstance(v, list) and all(_is_int(x) for x in v)  # "ints"
+
+
+def encode_record(rec: MetadataRecord) -> bytes:
+    cls = type(rec)
+    if cls not in _KINDS:
+        raise TypeError(f"{cls.__name__} is not a metadata record")
+    body: dict[str, object] = {"type": cls.TYPE, "v": cls.VERSION}
+    for f in dataclasses.fields(rec):
+        value = getattr(rec, f.name)
+        body[f.name] = list(value) if isinstance(value, tuple) else value
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def decode_record(data: bytes | bytearray | memoryview) -> MetadataRecord:
+    """The record in ``data``; ValueError naming what is wrong for anything else."""
+    try:
+        body = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"metadata record is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ValueError("metadata record is not a JSON object")
+    type_name, version = body.pop("type", None), body.pop("v", None)
+    cls = RECORD_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown metadata record type {type_name!r}")
+    if not _is_int(version) or not 0 <= version <= cls.VERSION:
+        raise ValueError(f"{type_name} record version {version!r} not supported (max {cls.VERSION})")
+    kinds = _KINDS[cls]
+    if set(body) != set(kinds):
+        raise ValueError(f"{type_name} record fields {sorted(body)} != {sorted(kinds)}")
+    for name, kind in kinds.items():
+        if not _fits(kind, body[name]):
+            raise ValueError(f"{type_name} record field {name}={body[name]!r} is not {kind}")
+        if kind == "ints":
+            body[name] = tuple(body[name])
+    return cls(**body)  # __post_init__ checks the invariants (ValueError)

@@ -1,0 +1,122 @@
+"""One client connection: frames in, requests worked on concurrently,
+responses out strictly in request order.
+
+The reader decodes frames (bounded by ``socket.request.max.bytes``) and gives
+each request a slot in a bounded channel (``max_in_flight`` per connection:
+the reader blocks when it is full, which is the backpressure on a client that
+pipelines too much). A worker per request fills its slot; the writer sends the
+slots' responses in order, skipping requests that have none (Produce acks=0).
+
+What closes the connection (logged with the peer address, and touching
+nothing else): a malformed or oversized frame, an unknown API key, a version
+we do not serve (except ApiVersions, which gets KIP-511's UNSUPPORTED_VERSION
+reply), a body that does not decode, or a handler fault. Kafka does the
+same: there is no error response a client could parse for an API or version
+the broker does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import trio
+
+from broker.handlers import RequestContext, api_versions
+from client.protocol import ProtocolError, codec
+from client.protocol.api import encode_response
+from client.protocol.framing import FrameDecoder, encode_frame
+from client.protocol.headers import decode_request_header
+from client.protocol.messages import APIS
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BYTES = 64 * 1024
+
+
+class CloseConnection(Exception):
+    """The request at this slot ends the connection (the reason is logged)."""
+
+
+@dataclass
+class _Slot:
+    done: trio.Event = field(default_factory=trio.Event)
+    response: bytes | None = None  # framed bytes to send, None for no response
+    close_reason: str | None = None
+
+
+class Connection:
+    def __init__(self, broker, stream: trio.SocketStream, peer: str) -> None:
+        self.broker = broker
+        self.stream = stream
+        self.peer = peer
+        self.decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                send, receive = trio.open_memory_channel[_Slot](self.broker.max_in_flight_per_connection)
+                nursery.start_soon(self._write, receive)
+                async with send:
+                    await self._read(send, nursery)
+        except* CloseConnection as group:
+            log.warning("closing connection from %s: %s", self.peer, group.exceptions[0])
+        except* ProtocolError as group:
+            log.warning("closing connection from %s: malformed request: %s", self.peer, group.exceptions[0])
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            pass  # the peer went away
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
+        while True:
+            data = await self.stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                return  # peer closed; responses already queued still go out
+            self.decoder.feed(data)
+            while (frame := self.decoder.next_frame()) is not None:
+                slot = _Slot()
+                await send.send(slot)
+                nursery.start_soon(self._work, frame, slot)
+
+    async def _write(self, receive: trio.MemoryReceiveChannel[_Slot]) -> None:
+        async with receive:
+            async for slot in receive:
+                await slot.done.wait()
+                if slot.close_reason is not None:
+                    raise CloseConnection(slot.close_reason)
+                if slot.response is not None:
+                    await self.stream.send_all(slot.response)
+
+    async def _work(self, frame: bytes, slot: _Slot) -> None:
+        try:
+            slot.response = await self._respond(frame)
+        except CloseConnection as e:
+            slot.close_reason = str(e)
+        except ProtocolError as e:
+            slot.close_reason = f"malformed request: {e}"
+        except Exception as e:  # a handler fault costs this connection, never the broker
+            log.exception("handler fault for a request from %s", self.peer)
+            slot.close_reason = f"internal error: {e!r}"
+        finally:
+            slot.done.set()
+
+    async def _respond(self, frame: bytes) -> bytes | None:
+        buf = memoryview(frame)
+        header, pos = decode_request_header(buf)
+        spec = self.broker.registry.get(header.api_key)
+        if spec is None:
+            raise CloseConnection(f"unknown api key {header.api_key}")
+        if not spec.supports(header.api_version):
+            if header.api_key == api_versions.API_KEY:
+                body = api_versions.unsupported_version_body()
+                return encode_frame(encode_response(header.api_key, 0, header.correlation_id, body))
+            raise CloseConnection(f"unsupported version {header.api_version} of api key {header.api_key}")
+        request = codec.decode(APIS[header.api_key].request, header.api_version, buf[pos:])
+        ctx = RequestContext(self.broker, header, self.peer)
+        async with self.broker.request_limiter:
+            body = await spec.handle(ctx, request)
+        if body is None:
+            return None
+        return encode_frame(encode_response(header.api_key, header.api_version, header.correlation_id, body))

@@ -1,0 +1,117 @@
+"""Broker: one Trio process serving the Kafka protocol over its partitions.
+
+``Broker.serve()`` opens everything under one nursery (storage, listener,
+periodic storage work) and reports ``started``; cancelling it stops the
+broker: the listener closes first, requests being worked on get
+``shutdown_grace_s`` to finish, then storage is flushed, checkpointed and
+closed (a clean shutdown, so the next start does not re-scan).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from broker.config import BrokerConfig
+from broker.handlers import build_registry, default_modules
+from broker.net.connection import Connection
+from broker.storage.log import now_ms
+from broker.storage.log_manager import LogManager
+
+log = logging.getLogger(__name__)
+
+
+class Broker:
+    max_in_flight_per_connection = 32  # pipelined requests one connection may have in work
+    shutdown_grace_s = 5.0
+
+    def __init__(self, config: BrokerConfig, handler_modules=None) -> None:
+        self.config = config
+        self.registry = build_registry(handler_modules if handler_modules is not None else default_modules())
+        self.log_manager = LogManager(list(config.log_dirs), config.log_defaults)
+        self.request_limiter = trio.CapacityLimiter(config.queued_max_requests)
+        self.connections = 0
+        self.port: int | None = None  # the bound port, once listening
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(self.log_manager.startup)
+        try:
+            host, port = self.config.listener
+            listeners = await trio.open_tcp_listeners(port, host=host)
+            self.port = listeners[0].socket.getsockname()[1]
+            async with trio.open_nursery() as nursery:
+                self._accepting = trio.CancelScope()
+                self._connections_nursery = nursery
+                nursery.start_soon(self._accept, listeners)
+                nursery.start_soon(self._storage_timers)
+                log.info(
+                    "riverlog broker %d ready on %s:%d (data in %s)",
+                    self.config.node_id, host, self.port, ", ".join(map(str, self.config.log_dirs)),
+                )
+                task_status.started(self)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.log_manager.shutdown)
+            log.info("riverlog broker %d stopped cleanly", self.config.node_id)
+
+    async def _accept(self, listeners) -> None:
+        with self._accepting:
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(self._accept_on, listener)
+
+    async def _accept_on(self, listener: trio.SocketListener) -> None:
+        async with listener:
+            while True:
+                stream = await listener.accept()
+                if self.connections >= self.config.max_connections:
+                    log.warning("refusing a connection: max.connections (%d) reached", self.config.max_connections)
+                    await stream.aclose()
+                    continue
+                self._connections_nursery.start_soon(self._serve_connection, stream)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            peer = f"{host}:{port}"
+        except OSError:
+            peer = "unknown peer"
+        self.connections += 1
+        try:
+            await Connection(self, stream, peer).run()
+        finally:
+            self.connections -= 1
+
+    async def _storage_timers(self) -> None:
+        """flush.ms, retention and checkpoints on Kafka's broker intervals.
+
+        They run on the Trio thread, between requests: a Log is not
+        thread-safe, and appends run here too.
+        """
+        jobs = [
+            (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(now_ms())),
+            (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(now_ms())),
+            (self.config.log_flush_offset_checkpoint_interval_ms, self.log_manager.checkpoint),
+        ]
+        due = [trio.current_time() + ms / 1000 for ms, _ in jobs]
+        while True:
+            await trio.sleep_until(min(due))
+            now = trio.current_time()
+            for i, (interval_ms, job) in enumerate(jobs):
+                if due[i] <= now:
+                    job()
+                    due[i] = now + interval_ms / 1000
+
+
+async def run_until_signalled(config: BrokerConfig) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly (the CLI's broker start)."""
+    import signal
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Broker(config).serve)
+            async for signum in signals:
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break

@@ -1,0 +1,137 @@
+"""The connection loop: ApiVersions, order of responses, and bad input that
+closes one connection while the broker keeps serving the others."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+import trio
+
+from broker.config import BrokerConfig
+from broker.server import Broker
+from client.protocol import ErrorCode, FrameDecoder, encode_frame
+from client.protocol.api import decode_response, encode_request
+from client.protocol.headers import RequestHeader
+
+
+@pytest.fixture
+async def broker(tmp_path, nursery):
+    config = BrokerConfig.from_properties(
+        {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "data"), "socket.request.max.bytes": "2097152"}
+    )
+    return await nursery.start(Broker(config).serve)
+
+
+class Peer:
+    """A raw protocol connection with its own frame decoder."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.decoder = FrameDecoder(1 << 24)
+
+    async def send_all(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def receive_some(self, n: int) -> bytes:
+        return await self.stream.receive_some(n)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def _connect(broker) -> Peer:
+    return Peer(await trio.open_tcp_stream("127.0.0.1", broker.port))
+
+
+async def _call(peer: Peer, api_key: int, version: int, body: dict, correlation_id: int = 1) -> tuple[int, dict]:
+    await peer.send_all(encode_frame(encode_request(RequestHeader(api_key, version, correlation_id, "t"), body)))
+    return await _response(peer, api_key, version)
+
+
+async def _response(peer: Peer, api_key: int, version: int) -> tuple[int, dict]:
+    while (frame := peer.decoder.next_frame()) is None:
+        data = await peer.receive_some(65536)
+        assert data, "connection closed before a response"
+        peer.decoder.feed(data)
+    return decode_response(api_key, version, frame)
+
+
+async def _is_closed(stream) -> bool:
+    with trio.move_on_after(5):
+        try:
+            return await stream.receive_some(1) == b""
+        except trio.BrokenResourceError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
+async def test_api_versions_lists_what_the_handlers_serve(broker, version):
+    stream = await _connect(broker)
+    corr, body = await _call(stream, 18, version, {"client_software_name": "t", "client_software_version": "1"})
+    assert corr == 1 and body["error_code"] == 0
+    keys = {k["api_key"]: (k["min_version"], k["max_version"]) for k in body["api_keys"]}
+    assert keys == {s.api_key: (s.min_version, s.max_version) for s in broker.registry.values()}
+    assert keys[18] == (0, 3)
+
+
+async def test_a_too_new_api_versions_gets_the_kip_511_reply(broker):
+    stream = await _connect(broker)
+    await stream.send_all(encode_frame(encode_request(RequestHeader(18, 4, 9, "t"), {})))
+    corr, body = await _response(stream, 18, 0)  # the reply is a v0 body whatever was asked
+    assert corr == 9 and body["error_code"] == ErrorCode.UNSUPPORTED_VERSION
+    assert body["api_keys"] == [{"api_key": 18, "min_version": 0, "max_version": 3}]
+    corr, body = await _call(stream, 18, 3, {}, correlation_id=10)  # and the connection stays usable
+    assert corr == 10 and body["error_code"] == 0
+
+
+async def test_pipelined_requests_are_answered_in_order(broker):
+    stream = await _connect(broker)
+    frames = b"".join(
+        encode_frame(encode_request(RequestHeader(18, 2, corr, "t"), {})) for corr in range(100, 150)
+    )
+    await stream.send_all(frames)
+    got = [(await _response(stream, 18, 2))[0] for _ in range(100, 150)]
+    assert got == list(range(100, 150))
+
+
+BAD_INPUTS = {
+    "random bytes": os.urandom(64),
+    "2 GiB length prefix": struct.pack(">i", 2**31 - 1) + b"x" * 10,
+    "negative length": struct.pack(">i", -5),
+    "over socket.request.max.bytes": struct.pack(">i", 2097153),
+    "unknown api key": encode_frame(struct.pack(">hhih", 999, 0, 1, -1)),
+    "unsupported version": encode_frame(encode_request(RequestHeader(3, 1, 1, "t"), {"topics": []})),
+    "body that does not decode": encode_frame(struct.pack(">hhih", 18, 3, 1, -1) + b"\xff\xff\xff"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+async def test_bad_input_closes_only_its_connection(broker, name):
+    bystander = await _connect(broker)
+    bad = await _connect(broker)
+    await bad.send_all(BAD_INPUTS[name])
+    assert await _is_closed(bad), f"{name}: the connection should be closed"
+    corr, body = await _call(bystander, 18, 3, {})
+    assert body["error_code"] == 0
+
+
+async def test_a_truncated_frame_then_hang_up_leaves_the_broker_serving(broker):
+    bad = await _connect(broker)
+    await bad.send_all(encode_frame(encode_request(RequestHeader(18, 3, 1, "t"), {}))[:7])
+    await bad.aclose()
+    stream = await _connect(broker)
+    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
+
+
+async def test_a_thousand_connections_opened_and_dropped(broker):
+    for _ in range(1000):
+        s = await _connect(broker)
+        await s.aclose()
+    stream = await _connect(broker)
+    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
+    with trio.fail_after(5):
+        while broker.connections > 1:
+            await trio.sleep(0.01)
