@@ -27,7 +27,7 @@ bench: install
 	$(PY) -m bench.storage_bench
 
 run: install
-	$(VENV)/bin/riverlog --help
+	$(VENV)/bin/riverlog broker start
 
 clean:
 	rm -rf $(VENV) build *.egg-info native/_native.c native/_native*.so

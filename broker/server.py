@@ -15,8 +15,14 @@ import trio
 
 from broker.config import BrokerConfig
 from broker.handlers import build_registry, default_modules
+from broker.meta_properties import load_or_create_cluster_id
+from broker.metadata.controller import QuorumController
+from broker.metadata.decisions import TopicDefaults
+from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
+from broker.metadata.metadata_log import MetadataLog
 from broker.net.connection import Connection
-from broker.storage.log import now_ms
+from broker.storage.log import Log, now_ms
+from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,66 @@ class Broker:
         self.request_limiter = trio.CapacityLimiter(config.queued_max_requests)
         self.connections = 0
         self.port: int | None = None  # the bound port, once listening
+        self.controller: QuorumController | None = None
+        self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
+
+    # -- what handlers read ------------------------------------------------------
+
+    @property
+    def image(self) -> MetadataImage:
+        assert self.controller is not None, "the broker is not started"
+        return self.controller.image
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """Where clients reach this broker: advertised.listeners, else the bound listener."""
+        if self.config.advertised_listener is not None:
+            return self.config.advertised_listener
+        host = self.config.advertised[0]
+        return host, self.port if self.port is not None else self.config.listener[1]
+
+    def partition(self, topic: str, index: int) -> tuple[PartitionImage, Log] | None:
+        """The partition's metadata and log, if this broker has it."""
+        t = self.image.topics.get(topic)
+        part = t.partitions.get(index) if t is not None else None
+        if part is None:
+            return None
+        plog = self.log_manager.get_log(topic, index)
+        return None if plog is None else (part, plog)
+
+    def topic_config(self, topic: str) -> LogConfig:
+        t = self.image.topics.get(topic)
+        overrides = dict(t.configs) if t is not None else {}
+        return LogConfig.from_properties(overrides, base=self.config.log_defaults)
+
+    def notify_appended(self) -> None:
+        self._appended.unpark_all()
+
+    async def wait_appended(self) -> None:
+        await self._appended.park()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def _start_metadata(self) -> None:
+        data_dir = self.config.log_dirs[0]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cluster_id = load_or_create_cluster_id(data_dir, self.config.node_id)
+        defaults = TopicDefaults(
+            self.config.num_partitions, self.config.default_replication_factor, self.config.log_defaults
+        )
+        self.controller = QuorumController(MetadataLog(data_dir), self.config.node_id, cluster_id, defaults=defaults)
+
+    def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
+        """Act on a metadata change: create and delete partition logs, apply configs."""
+        for change in changed_partitions(old, new):
+            if change.kind == "deleted":
+                self.log_manager.delete_log(change.topic, change.partition)
+            elif change.kind == "created":
+                self.log_manager.get_or_create_log(change.topic, change.partition, self.topic_config(change.topic))
+        for name, topic in new.topics.items():
+            before = old.topics.get(name)
+            if before is not None and before.configs != topic.configs:
+                self.log_manager.update_config(name, self.topic_config(name))
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.log_manager.startup)
@@ -40,6 +106,13 @@ class Broker:
             host, port = self.config.listener
             listeners = await trio.open_tcp_listeners(port, host=host)
             self.port = listeners[0].socket.getsockname()[1]
+            self._start_metadata()
+            assert self.controller is not None
+            self.controller.start(*self.advertised, rack=self.config.rack)
+            for name in self.image.topics:  # configs first, so logs open with them
+                self.log_manager.update_config(name, self.topic_config(name))
+            self._apply_metadata(MetadataImage.empty(self.image.cluster_id, self.config.node_id), self.image)
+            self.controller.on_change(self._apply_metadata)
             async with trio.open_nursery() as nursery:
                 self._accepting = trio.CancelScope()
                 self._connections_nursery = nursery
@@ -52,6 +125,8 @@ class Broker:
                 task_status.started(self)
         finally:
             with trio.CancelScope(shield=True):
+                if self.controller is not None:
+                    self.controller.close()
                 await trio.to_thread.run_sync(self.log_manager.shutdown)
             log.info("riverlog broker %d stopped cleanly", self.config.node_id)
 

@@ -61,6 +61,6 @@ def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
 
 
 def default_modules() -> list[Any]:
-    from broker.handlers import api_versions
+    from broker.handlers import api_versions, create_topics, delete_topics, fetch, list_offsets, metadata, produce
 
-    return [api_versions]
+    return [api_versions, metadata, produce, fetch, list_offsets, create_topics, delete_topics]

@@ -51,19 +51,19 @@ class PartitionImage:
 class TopicImage:
     name: str
     topic_id: str
-    partitions: Mapping[int, PartitionImage] = _EMPTY
-    configs: Mapping[str, str] = _EMPTY  # overrides only; defaults are the broker's
+    partitions: Mapping[int, PartitionImage] = field(default_factory=lambda: _EMPTY)
+    configs: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # overrides only; defaults are the broker's
 
 
 @dataclass(frozen=True)
 class MetadataImage:
     cluster_id: str
     controller_id: int
-    brokers: Mapping[int, BrokerImage] = _EMPTY
-    topics: Mapping[str, TopicImage] = _EMPTY
-    topics_by_id: Mapping[str, TopicImage] = _EMPTY
+    brokers: Mapping[int, BrokerImage] = field(default_factory=lambda: _EMPTY)
+    topics: Mapping[str, TopicImage] = field(default_factory=lambda: _EMPTY)
+    topics_by_id: Mapping[str, TopicImage] = field(default_factory=lambda: _EMPTY)
     # Broker config overrides by resource name (a broker id, "" = cluster default).
-    broker_configs: Mapping[str, Mapping[str, str]] = _EMPTY
+    broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
     offset: int = -1  # the metadata log offset of the last record applied
 
     @classmethod

@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from broker.metadata.records import MetadataRecord, decode_record, encode_record
+from broker.metadata.records import METADATA_TOPIC, MetadataRecord, decode_record, encode_record
 from broker.storage.log import Log
 from broker.storage.log_config import LogConfig
 from client.records import NewRecord, build_batch, iter_batches
 
-METADATA_TOPIC = "__cluster_metadata"
 METADATA_DIR = f"{METADATA_TOPIC}-0"
 METADATA_LOG_CONFIG = LogConfig(flush_messages=1, retention_ms=-1, retention_bytes=-1)
 _READ_BYTES = 1024 * 1024

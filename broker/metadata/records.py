@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
+METADATA_TOPIC = "__cluster_metadata"  # the metadata log's partition is <this>-0
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 

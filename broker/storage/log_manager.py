@@ -37,6 +37,7 @@ LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
 CLEAN_SHUTDOWN_FILE = ".riverlog_cleanshutdown"
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
+INTERNAL_DIR_PREFIX = "__cluster_metadata-"
 
 
 class LogManager:
@@ -84,6 +85,8 @@ class LogManager:
             if entry.endswith(DELETE_DIR_SUFFIX):
                 shutil.rmtree(path)  # a topic deletion that a crash interrupted
                 continue
+            if entry.startswith(INTERNAL_DIR_PREFIX):
+                continue  # the metadata log lives here too, but is not a topic (as Kafka)
             try:
                 tp = parse_partition_dir(entry)
             except ValueError:

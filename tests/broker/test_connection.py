@@ -103,7 +103,7 @@ BAD_INPUTS = {
     "negative length": struct.pack(">i", -5),
     "over socket.request.max.bytes": struct.pack(">i", 2097153),
     "unknown api key": encode_frame(struct.pack(">hhih", 999, 0, 1, -1)),
-    "unsupported version": encode_frame(encode_request(RequestHeader(3, 1, 1, "t"), {"topics": []})),
+    "unsupported version": encode_frame(encode_request(RequestHeader(3, 12, 1, "t"), {"topics": []})),
     "body that does not decode": encode_frame(struct.pack(">hhih", 18, 3, 1, -1) + b"\xff\xff\xff"),
 }
 

@@ -81,3 +81,16 @@ def test_trailing_bytes_are_refused():
     raw = codec.encode(metadata.REQUEST, 1, {"topics": None})
     with pytest.raises(ProtocolError):
         codec.decode(metadata.REQUEST, 1, raw + b"\x00")
+
+
+def test_tagged_field_inside_a_struct_array_element():
+    # CreateTopics v5 response: topic_config_error_code is tag 0 of each topic.
+    msg = APIS[19].response
+    topic = {"name": "t", "error_code": 0, "error_message": None, "configs": None}
+    plain = codec.encode(msg, 5, {"topics": [topic]})
+    tagged = codec.encode(msg, 5, {"topics": [dict(topic, topic_config_error_code=40)]})
+    assert len(tagged) == len(plain) + 4  # tag, size, int16
+    body = codec.decode(msg, 5, tagged)
+    assert body["topics"][0]["topic_config_error_code"] == 40
+    assert body["topics"][0]["num_partitions"] == -1
+    assert codec.decode(msg, 5, plain)["topics"][0]["topic_config_error_code"] == 0

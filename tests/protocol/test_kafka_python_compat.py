@@ -10,15 +10,37 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.protocol.admin.cluster import DescribeClusterRequest, DescribeClusterResponse
+from kafka.protocol.admin.configs import (
+    AlterConfigsRequest,
+    AlterConfigsResponse,
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
+from kafka.protocol.admin.topics import (
+    CreatePartitionsRequest,
+    CreatePartitionsResponse,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
+    DeleteTopicsRequest,
+    DeleteTopicsResponse,
+)
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
 from kafka.protocol.metadata import (
     ApiVersionsRequest,
     ApiVersionsResponse,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
     MetadataRequest,
     MetadataResponse,
 )
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
 
 from client.protocol import codec
 from client.protocol.messages import APIS
@@ -31,6 +53,16 @@ THEIRS = {
         ProduceRequest, ProduceResponse, FetchRequest, FetchResponse,
         ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
         ApiVersionsRequest, ApiVersionsResponse,
+        FindCoordinatorRequest, FindCoordinatorResponse,
+        InitProducerIdRequest, InitProducerIdResponse,
+        CreateTopicsRequest, CreateTopicsResponse,
+        DeleteTopicsRequest, DeleteTopicsResponse,
+        CreatePartitionsRequest, CreatePartitionsResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse,
+        AlterConfigsRequest, AlterConfigsResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        DeleteRecordsRequest, DeleteRecordsResponse,
+        DescribeClusterRequest, DescribeClusterResponse,
     )
 }
 

@@ -1,0 +1,68 @@
+"""Fetch (4-10): consumers read below the high watermark, with long polling.
+
+Sessionless: a request for a new session gets session_id 0 (Kafka's "no
+session created") and every requested partition is answered; a request
+naming an existing session gets FETCH_SESSION_ID_NOT_FOUND. Followers
+(replica_id >= 0) come with replication. Records are the file bytes read
+from the log's slice; the response may end inside a batch, as Kafka's does.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from broker.storage.errors import OffsetOutOfRangeError
+from client.protocol import ErrorCode
+
+API_KEY = 1
+MIN_VERSION = 4  # batch v2 (every examined client sends 4+)
+MAX_VERSION = 10  # 10 allows zstd; 11+ would switch old aiokafka to newer group APIs
+
+
+async def handle(ctx, request: dict) -> dict:
+    broker = ctx.broker
+    if request["session_epoch"] > 0 or request["session_id"] != 0:
+        return {"error_code": int(ErrorCode.FETCH_SESSION_ID_NOT_FOUND), "session_id": 0, "responses": []}
+    deadline = trio.current_time() + max(0, request["max_wait_ms"]) / 1000
+    while True:
+        responses, total = _read(broker, request)
+        if total >= request["min_bytes"] or trio.current_time() >= deadline:
+            return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": responses}
+        with trio.move_on_at(deadline):
+            await broker.wait_appended()
+
+
+def _read(broker, request: dict) -> tuple[list[dict], int]:
+    budget = request["max_bytes"]
+    total = 0
+    responses = []
+    for topic in request["topics"]:
+        parts = []
+        for p in topic["partitions"]:
+            result = _read_partition(broker, topic["topic"], p, budget - total, first=total == 0)
+            total += len(result["records"] or b"")
+            parts.append(result)
+        responses.append({"topic": topic["topic"], "partitions": parts})
+    return responses, total
+
+
+def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> dict:
+    out = {"partition_index": p["partition"], "error_code": 0, "high_watermark": -1,
+           "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [], "records": None}  # fmt: skip
+    found = broker.partition(topic, p["partition"])
+    if found is None:
+        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return out
+    _, plog = found
+    hw = plog.log_end_offset  # one replica: everything appended is committed
+    out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=plog.log_start_offset)
+    max_bytes = max(0, min(p["partition_max_bytes"], budget))
+    try:
+        # The first partition with data may return a whole batch over the
+        # limits (KIP-74), so a consumer always makes progress.
+        data = plog.read(p["fetch_offset"], max_bytes, max_offset=hw, min_one_batch=first)
+    except OffsetOutOfRangeError:
+        out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+        return out
+    out["records"] = data.slice.read() if data.slice is not None else b""
+    return out

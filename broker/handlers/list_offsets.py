@@ -1,0 +1,42 @@
+"""ListOffsets (1-4): earliest (-2), latest (-1) or the first offset at or after a timestamp."""
+
+from __future__ import annotations
+
+from client.protocol import ErrorCode
+
+API_KEY = 2
+MIN_VERSION = 1
+MAX_VERSION = 4
+
+EARLIEST = -2
+LATEST = -1
+
+
+async def handle(ctx, request: dict) -> dict:
+    topics = []
+    for topic in request["topics"]:
+        parts = [_lookup(ctx.broker, topic["name"], p) for p in topic["partitions"]]
+        topics.append({"name": topic["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+def _lookup(broker, topic: str, p: dict) -> dict:
+    out = {"partition_index": p["partition_index"], "error_code": 0, "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    found = broker.partition(topic, p["partition_index"])
+    if found is None:
+        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return out
+    partition, plog = found
+    out["leader_epoch"] = partition.leader_epoch
+    target = p["timestamp"]
+    if target == EARLIEST:
+        out["offset"] = plog.log_start_offset
+    elif target == LATEST:
+        out["offset"] = plog.log_end_offset  # the high watermark of a single replica
+    elif target < 0:
+        out["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)  # -3 (max timestamp) needs v7
+    else:
+        hit = plog.find_offset_by_timestamp(target)
+        if hit is not None:
+            out["timestamp"], out["offset"] = hit
+    return out

@@ -1,0 +1,91 @@
+"""Produce (0): append each partition's batch, all or nothing per partition.
+
+Advertised from v0 because librdkafka before 2.11.1 sends gzip, snappy and
+lz4 uncompressed unless Produce's minimum is 0; v0-2 (magic 0/1 batches) are
+refused with UNSUPPORTED_VERSION per partition, as Kafka 4.0 does
+(KAFKA-18659). On this single-replica broker the high watermark is the log
+end, so acks=1 and acks=all both answer after the local append.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from broker.handlers.produce_rules import check_produce_batch
+from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
+from client.protocol import ErrorCode
+
+log = logging.getLogger(__name__)
+
+API_KEY = 0
+MIN_VERSION = 0
+MAX_VERSION = 7  # 7 allows zstd; no flexible versions needed by any client
+
+_STORAGE_ERRORS = {
+    CorruptRecordError: ErrorCode.CORRUPT_MESSAGE,
+    RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE,
+    InvalidRecordError: ErrorCode.INVALID_RECORD,
+    StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
+}
+
+
+def _result(index: int, error: int, base_offset: int = -1, append_time: int = -1, log_start: int = -1, message=None):
+    return {
+        "index": index,
+        "error_code": int(error),
+        "base_offset": base_offset,
+        "log_append_time_ms": append_time,
+        "log_start_offset": log_start,
+        "error_message": message,
+    }
+
+
+async def handle(ctx, request: dict) -> dict | None:
+    broker = ctx.broker
+    acks = request["acks"]
+    responses = []
+    appended = False
+    for topic in request["topic_data"]:
+        results = []
+        for part in topic["partition_data"]:
+            if acks not in (-1, 0, 1):
+                results.append(_result(part["index"], ErrorCode.INVALID_REQUIRED_ACKS))
+                continue
+            result = _produce_partition(broker, topic["name"], part, ctx.api_version)
+            appended |= result["error_code"] == ErrorCode.NONE
+            results.append(result)
+        responses.append({"name": topic["name"], "partition_responses": results})
+    if appended:
+        broker.notify_appended()
+    if acks == 0:
+        return None  # acks=0: the producer reads no response
+    return {"responses": responses, "throttle_time_ms": 0}
+
+
+def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
+    index = part["index"]
+    if version < 3:
+        return _result(index, ErrorCode.UNSUPPORTED_VERSION, message="Produce v0-2 (magic 0/1) are not served")
+    found = broker.partition(topic, index)
+    if found is None:
+        return _result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    partition, plog = found
+    records = part["records"]
+    if records is None or len(records) == 0:
+        return _result(index, ErrorCode.INVALID_RECORD, message="no record batch")
+    batch = memoryview(records)
+    declared = int.from_bytes(batch[8:12], "big", signed=True) + 12 if len(batch) >= 12 else -1
+    if declared != len(batch):
+        # v3+ carries exactly one whole batch per partition.
+        return _result(index, ErrorCode.CORRUPT_MESSAGE, message="partition data is not exactly one record batch")
+    error, message = check_produce_batch(batch, version)
+    if error != ErrorCode.NONE:
+        return _result(index, error, message=message)
+    try:
+        info = plog.append_as_leader(batch, partition.leader_epoch)
+    except tuple(_STORAGE_ERRORS) as e:
+        code = next(c for t, c in _STORAGE_ERRORS.items() if isinstance(e, t))
+        if code == ErrorCode.KAFKA_STORAGE_ERROR:
+            log.error("%s-%d: append failed: %s", topic, index, e)
+        return _result(index, code, message=str(e))
+    return _result(index, ErrorCode.NONE, info.first_offset, info.log_append_time_ms, info.log_start_offset)

@@ -1,0 +1,46 @@
+"""Produce's per-batch header rules, as Kafka applies them (pure, headers only).
+
+The storage engine checks bounds, magic and CRC when it appends; these are
+the rules on top that a producer's batch must follow (the pack's section
+3.5, step 4): base offset 0, at least one record, lastOffsetDelta + 1 ==
+recordsCount, not a control batch, a known codec, zstd only from Produce v7,
+a base sequence when a producer id is set.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from client.protocol import ErrorCode
+
+_HEADER = struct.Struct(">qi4xbI h i 16x q h i i")  # see client/records/layout.py for the offsets
+_ZSTD = 4
+_CONTROL = 0x20
+
+
+def check_produce_batch(batch: memoryview, produce_version: int) -> tuple[int, str | None]:
+    """(error code, message) for one batch of a Produce request; NONE if acceptable.
+
+    ``batch`` holds exactly one batch whose length was already checked.
+    """
+    if len(batch) < 61:
+        return ErrorCode.CORRUPT_MESSAGE, "batch shorter than its header"
+    base_offset, _len, magic, _crc, attributes, last_offset_delta, producer_id, _epoch, base_sequence, count = (
+        _HEADER.unpack_from(batch)
+    )
+    if magic != 2:
+        return ErrorCode.UNSUPPORTED_VERSION, f"record batch magic {magic}: only magic 2 is served"
+    codec = attributes & 0x07
+    if codec > _ZSTD:
+        return ErrorCode.INVALID_RECORD, f"unknown compression codec {codec}"
+    if codec == _ZSTD and produce_version < 7:
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later"
+    if attributes & _CONTROL:
+        return ErrorCode.INVALID_RECORD, "clients may not produce control batches"
+    if base_offset != 0:
+        return ErrorCode.INVALID_RECORD, f"a producer's batch must have base offset 0, not {base_offset}"
+    if count <= 0 or last_offset_delta + 1 != count:
+        return ErrorCode.INVALID_RECORD, f"recordsCount {count} does not match lastOffsetDelta {last_offset_delta}"
+    if producer_id >= 0 and base_sequence < 0:
+        return ErrorCode.INVALID_RECORD, "an idempotent batch needs a base sequence"
+    return ErrorCode.NONE, None

@@ -1,0 +1,44 @@
+"""``meta.properties``: the identity a data directory carries (as Kafka's).
+
+Written once, on the first start::
+
+    version=1
+    node.id=1
+    cluster.id=Xk3v...
+
+A data directory written by another node id is refused: its data belongs to
+that node, and serving it under another id would confuse clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+from broker.storage.checkpoint import fsync_dir
+from broker.storage.log_config import ConfigError
+
+FILE_NAME = "meta.properties"
+
+
+def load_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
+    path = data_dir / FILE_NAME
+    if path.exists():
+        props = {}
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                props[key.strip()] = value.strip()
+        if props.get("node.id") != str(node_id):
+            raise ConfigError(f"{data_dir} belongs to node.id {props.get('node.id')}, not {node_id}")
+        if not props.get("cluster.id"):
+            raise ConfigError(f"{path} has no cluster.id")
+        return props["cluster.id"]
+    # Kafka's format: a random UUID in URL-safe base64 without padding.
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    tmp = path.with_name(FILE_NAME + ".tmp")
+    tmp.write_text(f"version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n")
+    tmp.replace(path)
+    fsync_dir(data_dir)
+    return cluster_id

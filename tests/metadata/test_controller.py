@@ -1,0 +1,197 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from broker.metadata.decisions import TopicDefaults
+from broker.metadata.metadata_log import METADATA_DIR
+from client.protocol.errors import ErrorCode as E
+
+
+def codes(results):
+    return [(r.name, r.error_code) for r in results]
+
+
+def test_start_registers_this_broker(make_controller):
+    c = make_controller(node_id=7)
+    b = c.image.brokers[7]
+    assert (b.host, b.port, b.fenced) == ("127.0.0.1", 9092, False)
+    assert c.image.controller_id == 7 and c.image.cluster_id == "test-cluster"
+
+
+def test_create_topic_places_replicas_and_leaders(make_controller):
+    c = make_controller()
+    for n in (2, 3):
+        c.register_broker(n, "h", 9000 + n)
+    [r] = c.create_topics([("orders", 6, 2, {"retention.ms": "1000"})])
+    assert r.error_code == E.NONE and r.num_partitions == 6 and r.replication_factor == 2
+    t = c.image.topics["orders"]
+    assert t.topic_id == r.topic_id and c.image.topics_by_id[r.topic_id] is t
+    assert dict(t.configs) == {"retention.ms": "1000"}
+    leaders = [t.partitions[p].leader for p in range(6)]
+    assert sorted(leaders) == [1, 1, 2, 2, 3, 3]
+    for p in t.partitions.values():
+        assert len(set(p.replicas)) == 2 and p.isr == p.replicas and p.leader == p.replicas[0]
+        assert p.leader_epoch == 0 and p.partition_epoch == 0
+
+
+def test_minus_one_means_the_broker_defaults(make_controller):
+    c = make_controller(defaults=TopicDefaults(num_partitions=3, replication_factor=1))
+    [r] = c.create_topics([("t", -1, -1, {})])
+    assert (r.error_code, r.num_partitions, r.replication_factor) == (E.NONE, 3, 1)
+    assert len(c.image.topics["t"].partitions) == 3
+
+
+@pytest.mark.parametrize(
+    "request_, code",
+    [
+        (("", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        ((".", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        (("..", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        (("a" * 250, 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        (("bad name", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        (("bäd", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),
+        (("exists", 1, 1, {}), E.TOPIC_ALREADY_EXISTS),
+        (("ex.ists", 1, 1, {}), E.INVALID_TOPIC_EXCEPTION),  # collides with ex_ists
+        (("t", 0, 1, {}), E.INVALID_PARTITIONS),
+        (("t", -2, 1, {}), E.INVALID_PARTITIONS),
+        (("t", 1, 0, {}), E.INVALID_REPLICATION_FACTOR),
+        (("t", 1, 2, {}), E.INVALID_REPLICATION_FACTOR),  # one broker
+        (("t", 1, 1, {"no.such.config": "1"}), E.INVALID_CONFIG),
+        (("t", 1, 1, {"segment_bytes": "1048576"}), E.INVALID_CONFIG),
+        (("t", 1, 1, {"retention.ms": "soon"}), E.INVALID_CONFIG),
+        (("t", 1, 1, {"segment.bytes": "1"}), E.INVALID_CONFIG),
+        (("t", 1, 1, {"cleanup.policy": "forever"}), E.INVALID_CONFIG),
+        (("t", 1, 1, {"retention.ms": None}), E.INVALID_CONFIG),
+        (("__cluster_metadata", 1, 1, {}), E.INVALID_REQUEST),
+    ],
+)
+def test_create_topics_refuses_bad_input_with_kafkas_code(make_controller, request_, code):
+    c = make_controller()
+    c.create_topics([("exists", 1, 1, {}), ("ex_ists", 1, 1, {})])
+    before_offset = c.image.offset
+    [r] = c.create_topics([request_])
+    assert r.error_code == code and r.error_message
+    assert c.image.offset == before_offset
+    assert c.log.end_offset == before_offset + 1
+
+
+def test_max_length_name_is_accepted(make_controller):
+    c = make_controller()
+    assert codes(c.create_topics([("a" * 249, 1, 1, {})])) == [("a" * 249, E.NONE)]
+
+
+def test_duplicate_names_in_one_request_are_invalid_request(make_controller):
+    c = make_controller()
+    rs = c.create_topics([("t", 1, 1, {}), ("u", 1, 1, {}), ("t", 2, 1, {})])
+    assert codes(rs) == [("t", E.INVALID_REQUEST), ("u", E.NONE), ("t", E.INVALID_REQUEST)]
+    assert set(c.image.topics) == {"u"}
+
+
+def test_validate_only_appends_nothing(make_controller):
+    c = make_controller()
+    end = c.log.end_offset
+    [r] = c.create_topics([("t", 3, 1, {"retention.ms": "5"})], validate_only=True)
+    assert r.error_code == E.NONE and r.num_partitions == 3
+    assert c.log.end_offset == end and "t" not in c.image.topics
+    c.create_topics([("u", 1, 1, {})])
+    assert codes(c.create_partitions([("u", 4)], validate_only=True)) == [("u", E.NONE)]
+    assert c.alter_configs("u", {"retention.ms": "9"}, validate_only=True).error_code == E.NONE
+    assert len(c.image.topics["u"].partitions) == 1 and dict(c.image.topics["u"].configs) == {}
+
+
+def test_delete_topics(make_controller):
+    c = make_controller()
+    [created] = c.create_topics([("t", 2, 1, {})])
+    rs = c.delete_topics(["t", "nope"])
+    assert codes(rs) == [("t", E.NONE), ("nope", E.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert rs[0].topic_id == created.topic_id
+    assert "t" not in c.image.topics and created.topic_id not in c.image.topics_by_id
+    assert codes(c.delete_topics(["x", "x"])) == [("x", E.INVALID_REQUEST)] * 2
+    # the name is free again, under a new id
+    [again] = c.create_topics([("t", 1, 1, {})])
+    assert again.error_code == E.NONE and again.topic_id != created.topic_id
+
+
+def test_create_partitions_must_grow(make_controller):
+    c = make_controller()
+    c.register_broker(2, "h", 2)
+    c.create_topics([("t", 2, 2, {})])
+    assert codes(c.create_partitions([("t", 5)])) == [("t", E.NONE)]
+    parts = c.image.topics["t"].partitions
+    assert sorted(parts) == [0, 1, 2, 3, 4]
+    assert all(len(p.replicas) == 2 for p in parts.values())
+    assert sorted(p.leader for p in parts.values()).count(1) in (2, 3)
+    assert codes(c.create_partitions([("t", 5)])) == [("t", E.INVALID_PARTITIONS)]
+    assert codes(c.create_partitions([("t", 3)])) == [("t", E.INVALID_PARTITIONS)]
+    assert codes(c.create_partitions([("nope", 3)])) == [("nope", E.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert codes(c.create_partitions([("t", 6), ("t", 7)])) == [("t", E.INVALID_REQUEST)] * 2
+
+
+def test_incremental_alter_configs_sets_and_deletes(make_controller):
+    c = make_controller()
+    c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
+    r = c.alter_configs("t", {"retention.ms": "2000", "segment.bytes": None, "cleanup.policy": "compact"})
+    assert r.error_code == E.NONE
+    assert dict(c.image.topics["t"].configs) == {"retention.ms": "2000", "cleanup.policy": "compact"}
+    assert c.alter_configs("t", {"retention.ms": "x"}).error_code == E.INVALID_CONFIG
+    assert c.alter_configs("t", {"bogus": None}).error_code == E.INVALID_CONFIG
+    assert c.alter_configs("nope", {"retention.ms": "1"}).error_code == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert dict(c.image.topics["t"].configs) == {"retention.ms": "2000", "cleanup.policy": "compact"}
+    end = c.log.end_offset
+    assert c.alter_configs("t", {"retention.ms": "2000"}).error_code == E.NONE  # no change, no append
+    assert c.log.end_offset == end
+
+
+def test_replace_configs_replaces_the_whole_set(make_controller):
+    c = make_controller()
+    c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
+    assert c.replace_configs("t", {"cleanup.policy": "compact"}).error_code == E.NONE
+    assert dict(c.image.topics["t"].configs) == {"cleanup.policy": "compact"}
+    assert c.replace_configs("t", {"segment.bytes": "1"}).error_code == E.INVALID_CONFIG
+    assert dict(c.image.topics["t"].configs) == {"cleanup.policy": "compact"}
+
+
+def test_listeners_see_old_and_new_images(make_controller):
+    c = make_controller()
+    seen = []
+    unsubscribe = c.on_change(lambda old, new: seen.append((old, new)))
+    before = c.image
+    c.create_topics([("t", 1, 1, {})])
+    assert len(seen) == 1
+    old, new = seen[0]
+    assert old is before and new is c.image and "t" in new.topics and "t" not in old.topics
+    c.create_topics([("t", 1, 1, {})], validate_only=True)
+    c.create_topics([("bad name", 1, 1, {})])
+    assert len(seen) == 1  # nothing applied, nobody told
+    unsubscribe()
+    c.delete_topics(["t"])
+    assert len(seen) == 1
+
+
+def test_restart_replays_to_an_identical_image(make_controller):
+    c = make_controller()
+    c.create_topics([("a", 3, 1, {"retention.ms": "1"}), ("b", 1, 1, {})])
+    c.create_partitions([("b", 4)])
+    c.alter_configs("a", {"retention.ms": None, "segment.ms": "100"})
+    c.delete_topics(["b"])
+    c.create_topics([("c", 2, 1, {})])
+    image = c.image
+    c.close()
+    again = make_controller()
+    assert again.image == image  # same ids, partitions, configs, offset
+    assert again.epoch == c.epoch + 1  # a new leader epoch after a restart
+
+
+def test_torn_tail_loses_only_the_last_append(make_controller, tmp_path):
+    c = make_controller()
+    c.create_topics([("kept", 1, 1, {})])
+    kept = c.image
+    c.create_topics([("torn", 1, 1, {})])
+    c.close()
+    [log_file] = sorted((tmp_path / METADATA_DIR).glob("*.log"))
+    os.truncate(log_file, log_file.stat().st_size - 5)
+    again = make_controller()
+    assert "torn" not in again.image.topics
+    assert again.image.topics == kept.topics
+    assert codes(again.create_topics([("torn", 1, 1, {})])) == [("torn", E.NONE)]
