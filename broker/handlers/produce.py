@@ -75,9 +75,11 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
         return _result(index, ErrorCode.INVALID_RECORD, message="no record batch")
     batch = memoryview(records)
     declared = int.from_bytes(batch[8:12], "big", signed=True) + 12 if len(batch) >= 12 else -1
-    if declared != len(batch):
-        # v3+ carries exactly one whole batch per partition.
-        return _result(index, ErrorCode.CORRUPT_MESSAGE, message="partition data is not exactly one record batch")
+    if declared > len(batch) or declared < 61:
+        return _result(index, ErrorCode.CORRUPT_MESSAGE, message="the record batch is torn or its length is wrong")
+    if declared < len(batch):
+        # v3+ carries exactly one batch per partition (as Kafka: INVALID_RECORD).
+        return _result(index, ErrorCode.INVALID_RECORD, message="partition data holds more than one record batch")
     error, message = check_produce_batch(batch, version)
     if error != ErrorCode.NONE:
         return _result(index, error, message=message)

@@ -29,7 +29,7 @@ def check_produce_batch(batch: memoryview, produce_version: int) -> tuple[int, s
         _HEADER.unpack_from(batch)
     )
     if magic != 2:
-        return ErrorCode.UNSUPPORTED_VERSION, f"record batch magic {magic}: only magic 2 is served"
+        return ErrorCode.INVALID_RECORD, f"Produce v3+ carries record batches of magic 2, not {magic}"
     codec = attributes & 0x07
     if codec > _ZSTD:
         return ErrorCode.INVALID_RECORD, f"unknown compression codec {codec}"
