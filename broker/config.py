@@ -71,6 +71,7 @@ class BrokerConfig:
     # Kafka's default is Int.MaxValue; every limit here is a real bound.
     max_connections: int = 10_000
     queued_max_requests: int = 500  # requests being worked on, across connections
+    fetch_max_bytes: int = 55 * 1024 * 1024  # caps a Fetch response whatever the client asks
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = _INT64_MAX
     log_flush_offset_checkpoint_interval_ms: int = 60_000
@@ -179,6 +180,7 @@ _BROKER_NAMES = {
     "socket.request.max.bytes": ("socket_request_max_bytes", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "max.connections": ("max_connections", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "queued.max.requests": ("queued_max_requests", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "fetch.max.bytes": ("fetch_max_bytes", lambda n, r: _int(n, r, 1024, _INT32_MAX)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.offset.checkpoint.interval.ms": (

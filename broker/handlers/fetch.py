@@ -33,7 +33,8 @@ async def handle(ctx, request: dict) -> dict:
 
 
 def _read(broker, request: dict) -> tuple[list[dict], int]:
-    budget = request["max_bytes"]
+    # The broker's fetch.max.bytes bounds what one response holds in memory.
+    budget = min(request["max_bytes"], broker.config.fetch_max_bytes)
     total = 0
     responses = []
     for topic in request["topics"]:

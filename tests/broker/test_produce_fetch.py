@@ -118,3 +118,17 @@ async def test_a_long_poll_fetch_returns_when_data_arrives(broker, nursery):
             assert "body" not in result
             await _produce(producer, _batch())
     assert result["body"]["responses"][0]["partitions"][0]["high_watermark"] == 3
+
+
+async def test_fetch_max_bytes_caps_a_response_whatever_the_client_asks(tmp_path, nursery):
+    config = BrokerConfig.from_properties(
+        {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d"), "fetch.max.bytes": "1024"}
+    )
+    b = await nursery.start(Broker(config).serve)
+    peer = await _connect(b)
+    await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
+    for _ in range(20):
+        await _produce(peer, _batch(3, size=100))
+    part = await _fetch(peer)  # asks for 1 MiB
+    assert part["high_watermark"] == 60
+    assert 0 < len(part["records"]) <= max(1024, len(_batch(3, size=100)))
