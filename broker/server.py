@@ -21,6 +21,9 @@ from broker.metadata.decisions import TopicDefaults
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from broker.metadata.metadata_log import MetadataLog
 from broker.net.connection import Connection
+from broker.producer_ids import FILE_NAME as PRODUCER_ID_FILE
+from broker.producer_ids import ProducerIdAllocator
+from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.log import Log, now_ms
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
@@ -41,6 +44,8 @@ class Broker:
         self.port: int | None = None  # the bound port, once listening
         self.controller: QuorumController | None = None
         self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
+        self._producer_ids: ProducerIdAllocator | None = None
+        self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
 
     # -- what handlers read ------------------------------------------------------
 
@@ -71,6 +76,28 @@ class Broker:
         overrides = dict(t.configs) if t is not None else {}
         return LogConfig.from_properties(overrides, base=self.config.log_defaults)
 
+    def producer_ids(self) -> ProducerIdAllocator:
+        """The producer id allocator, persisted in the first data directory."""
+        if self._producer_ids is None:
+            data_dir = self.config.log_dirs[0]
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._producer_ids = ProducerIdAllocator(data_dir / PRODUCER_ID_FILE)
+        return self._producer_ids
+
+    def producer_state(self, topic: str, index: int, plog: Log) -> ProducerStateManager:
+        """The idempotence state of a partition, rebuilt from its log on first use.
+
+        Rebuilt again when the log is another one (the topic was deleted and
+        created again) or ends below what the state has seen (truncated).
+        """
+        cached = self._producer_states.get((topic, index))
+        if cached is not None and cached[0] is plog and plog.log_end_offset >= cached[1].end_offset:
+            return cached[1]
+        state = ProducerStateManager()
+        state.rebuild_from(log_producer_batches(plog))
+        self._producer_states[(topic, index)] = (plog, state)
+        return state
+
     def notify_appended(self) -> None:
         self._appended.unpark_all()
 
@@ -93,6 +120,7 @@ class Broker:
         for change in changed_partitions(old, new):
             if change.kind == "deleted":
                 self.log_manager.delete_log(change.topic, change.partition)
+                self._producer_states.pop((change.topic, change.partition), None)
             elif change.kind == "created":
                 self.log_manager.get_or_create_log(change.topic, change.partition, self.topic_config(change.topic))
         for name, topic in new.topics.items():

@@ -61,6 +61,25 @@ def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
 
 
 def default_modules() -> list[Any]:
-    from broker.handlers import api_versions, create_topics, delete_topics, fetch, list_offsets, metadata, produce
+    from broker.handlers import (
+        alter_configs,
+        api_versions,
+        create_partitions,
+        create_topics,
+        delete_records,
+        delete_topics,
+        describe_cluster,
+        describe_configs,
+        fetch,
+        incremental_alter_configs,
+        init_producer_id,
+        list_offsets,
+        metadata,
+        produce,
+    )
 
-    return [api_versions, metadata, produce, fetch, list_offsets, create_topics, delete_topics]
+    return [
+        api_versions, metadata, produce, fetch, list_offsets, create_topics, delete_topics,
+        create_partitions, describe_configs, alter_configs, incremental_alter_configs, delete_records,
+        describe_cluster, init_producer_id,
+    ]  # fmt: skip

@@ -10,8 +10,10 @@ end, so acks=1 and acks=all both answer after the local append.
 from __future__ import annotations
 
 import logging
+import struct
 
 from broker.handlers.produce_rules import check_produce_batch
+from broker.producer_state import last_sequence
 from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
 from client.protocol import ErrorCode
 
@@ -27,6 +29,9 @@ _STORAGE_ERRORS = {
     InvalidRecordError: ErrorCode.INVALID_RECORD,
     StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
 }
+
+_LAST_OFFSET_DELTA = struct.Struct(">i")  # at header offset 23
+_PRODUCER = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequence at header offset 43
 
 
 def _result(index: int, error: int, base_offset: int = -1, append_time: int = -1, log_start: int = -1, message=None):
@@ -83,6 +88,17 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     error, message = check_produce_batch(batch, version)
     if error != ErrorCode.NONE:
         return _result(index, error, message=message)
+    # Idempotence (the pack's 3.5 step 5, rules in broker/producer_state.py).
+    producer_id, producer_epoch, base_seq = _PRODUCER.unpack_from(batch, 43)
+    state = None
+    if producer_id >= 0:
+        state = broker.producer_state(topic, index, plog)
+        last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, 23)[0])
+        error, duplicate_of = state.check(producer_id, producer_epoch, base_seq, last_seq)
+        if error != ErrorCode.NONE:
+            return _result(index, error, message=f"producer {producer_id} epoch {producer_epoch} sequence {base_seq}")
+        if duplicate_of is not None:  # a retry of an appended batch: its offsets, nothing appended
+            return _result(index, ErrorCode.NONE, duplicate_of, -1, plog.log_start_offset)
     try:
         info = plog.append_as_leader(batch, partition.leader_epoch)
     except tuple(_STORAGE_ERRORS) as e:
@@ -90,4 +106,6 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
         if code == ErrorCode.KAFKA_STORAGE_ERROR:
             log.error("%s-%d: append failed: %s", topic, index, e)
         return _result(index, code, message=str(e))
+    if state is not None:
+        state.record(producer_id, producer_epoch, base_seq, last_seq, info.first_offset, info.last_offset)
     return _result(index, ErrorCode.NONE, info.first_offset, info.log_append_time_ms, info.log_start_offset)

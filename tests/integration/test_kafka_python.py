@@ -65,3 +65,17 @@ def test_produce_and_consume_every_codec_byte_for_byte(broker, acks):
     admin.delete_topics(["orders"])
     assert "orders" not in admin.list_topics()
     admin.close()
+
+
+def test_the_default_idempotent_producer_works(broker):
+    # kafka-python 3 turns idempotence on by default: InitProducerId, then
+    # sequenced batches that the broker checks.
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    futures = [producer.send("idem", key=b"k%d" % (i % 5), value=b"v%d" % i) for i in range(2000)]
+    producer.flush()
+    metas = [f.get(timeout=30) for f in futures]
+    producer.close()
+    partitions = {m.partition for m in metas}
+    got = _consume_all(broker.bootstrap, "idem", max(partitions) + 1, len(metas))
+    values = sorted(v for records in got.values() for _, _, v, _, _ in records)
+    assert values == sorted(b"v%d" % i for i in range(2000))  # each once: no duplicate, no loss

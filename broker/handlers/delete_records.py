@@ -1,0 +1,50 @@
+"""DeleteRecords (0-1): move a partition's log start offset forward.
+
+Per partition: offset -1 means the high watermark (on this single-replica
+broker, the log end offset); an offset below -1 or above the high watermark
+is OFFSET_OUT_OF_RANGE; an offset at or below the current log start changes
+nothing. A topic with ``cleanup.policy=compact`` only is POLICY_VIOLATION,
+as in Kafka. The answer's low_watermark is the (new) log start offset, -1
+on error. v0 = v1; v2 is flexible.
+"""
+
+from __future__ import annotations
+
+from broker.storage.errors import OffsetOutOfRangeError
+from client.protocol import ErrorCode
+
+API_KEY = 21
+MIN_VERSION = 0
+MAX_VERSION = 1  # 2 is the first flexible version
+
+HIGH_WATERMARK = -1
+
+
+async def handle(ctx, request: dict) -> dict:
+    topics = []
+    for topic in request["topics"]:
+        parts = [_delete(ctx.broker, topic["name"], p) for p in topic["partitions"]]
+        topics.append({"name": topic["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+def _delete(broker, topic: str, p: dict) -> dict:
+    out = {"partition_index": p["partition_index"], "low_watermark": -1, "error_code": 0}
+    found = broker.partition(topic, p["partition_index"])
+    if found is None:
+        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return out
+    _, plog = found
+    if not plog.config.delete:
+        out["error_code"] = int(ErrorCode.POLICY_VIOLATION)
+        return out
+    high_watermark = plog.log_end_offset  # a single replica: everything appended is committed
+    offset = high_watermark if p["offset"] == HIGH_WATERMARK else p["offset"]
+    if offset < 0 or offset > high_watermark:
+        out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+        return out
+    try:
+        out["low_watermark"] = plog.delete_records(offset, high_watermark)
+    except OffsetOutOfRangeError:
+        out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+    return out

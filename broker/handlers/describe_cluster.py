@@ -1,0 +1,44 @@
+"""DescribeCluster (0-1): the unfenced brokers, the cluster id and the controller.
+
+Flexible from v0 (the codec handles it). v1's endpoint_type asks for brokers
+(1) or controllers (2); a broker answers only the first, as Kafka's brokers
+do (MISMATCHED_ENDPOINT_TYPE otherwise). v1 is served because kafka-python's
+admin client reads endpoint_type from every response. Authorized operations
+are not computed: Kafka's "not provided" sentinel is answered either way.
+"""
+
+from __future__ import annotations
+
+from client.protocol import ErrorCode
+
+API_KEY = 60
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+_NOT_PROVIDED = -(2**31)  # Integer.MIN_VALUE: authorized operations not computed
+_BROKERS = 1
+
+
+async def handle(ctx, request: dict) -> dict:
+    image = ctx.broker.image
+    if request["endpoint_type"] != _BROKERS:
+        return {
+            "error_code": int(ErrorCode.MISMATCHED_ENDPOINT_TYPE),
+            "error_message": "this broker describes brokers only",
+            "endpoint_type": request["endpoint_type"],
+            "cluster_id": image.cluster_id,
+            "brokers": [],
+        }
+    brokers = [
+        {"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in image.unfenced_brokers()
+    ]
+    return {
+        "throttle_time_ms": 0,
+        "error_code": 0,
+        "error_message": None,
+        "endpoint_type": _BROKERS,
+        "cluster_id": image.cluster_id,
+        "controller_id": image.controller_id,
+        "brokers": brokers,
+        "cluster_authorized_operations": _NOT_PROVIDED,
+    }

@@ -1,0 +1,77 @@
+"""IncrementalAlterConfigs (0): per-key SET / DELETE / APPEND / SUBTRACT on topic configs.
+
+APPEND and SUBTRACT work on list configs only (cleanup.policy here), else
+INVALID_CONFIG, as Kafka. They start from the topic's current value (its
+override, else the broker default). A null value for anything but DELETE,
+an unknown operation, a key named twice, a resource named twice, a broker
+resource (read-only here) or another resource type: INVALID_REQUEST. All
+operations on one resource apply together or not at all. v1 is flexible.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from broker.handlers.alter_configs import duplicate_resources, refuse_non_topic
+from client.protocol import ErrorCode
+
+API_KEY = 44
+MIN_VERSION = 0
+MAX_VERSION = 0  # 1 is the first flexible version
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+LIST_CONFIGS = frozenset({"cleanup.policy"})
+
+
+async def handle(ctx, request: dict) -> dict:
+    broker = ctx.broker
+    dups = duplicate_resources(request["resources"])
+    responses = []
+    for resource in request["resources"]:
+        name = resource["resource_name"]
+        error = refuse_non_topic(resource)
+        if error is None and (resource["resource_type"], name) in dups:
+            error = int(ErrorCode.INVALID_REQUEST), f"Duplicate resource {name} in the request"
+        if error is None:
+            changes, error = _changes(broker, name, resource["configs"])
+        if error is None:
+            result = broker.controller.alter_configs(name, changes, validate_only=request["validate_only"])
+            error = int(result.error_code), result.error_message
+        responses.append(
+            {"error_code": error[0], "error_message": error[1], "resource_type": resource["resource_type"],
+             "resource_name": name}
+        )  # fmt: skip
+    return {"throttle_time_ms": 0, "responses": responses}
+
+
+def _changes(broker, topic: str, ops: list[dict]) -> tuple[dict[str, str | None], tuple[int, str] | None]:
+    if any(n > 1 for n in Counter(op["name"] for op in ops).values()):
+        return {}, (int(ErrorCode.INVALID_REQUEST), "Error due to duplicate config keys")
+    current = broker.image.topics.get(topic)
+    changes: dict[str, str | None] = {}
+    for op in ops:
+        key, kind, value = op["name"], op["config_operation"], op["value"]
+        if kind not in (SET, DELETE, APPEND, SUBTRACT):
+            return {}, (int(ErrorCode.INVALID_REQUEST), f"Unknown config operation {kind} for {key}")
+        if kind == DELETE:
+            changes[key] = None
+            continue
+        if value is None:
+            return {}, (int(ErrorCode.INVALID_REQUEST), f"Null value not supported for : {key}")
+        if kind == SET:
+            changes[key] = value
+            continue
+        if key not in LIST_CONFIGS:
+            verb = "append" if kind == APPEND else "subtract"
+            return {}, (int(ErrorCode.INVALID_CONFIG), f"Config value {verb} is not allowed for config key: {key}")
+        if current is None:
+            return {}, (int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), f"Topic {topic} does not exist.")
+        now = current.configs.get(key, broker.config.log_defaults.to_properties()[key])
+        items = [p.strip() for p in now.split(",") if p.strip()]
+        given = [p.strip() for p in value.split(",") if p.strip()]
+        if kind == APPEND:
+            items += [p for p in given if p not in items]
+        else:
+            items = [p for p in items if p not in given]
+        changes[key] = ",".join(items)
+    return changes, None
