@@ -44,6 +44,8 @@ class Broker:
         self.port: int | None = None  # the bound port, once listening
         self.controller: QuorumController | None = None
         self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
+        self._stop_requested = trio.Event()
+        self.requests_in_flight = 0  # being worked on, across connections
         self._producer_ids: ProducerIdAllocator | None = None
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
 
@@ -106,6 +108,10 @@ class Broker:
 
     # -- lifecycle ---------------------------------------------------------------
 
+    def request_stop(self) -> None:
+        """Begin a graceful stop; ``serve()`` returns once it is done."""
+        self._stop_requested.set()
+
     def _start_metadata(self) -> None:
         data_dir = self.config.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +157,14 @@ class Broker:
                     self.config.node_id, host, self.port, ", ".join(map(str, self.config.log_dirs)),
                 )
                 task_status.started(self)
+                await self._stop_requested.wait()
+                # Graceful stop: no new connections, in-flight requests get
+                # the grace period to finish, then everything is cancelled.
+                self._accepting.cancel()
+                with trio.move_on_after(self.shutdown_grace_s):
+                    while self.requests_in_flight:
+                        await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 if self.controller is not None:
@@ -208,13 +222,18 @@ class Broker:
 
 
 async def run_until_signalled(config: BrokerConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly (the CLI's broker start)."""
+    """Serve until SIGINT or SIGTERM, then stop gracefully (the CLI's broker start)."""
     import signal
 
+    broker = Broker(config)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(Broker(config).serve)
-            async for signum in signals:
-                log.info("received %s, stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+            await nursery.start(broker.serve)
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("received %s, stopping", signal.Signals(signum).name)
+                    broker.request_stop()
+                    return
+
+            nursery.start_soon(stop_on_signal)

@@ -51,6 +51,13 @@ class Connection:
         self.stream = stream
         self.peer = peer
         self.decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+        # Requests read but not yet answered on the wire; the broker's total
+        # lets a graceful stop wait for them.
+        self.outstanding = 0
+
+    def _track(self, delta: int) -> None:
+        self.outstanding += delta
+        self.broker.requests_in_flight += delta
 
     async def run(self) -> None:
         try:
@@ -66,6 +73,7 @@ class Connection:
         except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the peer went away
         finally:
+            self._track(-self.outstanding)
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
@@ -77,6 +85,7 @@ class Connection:
             self.decoder.feed(data)
             while (frame := self.decoder.next_frame()) is not None:
                 slot = _Slot()
+                self._track(1)
                 await send.send(slot)
                 nursery.start_soon(self._work, frame, slot)
 
@@ -88,6 +97,7 @@ class Connection:
                     raise CloseConnection(slot.close_reason)
                 if slot.response is not None:
                     await self.stream.send_all(slot.response)
+                self._track(-1)
 
     async def _work(self, frame: bytes, slot: _Slot) -> None:
         try:
