@@ -4,7 +4,8 @@ Sessionless: a request for a new session gets session_id 0 (Kafka's "no
 session created") and every requested partition is answered; a request
 naming an existing session gets FETCH_SESSION_ID_NOT_FOUND. Followers
 (replica_id >= 0) come with replication. Records are the file bytes read
-from the log's slice; the response may end inside a batch, as Kafka's does.
+straight from the log files (os.sendfile, see broker/net/connection.py); the
+response may end inside a batch, as Kafka's does.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _read(broker, request: dict) -> tuple[list[dict], int]:
         parts = []
         for p in topic["partitions"]:
             result = _read_partition(broker, topic["topic"], p, budget - total, first=total == 0)
-            total += len(result["records"] or b"")
+            total += len(result["records"] or b"")  # bytes or a file slice
             parts.append(result)
         responses.append({"topic": topic["topic"], "partitions": parts})
     return responses, total
@@ -65,5 +66,6 @@ def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> di
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
         return out
-    out["records"] = data.slice.read() if data.slice is not None else b""
+    # The file slice itself: the connection sends it with os.sendfile.
+    out["records"] = data.slice if data.slice is not None else b""
     return out

@@ -18,14 +18,17 @@ the broker does not know.
 from __future__ import annotations
 
 import logging
+import os
+import struct
 from dataclasses import dataclass, field
 
 import trio
 
 from broker.handlers import RequestContext, api_versions
 from client.protocol import ProtocolError, codec
-from client.protocol.api import encode_response
+from client.protocol.api import encode_response, encode_response_segments
 from client.protocol.framing import FrameDecoder, encode_frame
+from client.protocol.primitives import SegmentedBuffer
 from client.protocol.headers import decode_request_header
 from client.protocol.messages import APIS
 
@@ -41,7 +44,7 @@ class CloseConnection(Exception):
 @dataclass
 class _Slot:
     done: trio.Event = field(default_factory=trio.Event)
-    response: bytes | None = None  # framed bytes to send, None for no response
+    response: bytes | SegmentedBuffer | None = None  # framed bytes, or a body with file slices; None: no response
     close_reason: str | None = None
 
 
@@ -72,6 +75,8 @@ class Connection:
             log.warning("closing connection from %s: malformed request: %s", self.peer, group.exceptions[0])
         except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the peer went away
+        except* Exception as group:  # anything else costs this connection, never the broker
+            log.error("closing connection from %s after an unexpected fault", self.peer, exc_info=group)
         finally:
             self._track(-self.outstanding)
             with trio.CancelScope(shield=True):
@@ -95,9 +100,22 @@ class Connection:
                 await slot.done.wait()
                 if slot.close_reason is not None:
                     raise CloseConnection(slot.close_reason)
-                if slot.response is not None:
+                if isinstance(slot.response, SegmentedBuffer):
+                    await self._send_segments(slot.response)
+                elif slot.response is not None:
                     await self.stream.send_all(slot.response)
                 self._track(-1)
+
+    async def _send_segments(self, body: SegmentedBuffer) -> None:
+        """A response whose records come straight from log files, by sendfile."""
+        view = memoryview(body)
+        await self.stream.send_all(struct.pack(">i", body.total_length))
+        start = 0
+        for position, file_slice in body.deferred:
+            await self.stream.send_all(view[start:position])
+            await _sendfile(self.stream.socket, file_slice.fd, file_slice.position, file_slice.length)
+            start = position
+        await self.stream.send_all(view[start:])
 
     async def _work(self, frame: bytes, slot: _Slot) -> None:
         try:
@@ -129,4 +147,21 @@ class Connection:
             body = await spec.handle(ctx, request)
         if body is None:
             return None
-        return encode_frame(encode_response(header.api_key, header.api_version, header.correlation_id, body))
+        out = encode_response_segments(header.api_key, header.api_version, header.correlation_id, body)
+        return out if out.deferred else encode_frame(out)
+
+
+async def _sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int) -> None:
+    """``count`` bytes of file ``fd`` from ``offset`` to the socket, kernel to kernel."""
+    while count > 0:
+        await trio.lowlevel.wait_writable(sock)
+        try:
+            sent = os.sendfile(sock.fileno(), fd, offset, count)
+        except BlockingIOError:
+            continue
+        if sent == 0:
+            # The file ended early (truncated under us): the frame's length is
+            # already on the wire, so the only way out is to drop the connection.
+            raise CloseConnection("a log file shrank while it was being sent")
+        offset += sent
+        count -= sent

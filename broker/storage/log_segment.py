@@ -62,6 +62,9 @@ class FileSlice:
     position: int
     length: int
 
+    def __len__(self) -> int:
+        return self.length
+
     def read(self) -> bytes:
         return os.pread(self.fd, self.length, self.position)
 

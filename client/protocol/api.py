@@ -18,6 +18,7 @@ from .headers import (
     encode_response_header,
 )
 from .messages import APIS
+from .primitives import SegmentedBuffer
 from .schema import Api
 
 
@@ -51,13 +52,22 @@ def decode_request(data: bytes | memoryview) -> tuple[RequestHeader, dict]:
 
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, body: dict) -> bytes:
+    out = encode_response_segments(api_key, api_version, correlation_id, body)
+    if out.deferred:
+        raise LocalProtocolError("the response has deferred records: use encode_response_segments")
+    return bytes(out)
+
+
+def encode_response_segments(api_key: int, api_version: int, correlation_id: int, body: dict) -> SegmentedBuffer:
+    """The response with its deferred ``records`` values left out (see
+    SegmentedBuffer): a broker sends those straight from its files."""
     api = APIS.get(api_key)
     if api is None or not api.response.is_valid(api_version):
         raise LocalProtocolError(f"no response table for api_key={api_key} v{api_version}")
-    out = bytearray()
+    out = SegmentedBuffer()
     encode_response_header(out, api_key, api_version, correlation_id)
     codec.encode_into(out, api.response, api_version, body)
-    return bytes(out)
+    return out
 
 
 def decode_response(api_key: int, api_version: int, data: bytes | memoryview) -> tuple[int, dict]:

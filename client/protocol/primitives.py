@@ -215,8 +215,30 @@ def string_codec(compact: bool, nullable: bool) -> tuple[Reader, Writer]:
     return read, write
 
 
+class SegmentedBuffer(bytearray):
+    """An encode buffer that may leave holes for bytes sent by other means.
+
+    A ``records`` value that is not bytes-like (a broker's file slice, say)
+    is written as its length only and listed in ``deferred`` as (position in
+    this buffer, value): the sender writes the buffer up to that position,
+    then the value's ``len(value)`` bytes (with ``os.sendfile``), and so on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deferred: list[tuple[int, Any]] = []
+
+    @property
+    def total_length(self) -> int:
+        return len(self) + sum(len(v) for _, v in self.deferred)
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
 def bytes_codec(compact: bool, nullable: bool, zero_copy: bool = False) -> tuple[Reader, Writer]:
-    """Bytes (or records, with zero_copy: a memoryview slice, not a copy)."""
+    """Bytes (or records, with zero_copy: a memoryview slice, not a copy; and
+    on encode, a deferred value into a SegmentedBuffer)."""
     read_len = read_compact_len if compact else read_len32
     write_len = write_compact_len if compact else write_int32
 
@@ -237,6 +259,11 @@ def bytes_codec(compact: bool, nullable: bool, zero_copy: bool = False) -> tuple
         if len(value) > 0x7FFFFFFF:
             raise LocalProtocolError("bytes value too long")
         write_len(out, len(value))
+        if zero_copy and not isinstance(value, _BYTES_LIKE):
+            if not isinstance(out, SegmentedBuffer):
+                raise LocalProtocolError("a deferred records value needs a SegmentedBuffer")
+            out.deferred.append((len(out), value))
+            return
         out += value
 
     return read, write

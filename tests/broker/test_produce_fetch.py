@@ -157,3 +157,31 @@ async def test_a_graceful_stop_lets_a_request_in_flight_finish(tmp_path):
     # serve() returned: the parked fetch was answered (after its wait), not cut off.
     assert result["body"]["responses"][0]["partitions"][0]["error_code"] == 0
     assert (tmp_path / "d" / ".riverlog_cleanshutdown").exists()
+
+
+async def test_a_fetch_answer_whose_file_vanished_closes_only_that_connection(broker, monkeypatch):
+    from broker.net import connection
+
+    peer = await _connect(broker)
+    await _produce(peer, _batch())
+
+    async def broken_sendfile(sock, fd, offset, count):
+        raise OSError(9, "Bad file descriptor")  # as if the segment's fd had been closed
+
+    monkeypatch.setattr(connection, "_sendfile", broken_sendfile)
+    request = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+               "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0,
+                                                          "partition_max_bytes": 1 << 20}]}]}  # fmt: skip
+    from client.protocol import encode_frame
+    from client.protocol.api import encode_request
+    from client.protocol.headers import RequestHeader
+
+    await peer.send_all(encode_frame(encode_request(RequestHeader(1, 10, 7, "t"), request)))
+    import trio
+
+    with trio.fail_after(5):  # the start of the answer may arrive; then the connection ends
+        while await peer.receive_some(65536):
+            pass
+    monkeypatch.undo()
+    other = await _connect(broker)
+    assert (await _fetch(other))["high_watermark"] == 3  # the broker serves on
