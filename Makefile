@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test test-twins bench run clean
+.PHONY: install test bench bench-storage bench-broker run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 	RIVERLOG_NO_NATIVE=1 $(PY) -m pytest -q -p no:cacheprovider tests/storage tests/records tests/native
 
-bench: install
+bench: bench-storage bench-broker
+
+bench-storage: install
 	$(PY) -m bench.storage_bench
+
+# kcat (Debian's package) is one of the load generators; without it its row is left out.
+bench-broker: install
+	command -v kcat >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq kcat) || echo "kcat not installed: its row is left out"
+	$(PY) -m bench.broker_bench
 
 run: install
 	$(VENV)/bin/riverlog broker start

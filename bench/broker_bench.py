@@ -1,0 +1,486 @@
+"""Broker benchmark: librdkafka produce/consume against riverlog and a stand-in.
+
+    python -m bench.broker_bench [--records N] [--records-1k N] [--runs 3]
+                                 [--kcat-records N] [--rtt 1000]
+
+Starts a riverlog broker (fresh data dir under bench/results/) and the
+stand-in (bench/standin_server.py: answers Produce, stores nothing), then:
+
+* produce, for {100-byte, 1 KiB} x {acks=1, acks=all}, to a 6-partition topic
+  with confluent-kafka (librdkafka) running in a separate process (linger.ms=5,
+  batch.size 1 MB, no compression, no idempotence), alternately against
+  riverlog and the stand-in, ``--runs`` times: records/s, MB/s (payload
+  bytes, 10^6), produce latency p50/p99 (librdkafka's per-message latency,
+  produce() call to delivery report, under this saturating load), and the
+  server process's CPU seconds per GB of payload (/proc/PID/stat utime+stime
+  before and after the run). The ratio riverlog / stand-in of the median
+  records/s is the broker's efficiency.
+* kcat (if installed): ``kcat -P -l FILE`` of 100-byte lines with acks=1,
+  timed from process start to exit (includes kcat's start-up and metadata).
+* consume: a librdkafka consumer reading every 1 KiB record from offset 0
+  (just written, so from page cache), riverlog only (the stand-in has no
+  Fetch); timed from the first record received to the last.
+* round trip: one record, wait for its delivery report, ``--rtt`` times,
+  acks=1, linger.ms=0: p50/p99.
+
+Prints a table and writes JSON to bench/results/broker.json. Every child
+process is started by this script and killed in a ``finally``; every wait has
+a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PARTITIONS = 6
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- workers
+# Each runs in its own process (python -m bench.broker_bench --worker JSON)
+# and prints one JSON line.
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[i]
+
+
+def _worker_produce(a: dict) -> dict:
+    from confluent_kafka import Producer
+
+    latencies: list[float] = []
+    errors = [0]
+    first_error: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors[0] += 1
+            if not first_error:
+                first_error.append(str(err))
+        else:
+            latencies.append(msg.latency())
+
+    p = Producer({
+        "bootstrap.servers": a["bootstrap"],
+        "acks": a["acks"],
+        "linger.ms": a.get("linger_ms", 5),
+        "batch.size": 1_000_000,
+        "compression.type": "none",
+        "enable.idempotence": False,
+        "queue.buffering.max.messages": 2_000_000,
+        "queue.buffering.max.kbytes": 2_000_000,
+        "message.timeout.ms": 60_000,
+        "on_delivery": on_delivery,
+    })  # fmt: skip
+    topic, value, n = a["topic"], b"x" * a["size"], a["records"]
+    # Warm-up: connection, ApiVersions, metadata, one delivered record.
+    p.produce(topic, value)
+    if p.flush(30) != 0 or errors[0]:
+        return {"error": f"warm-up failed: {first_error}"}
+    latencies.clear()
+    produce, poll = p.produce, p.poll
+    t0 = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                produce(topic, value)
+                break
+            except BufferError:
+                poll(0.001)
+        if i & 1023 == 0:
+            poll(0)
+    left = p.flush(a.get("timeout", 120))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "records": n, "delivered": len(latencies), "errors": errors[0], "first_error": first_error[:1],
+        "undelivered": left, "seconds": elapsed,
+        "records_per_s": len(latencies) / elapsed, "mb_per_s": len(latencies) * a["size"] / elapsed / 1e6,
+        "p50_ms": _ms(_percentile(latencies, 0.50)), "p99_ms": _ms(_percentile(latencies, 0.99)),
+    }  # fmt: skip
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _worker_rtt(a: dict) -> dict:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": a["bootstrap"], "acks": 1, "linger.ms": 0, "enable.idempotence": False})
+    errors = [0]
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors[0] += 1
+
+    topic, value = a["topic"], b"x" * a["size"]
+    for _ in range(20):  # warm-up
+        p.produce(topic, value, partition=0, on_delivery=on_delivery)
+        p.flush(10)
+    times = []
+    deadline = time.monotonic() + a.get("timeout", 60)
+    for _ in range(a["count"]):
+        t = time.perf_counter()
+        p.produce(topic, value, partition=0, on_delivery=on_delivery)
+        if p.flush(10) != 0:
+            errors[0] += 1
+            break
+        times.append(time.perf_counter() - t)
+        if time.monotonic() > deadline:
+            break
+    times.sort()
+    return {"count": len(times), "errors": errors[0], "p50_us": _percentile(times, 0.5) * 1e6,
+            "p99_us": _percentile(times, 0.99) * 1e6}  # fmt: skip
+
+
+def _worker_consume(a: dict) -> dict:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({
+        "bootstrap.servers": a["bootstrap"], "group.id": "bench-unused", "enable.auto.commit": False,
+        "enable.partition.eof": False, "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 10_485_760, "queued.max.messages.kbytes": 1_048_576,
+    })  # fmt: skip
+    try:
+        total = 0
+        for i in range(PARTITIONS):
+            low, high = c.get_watermark_offsets(TopicPartition(a["topic"], i), timeout=10)
+            total += high - low
+        c.assign([TopicPartition(a["topic"], i, OFFSET_BEGINNING) for i in range(PARTITIONS)])
+        got = nbytes = errors = 0
+        t0 = None  # the clock starts at the first record: connection and metadata set-up excluded
+        deadline = time.monotonic() + a.get("timeout", 120)
+        while got < total and time.monotonic() < deadline:
+            for m in c.consume(num_messages=10_000, timeout=1.0):
+                if t0 is None:
+                    t0 = time.perf_counter()
+                if m.error() is not None:
+                    errors += 1
+                    continue
+                got += 1
+                nbytes += len(m.value())
+        elapsed = time.perf_counter() - t0 if t0 is not None else float("nan")
+    finally:
+        c.close()
+    return {"expected": total, "records": got, "errors": errors, "seconds": elapsed,
+            "records_per_s": got / elapsed, "mb_per_s": nbytes / elapsed / 1e6}  # fmt: skip
+
+
+WORKERS = {"produce": _worker_produce, "rtt": _worker_rtt, "consume": _worker_consume}
+
+
+def _run_worker(kind: str, args: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "bench.broker_bench", "--worker", json.dumps({"kind": kind, **args})]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"error": f"{kind} worker timed out after {timeout:.0f}s"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"{kind} worker exit {proc.returncode}: {err.strip()[-500:]}"}
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------- servers
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime+stime of pid and its live descendants, in seconds."""
+    total = 0.0
+    pids = {pid}
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if int(fields[1]) in pids or int(entry) == pid:
+                    pids.add(int(entry))
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14, 15 of the whole line
+    return total
+
+
+class StandInProcess:
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> StandInProcess:
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.standin_server", "--port", str(self.port), "--partitions", str(PARTITIONS)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready on" in self.log_path.read_text():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"stand-in did not start:\n{self.log_path.read_text()}")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _create_topics(bootstrap: str, names: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names], request_timeout=30)
+    for f in futures.values():
+        f.result(timeout=30)
+
+
+def _kcat(bootstrap: str, topic: str, path: Path, records: int, timeout: float) -> dict:
+    kcat = shutil.which("kcat")
+    cmd = [kcat, "-P", "-b", bootstrap, "-t", topic, "-l", str(path),
+           "-X", "acks=1", "-X", "linger.ms=5", "-X", "batch.size=1000000",
+           "-X", "queue.buffering.max.messages=2000000", "-X", "queue.buffering.max.kbytes=2000000"]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"error": f"kcat timed out after {timeout:.0f}s"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": f"kcat exit {proc.returncode}: {err.strip()[-300:]}"}
+    return {"records": records, "seconds": elapsed, "records_per_s": records / elapsed,
+            "mb_per_s": records * 100 / elapsed / 1e6, "stderr": err.strip()[-300:]}  # fmt: skip
+
+
+# ---------------------------------------------------------------- main
+
+
+def _median(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(v, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def run(args) -> dict:
+    from tests.integration.broker_process import BrokerProcess, free_port
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = RESULTS / f"broker-run-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    broker = BrokerProcess(work / "data")
+    standin = StandInProcess(free_port(), work / "standin.log")
+    report: dict = {
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "cpu": _cpu_model()},
+        "command": "python -m bench.broker_bench " + " ".join(sys.argv[1:]),
+        "params": vars(args) | {"partitions": PARTITIONS},
+        "produce": [], "kcat": {}, "consume": None, "rtt": {},
+    }  # fmt: skip
+    try:
+        broker.start()
+        standin.start()
+        servers = {"riverlog": broker, "standin": standin}
+        topics = {100: "bench-100", 1024: "bench-1024"}
+        _create_topics(broker.bootstrap, [*topics.values(), "bench-kcat", "bench-rtt"])
+
+        sizes = {100: args.records, 1024: args.records_1k}
+        for size, n in sizes.items():
+            for acks in ("1", "all"):
+                row = {"size": size, "acks": acks, "records": n, "runs": {"riverlog": [], "standin": []}}
+                for r in range(args.runs):
+                    for name, server in servers.items():
+                        pid = server.proc.pid
+                        cpu0 = _cpu_seconds(pid)
+                        res = _run_worker("produce", {"bootstrap": server.bootstrap, "topic": topics[size],
+                                                      "size": size, "acks": acks, "records": n,
+                                                      "timeout": args.timeout},
+                                          timeout=args.timeout + 60)  # fmt: skip
+                        cpu = _cpu_seconds(pid) - cpu0
+                        if "error" not in res:
+                            gb = res["delivered"] * size / 1e9
+                            res["server_cpu_s"] = cpu
+                            res["server_cpu_s_per_gb"] = cpu / gb if gb else None
+                        row["runs"][name].append(res)
+                        print(f"  produce {size}B acks={acks} run {r + 1} {name}: "
+                              + (res["error"] if "error" in res else
+                                 f"{res['records_per_s']:,.0f} rec/s p50 {res['p50_ms']:.1f} ms"), flush=True)  # fmt: skip
+                for name in servers:
+                    ok = [x for x in row["runs"][name] if "error" not in x]
+                    row[name] = {k: _median([x.get(k) for x in ok])
+                                 for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb")}  # fmt: skip
+                rl, si = row["riverlog"]["records_per_s"], row["standin"]["records_per_s"]
+                row["ratio"] = rl / si if rl and si else None
+                report["produce"].append(row)
+
+        if shutil.which("kcat"):
+            lines = work / "lines100.txt"
+            with open(lines, "wb") as f:
+                f.write((b"y" * 100 + b"\n") * args.kcat_records)
+            for name, server in servers.items():
+                runs = []
+                for _ in range(args.runs):
+                    cpu0 = _cpu_seconds(server.proc.pid)
+                    res = _kcat(server.bootstrap, "bench-kcat", lines, args.kcat_records, args.timeout)
+                    res["server_cpu_s"] = _cpu_seconds(server.proc.pid) - cpu0
+                    runs.append(res)
+                    print(f"  kcat {name}: " + res.get("error", f"{res.get('records_per_s', 0):,.0f} rec/s"), flush=True)
+                ok = [x for x in runs if "error" not in x]
+                report["kcat"][name] = {"runs": runs, "records_per_s": _median([x["records_per_s"] for x in ok]),
+                                        "mb_per_s": _median([x["mb_per_s"] for x in ok])}  # fmt: skip
+            rl, si = (report["kcat"][k]["records_per_s"] for k in ("riverlog", "standin"))
+            report["kcat"]["ratio"] = rl / si if rl and si else None
+        else:
+            report["kcat"] = {"error": "kcat not installed"}
+
+        runs = []
+        for _ in range(args.runs):
+            runs.append(_run_worker("consume", {"bootstrap": broker.bootstrap, "topic": topics[1024],
+                                                "timeout": args.timeout}, timeout=args.timeout + 60))  # fmt: skip
+            print("  consume 1KiB riverlog: " + runs[-1].get("error", f"{runs[-1].get('records_per_s', 0):,.0f} rec/s"
+                                                         f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
+                  flush=True)  # fmt: skip
+        ok = [x for x in runs if "error" not in x]
+        report["consume"] = {"runs": runs, "records_per_s": _median([x["records_per_s"] for x in ok]),
+                             "mb_per_s": _median([x["mb_per_s"] for x in ok])}  # fmt: skip
+
+        for name, server in servers.items():
+            res = _run_worker("rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt", "size": 100,
+                                      "count": args.rtt, "timeout": args.timeout}, timeout=args.timeout + 60)  # fmt: skip
+            report["rtt"][name] = res
+            print(f"  round trip {name}: " + res.get("error", f"p50 {res.get('p50_us', 0):.0f} us"), flush=True)
+    finally:
+        standin.close()
+        try:
+            if broker.proc is not None and broker.proc.poll() is None:
+                broker.stop(timeout=30)
+        except Exception:
+            pass
+        broker.close()
+        if not args.keep:  # --keep leaves the data dir and the servers' logs
+            shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def print_table(report: dict) -> None:
+    m = report["machine"]
+    print(f"\nmachine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['platform']}")
+    print(f"command: {report['command']}   (medians of {report['params']['runs']} runs)\n")
+    hdr = (f"{'produce (confluent-kafka)':<26}{'server':<10}{'records/s':>12}{'MB/s':>9}{'p50 ms':>9}"
+           f"{'p99 ms':>9}{'CPU s/GB':>10}{'ratio':>8}")  # fmt: skip
+    print(hdr)
+    print("-" * len(hdr))
+    for row in report["produce"]:
+        label = f"{row['size']}B acks={row['acks']} x{row['records']:,}"
+        for name in ("riverlog", "standin"):
+            r = row[name]
+            ratio = _fmt(row["ratio"], ".2f") if name == "riverlog" else ""
+            print(f"{label if name == 'riverlog' else '':<26}{name:<10}{_fmt(r['records_per_s']):>12}"
+                  f"{_fmt(r['mb_per_s'], '.1f'):>9}{_fmt(r['p50_ms'], '.1f'):>9}{_fmt(r['p99_ms'], '.1f'):>9}"
+                  f"{_fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
+    k = report["kcat"]
+    if "error" in k:
+        print(f"\nkcat: {k['error']}")
+    else:
+        n = report["params"]["kcat_records"]
+        print(f"\nkcat -P -l, 100B lines, acks=1, x{n:,}: riverlog {_fmt(k['riverlog']['records_per_s'])} rec/s, "
+              f"stand-in {_fmt(k['standin']['records_per_s'])} rec/s, ratio {_fmt(k['ratio'], '.2f')}")  # fmt: skip
+    c = report["consume"]
+    if c:
+        print(f"consume 1KiB from offset 0 (librdkafka, riverlog): {_fmt(c['records_per_s'])} rec/s, "
+              f"{_fmt(c['mb_per_s'], '.1f')} MB/s")  # fmt: skip
+    for name, r in report["rtt"].items():
+        if "error" in r:
+            print(f"round trip {name}: {r['error']}")
+        else:
+            print(f"single-record produce round trip (acks=1) {name:<9}: p50 {r['p50_us']:.0f} us, "
+                  f"p99 {r['p99_us']:.0f} us (n={r['count']})")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=400_000, help="100-byte records per produce run")
+    ap.add_argument("--records-1k", type=int, default=100_000, help="1 KiB records per produce run")
+    ap.add_argument("--kcat-records", type=int, default=1_000_000, help="100-byte lines per kcat run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rtt", type=int, default=1000, help="single-record round trips")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds allowed for each load run")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs) under bench/results/")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        a = json.loads(args.worker)
+        print(json.dumps(WORKERS[a.pop("kind")](a)), flush=True)
+        return
+    report = run(args)
+    print_table(report)
+    out = RESULTS / "broker.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
