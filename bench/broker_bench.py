@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -233,40 +232,19 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-class StandInProcess:
-    def __init__(self, port: int, log_path: Path) -> None:
-        self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+def _standin(port: int, log_path: Path):
+    """The do-nothing stand-in server (bench/standin_server.py) as a process."""
+    from tests.integration.broker_process import ServerProcess
 
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    class StandInProcess(ServerProcess):
+        name = "stand-in"
+        cwd = ROOT
 
-    def start(self, timeout: float = 20) -> StandInProcess:
-        log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.standin_server", "--port", str(self.port), "--partitions", str(PARTITIONS)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready on" in self.log_path.read_text():
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"stand-in did not start:\n{self.log_path.read_text()}")
+        def argv(self) -> list[str]:
+            return [sys.executable, "-m", "bench.standin_server", "--port", str(self.port),
+                    "--partitions", str(PARTITIONS)]  # fmt: skip
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    return StandInProcess(port, log_path)
 
 
 def _create_topics(bootstrap: str, names: list[str]) -> None:
@@ -322,7 +300,7 @@ def run(args) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     broker = BrokerProcess(work / "data")
-    standin = StandInProcess(free_port(), work / "standin.log")
+    standin = _standin(free_port(), work / "standin.log")
     report: dict = {
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "cpu": _cpu_model()},

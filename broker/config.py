@@ -72,6 +72,7 @@ class BrokerConfig:
     max_connections: int = 10_000
     queued_max_requests: int = 500  # requests being worked on, across connections
     fetch_max_bytes: int = 55 * 1024 * 1024  # caps a Fetch response whatever the client asks
+    max_partitions: int = 10_000  # riverlog.max.partitions: partitions the cluster may hold
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = _INT64_MAX
     log_flush_offset_checkpoint_interval_ms: int = 60_000
@@ -136,6 +137,11 @@ class BrokerConfig:
         return out
 
 
+def broker_names_of_topic_configs() -> dict[str, str]:
+    """Topic config -> the broker config that sets its default (retention.ms -> log.retention.ms)."""
+    return {topic: broker for broker, (topic, _) in _LOG_NAMES.items() if broker not in _LOG_ALIASES}
+
+
 def load_properties(path: Path) -> dict[str, str]:
     """A Java ``.properties`` file as Kafka's server.properties uses it: ``key=value``
     lines, ``#`` and ``!`` comments, blank lines (no line continuations)."""
@@ -181,6 +187,8 @@ _BROKER_NAMES = {
     "max.connections": ("max_connections", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "queued.max.requests": ("queued_max_requests", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "fetch.max.bytes": ("fetch_max_bytes", lambda n, r: _int(n, r, 1024, _INT32_MAX)),
+    # No Kafka name: Kafka leaves the partition count unbounded.
+    "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.offset.checkpoint.interval.ms": (

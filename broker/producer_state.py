@@ -21,6 +21,11 @@ section 4.3, and Kafka's ``ProducerAppendInfo.checkProducerEpoch`` /
    (KIP-360); older brokers answered UNKNOWN_PRODUCER_ID, which made clients
    reset their producer id and could reorder or lose in-flight records.
 
+At most ``max_producers`` producers are remembered per partition; past that
+the one that wrote least recently is forgotten (rule 5 then applies to it).
+Kafka expires idle producers after producer.id.expiration.ms instead; a
+count bound keeps memory bounded whatever clients do.
+
 ``ProducerStateManager`` is pure (no I/O, no Trio). ``log_producer_batches``
 is the one I/O adapter: it reads the producer fields of every batch header of
 a log so the state can be rebuilt after a restart.
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from broker.storage.log import Log
 
 NUM_BATCHES_TO_RETAIN = 5
+MAX_PRODUCERS = 1000  # per partition
 
 
 def next_sequence(sequence: int, increment: int = 1) -> int:
@@ -74,8 +80,10 @@ class ProducerEntry:
 class ProducerStateManager:
     """Producer epochs and recent batches of one partition."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_producers: int = MAX_PRODUCERS) -> None:
+        # Ordered by last write, oldest first (dicts keep insertion order).
         self._producers: dict[int, ProducerEntry] = {}
+        self.max_producers = max_producers
         self.end_offset = 0  # one past the last offset recorded; a log shorter than this was truncated
 
     def entry(self, producer_id: int) -> ProducerEntry | None:
@@ -106,10 +114,13 @@ class ProducerStateManager:
         self, producer_id: int, epoch: int, base_seq: int, last_seq: int, first_offset: int, last_offset: int
     ) -> None:
         """Remember an appended batch (after ``check`` allowed it, or when loading the log)."""
-        entry = self._producers.get(producer_id)
+        entry = self._producers.pop(producer_id, None)
         if entry is None:
-            entry = self._producers[producer_id] = ProducerEntry(epoch)
-        elif epoch != entry.epoch:
+            entry = ProducerEntry(epoch)
+            if len(self._producers) >= self.max_producers:
+                del self._producers[next(iter(self._producers))]  # the least recent writer
+        self._producers[producer_id] = entry  # now the most recent
+        if epoch != entry.epoch:
             entry.epoch = epoch
             entry.batches.clear()  # a new epoch: the old epoch's batches are no retries of it
         entry.batches.append(BatchMetadata(base_seq, last_seq, first_offset, last_offset))

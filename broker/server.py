@@ -73,6 +73,11 @@ class Broker:
         plog = self.log_manager.get_log(topic, index)
         return None if plog is None else (part, plog)
 
+    def high_watermark(self, plog: Log) -> int:
+        """The offset below which records are committed: with one replica
+        (this broker, until replication lands), everything appended."""
+        return plog.log_end_offset
+
     def topic_config(self, topic: str) -> LogConfig:
         t = self.image.topics.get(topic)
         overrides = dict(t.configs) if t is not None else {}
@@ -117,7 +122,10 @@ class Broker:
         data_dir.mkdir(parents=True, exist_ok=True)
         cluster_id = load_or_create_cluster_id(data_dir, self.config.node_id)
         defaults = TopicDefaults(
-            self.config.num_partitions, self.config.default_replication_factor, self.config.log_defaults
+            num_partitions=self.config.num_partitions,
+            replication_factor=self.config.default_replication_factor,
+            max_partitions=self.config.max_partitions,
+            log_config=self.config.log_defaults,
         )
         self.controller = QuorumController(MetadataLog(data_dir), self.config.node_id, cluster_id, defaults=defaults)
 

@@ -22,7 +22,8 @@ async def handle(ctx, request: dict) -> dict:
     topics = request["topics"]
     validate_only = request["validate_only"]
     # The controller's own checks first (duplicates, unknown topic, count not larger).
-    checked = decide_create_partitions(controller.image, [(t["name"], t["count"]) for t in topics])[0]
+    limit = controller.defaults.max_partitions
+    checked = decide_create_partitions(controller.image, [(t["name"], t["count"]) for t in topics], limit)[0]
     results: list[tuple[int, str | None] | None] = []
     wanted = []
     for t, result in zip(topics, checked):
@@ -30,7 +31,7 @@ async def handle(ctx, request: dict) -> dict:
             results.append((int(result.error_code), result.error_message))
             continue
         if t["assignments"] is not None:
-            error = _assignment_error(controller.image, t)
+            error = _assignment_error(controller.image, t, limit)
             if error is not None:
                 results.append(error)
                 continue
@@ -46,7 +47,7 @@ async def handle(ctx, request: dict) -> dict:
     return {"throttle_time_ms": 0, "results": out}
 
 
-def _assignment_error(image, t: dict) -> tuple[int, str] | None:
+def _assignment_error(image, t: dict, limit: int) -> tuple[int, str] | None:
     topic = image.topics[t["name"]]
     current = len(topic.partitions)
     assignments = [list(a["broker_ids"]) for a in t["assignments"]]
@@ -74,7 +75,7 @@ def _assignment_error(image, t: dict) -> tuple[int, str] | None:
                 f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but this "
                 f"is not consistent with previous partitions, which have {rf} replica(s)."
             )
-    placed = [list(r.replicas) for r in decide_create_partitions(image, [(t["name"], t["count"])])[1]]
+    placed = [list(r.replicas) for r in decide_create_partitions(image, [(t["name"], t["count"])], limit)[1]]
     if placed != assignments:
         return int(ErrorCode.INVALID_REQUEST), "manual replica assignment is not supported"
     return None

@@ -38,7 +38,7 @@ def _delete(broker, topic: str, p: dict) -> dict:
     if not plog.config.delete:
         out["error_code"] = int(ErrorCode.POLICY_VIOLATION)
         return out
-    high_watermark = plog.log_end_offset  # a single replica: everything appended is committed
+    high_watermark = broker.high_watermark(plog)
     offset = high_watermark if p["offset"] == HIGH_WATERMARK else p["offset"]
     if offset < 0 or offset > high_watermark:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)

@@ -10,7 +10,8 @@ adds synonyms when asked (most specific first, as Kafka lists them).
 
 from __future__ import annotations
 
-from broker.config import _LOG_ALIASES, _LOG_NAMES, BrokerConfig
+from broker.config import BrokerConfig, broker_names_of_topic_configs
+from broker.handlers.config_resources import BROKER, TOPIC
 from broker.metadata.validation import topic_name_error
 from broker.storage.log_config import LogConfig
 from client.protocol import ErrorCode
@@ -19,15 +20,13 @@ API_KEY = 32
 MIN_VERSION = 0
 MAX_VERSION = 2  # 3 adds documentation/config_type, 4 is flexible
 
-TOPIC = 2
-BROKER = 4
 
 TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
 
 # topic config name -> the broker config that sets its default (retention.ms -> log.retention.ms)
-BROKER_SYNONYM = {topic: broker for broker, (topic, _) in _LOG_NAMES.items() if broker not in _LOG_ALIASES}
+BROKER_SYNONYM = broker_names_of_topic_configs()
 _BUILT_IN = LogConfig().to_properties()
 
 

@@ -56,7 +56,7 @@ def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> di
         out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         return out
     _, plog = found
-    hw = plog.log_end_offset  # one replica: everything appended is committed
+    hw = broker.high_watermark(plog)
     out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=plog.log_start_offset)
     max_bytes = max(0, min(p["partition_max_bytes"], budget))
     try:

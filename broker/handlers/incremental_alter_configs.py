@@ -10,9 +10,7 @@ operations on one resource apply together or not at all. v1 is flexible.
 
 from __future__ import annotations
 
-from collections import Counter
-
-from broker.handlers.alter_configs import duplicate_resources, refuse_non_topic
+from broker.handlers.config_resources import alter_each, duplicate_keys_error
 from client.protocol import ErrorCode
 
 API_KEY = 44
@@ -25,28 +23,21 @@ LIST_CONFIGS = frozenset({"cleanup.policy"})
 
 async def handle(ctx, request: dict) -> dict:
     broker = ctx.broker
-    dups = duplicate_resources(request["resources"])
-    responses = []
-    for resource in request["resources"]:
-        name = resource["resource_name"]
-        error = refuse_non_topic(resource)
-        if error is None and (resource["resource_type"], name) in dups:
-            error = int(ErrorCode.INVALID_REQUEST), f"Duplicate resource {name} in the request"
-        if error is None:
-            changes, error = _changes(broker, name, resource["configs"])
-        if error is None:
-            result = broker.controller.alter_configs(name, changes, validate_only=request["validate_only"])
-            error = int(result.error_code), result.error_message
-        responses.append(
-            {"error_code": error[0], "error_message": error[1], "resource_type": resource["resource_type"],
-             "resource_name": name}
-        )  # fmt: skip
-    return {"throttle_time_ms": 0, "responses": responses}
+
+    def apply(topic: str, ops: list[dict]):
+        changes, error = _changes(broker, topic, ops)
+        if error is not None:
+            return error
+        result = broker.controller.alter_configs(topic, changes, validate_only=request["validate_only"])
+        return int(result.error_code), result.error_message
+
+    return alter_each(request, apply)
 
 
 def _changes(broker, topic: str, ops: list[dict]) -> tuple[dict[str, str | None], tuple[int, str] | None]:
-    if any(n > 1 for n in Counter(op["name"] for op in ops).values()):
-        return {}, (int(ErrorCode.INVALID_REQUEST), "Error due to duplicate config keys")
+    error = duplicate_keys_error(op["name"] for op in ops)
+    if error is not None:
+        return {}, error
     current = broker.image.topics.get(topic)
     changes: dict[str, str | None] = {}
     for op in ops:

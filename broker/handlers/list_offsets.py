@@ -32,7 +32,7 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     if target == EARLIEST:
         out["offset"] = plog.log_start_offset
     elif target == LATEST:
-        out["offset"] = plog.log_end_offset  # the high watermark of a single replica
+        out["offset"] = broker.high_watermark(plog)
     elif target < 0:
         out["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)  # -3 (max timestamp) needs v7
     else:

@@ -108,7 +108,7 @@ class QuorumController:
 
     def create_partitions(self, requests: Sequence[tuple[str, int]], validate_only: bool = False) -> list[TopicResult]:
         """(name, new total partition count) each."""
-        results, records = decide_create_partitions(self._image, requests)
+        results, records = decide_create_partitions(self._image, requests, self.defaults.max_partitions)
         if not validate_only:
             self._commit(records)
         return results

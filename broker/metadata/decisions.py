@@ -36,6 +36,9 @@ class TopicDefaults:
 
     num_partitions: int = 1
     replication_factor: int = 1
+    # Partitions the cluster may hold in all (riverlog.max.partitions): each
+    # costs files and memory, and a client can ask for 2^31 of them.
+    max_partitions: int = 10_000
     log_config: LogConfig = field(default_factory=LogConfig)
 
 
@@ -125,6 +128,8 @@ def decide_create_topics(
             fail(ErrorCode.INVALID_TOPIC_EXCEPTION, msg)
         elif partitions < 1:
             fail(ErrorCode.INVALID_PARTITIONS, f"Number of partitions was set to an invalid value {partitions}.")
+        elif (msg := _over_limit(start, partitions, defaults.max_partitions)) is not None:
+            fail(ErrorCode.INVALID_PARTITIONS, msg)
         elif rf < 1:
             fail(ErrorCode.INVALID_REPLICATION_FACTOR, f"Replication factor must be larger than 0, not {rf}.")
         elif rf > len(broker_ids):
@@ -164,8 +169,17 @@ def decide_delete_topics(image: MetadataImage, names: Sequence[str]) -> Decision
     return results, records
 
 
-def decide_create_partitions(image: MetadataImage, requests: Sequence[tuple[str, int]]) -> Decision:
+def _over_limit(existing: int, more: int, limit: int) -> str | None:
+    if existing + more > limit:
+        return f"{more} more partition(s) would exceed the cluster's limit of {limit} (riverlog.max.partitions)"
+    return None
+
+
+def decide_create_partitions(
+    image: MetadataImage, requests: Sequence[tuple[str, int]], max_partitions: int
+) -> Decision:
     scratch = _Scratch(image)
+    existing = sum(len(t.partitions) for t in image.topics.values())
     dups = _duplicates(r[0] for r in requests)
     broker_ids = [b.node_id for b in image.unfenced_brokers()]
     results = []
@@ -186,6 +200,8 @@ def decide_create_partitions(image: MetadataImage, requests: Sequence[tuple[str,
             )
         elif total == len(topic.partitions):
             fail(ErrorCode.INVALID_PARTITIONS, f"Topic already has {total} partition(s).")
+        elif (msg := _over_limit(existing, total - len(topic.partitions), max_partitions)) is not None:
+            fail(ErrorCode.INVALID_PARTITIONS, msg)
         else:
             rf = len(topic.partitions[0].replicas) if topic.partitions else 1
             if rf > len(broker_ids):
@@ -201,6 +217,7 @@ def decide_create_partitions(image: MetadataImage, requests: Sequence[tuple[str,
             scratch.add([
                 PartitionRecord(topic.topic_id, first + i, r, r, r[0], 0, 0) for i, r in enumerate(placed)
             ])  # fmt: skip
+            existing += total - first
             results.append(TopicResult(name, ErrorCode.NONE, None, topic.topic_id, total, rf))
     return results, scratch.records
 

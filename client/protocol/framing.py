@@ -57,7 +57,8 @@ class FrameDecoder:
         if need is None or len(self._buf) - self._pos - 4 < need:
             return None
         start = self._pos + 4
-        frame = bytes(self._buf[start : start + need])
+        with memoryview(self._buf) as view:  # one copy of the frame, not two
+            frame = bytes(view[start : start + need])
         self._pos = start + need
         self._need = None
         # Compact once the consumed prefix dominates, to keep feeds amortised O(n).

@@ -122,3 +122,14 @@ def test_producer_ids_never_repeat_across_restarts(tmp_path):
     assert second.next_id() == 6
     third = ProducerIdAllocator(path, block_size=3)  # a crash right after the block was reserved
     assert third.next_id() == 9
+
+
+def test_the_least_recent_producer_is_forgotten_past_the_bound():
+    state = ProducerStateManager(max_producers=3)
+    for pid in (1, 2, 3):
+        state.record(pid, 0, 0, 0, pid, pid)
+    state.record(1, 0, 1, 1, 10, 10)  # producer 1 writes again: now the most recent
+    state.record(4, 0, 0, 0, 11, 11)  # a fourth: producer 2, the least recent, goes
+    assert len(state) == 3
+    assert state.entry(2) is None and state.entry(1) is not None
+    assert state.check(2, 0, 7, 7) == (ErrorCode.NONE, None)  # unknown again: any sequence (KIP-360)

@@ -1,4 +1,5 @@
-"""A real riverlog broker process on loopback, started and stopped by a test."""
+"""Server processes on loopback, started and stopped by a test or a benchmark:
+a riverlog broker, or any server that logs a ``ready on`` line when it listens."""
 
 from __future__ import annotations
 
@@ -17,26 +18,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class BrokerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = port or free_port()
-        self.extra = extra or []
+class ServerProcess:
+    """A child process that is ready once its log shows ``ready on``."""
+
+    name = "server"
+    cwd: Path | None = None  # where to run it (None: this process's directory)
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
         self.proc: subprocess.Popen | None = None
-        self.log_path = data_dir.parent / f"broker-{self.port}.log"
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> BrokerProcess:
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "broker", "start", "--listen", self.bootstrap,
-             "--data-dir", str(self.data_dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        log.close()
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready on" in self.log_path.read_text():
@@ -44,7 +49,7 @@ class BrokerProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise RuntimeError(f"broker did not start:\n{self.log_path.read_text()}")
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()}")
 
     def stop(self, timeout: float = 30) -> int:
         """Graceful stop (SIGTERM); returns the exit code."""
@@ -62,3 +67,17 @@ class BrokerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class BrokerProcess(ServerProcess):
+    name = "broker"
+
+    def __init__(self, data_dir: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+        port = port or free_port()
+        super().__init__(port, data_dir.parent / f"broker-{port}.log")
+        self.data_dir = data_dir
+        self.extra = extra or []
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "broker.cli", "broker", "start", "--listen", self.bootstrap,
+                "--data-dir", str(self.data_dir), *self.extra]  # fmt: skip

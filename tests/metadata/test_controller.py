@@ -195,3 +195,23 @@ def test_torn_tail_loses_only_the_last_append(make_controller, tmp_path):
     assert "torn" not in again.image.topics
     assert again.image.topics == kept.topics
     assert codes(again.create_topics([("torn", 1, 1, {})])) == [("torn", E.NONE)]
+
+
+def test_partitions_beyond_the_cluster_limit_are_refused(tmp_path):
+    from broker.metadata.controller import QuorumController
+    from broker.metadata.decisions import TopicDefaults
+    from broker.metadata.metadata_log import MetadataLog
+    from client.protocol import ErrorCode
+
+    controller = QuorumController(MetadataLog(tmp_path), 1, "c", defaults=TopicDefaults(max_partitions=10))
+    controller.start("127.0.0.1", 9092)
+    (huge,) = controller.create_topics([("huge", 2**31 - 1, 1, {})])
+    assert huge.error_code == ErrorCode.INVALID_PARTITIONS and "riverlog.max.partitions" in huge.error_message
+    ok, over = controller.create_topics([("a", 6, 1, {}), ("b", 5, 1, {})])
+    assert ok.error_code == ErrorCode.NONE and over.error_code == ErrorCode.INVALID_PARTITIONS
+    (grow,) = controller.create_partitions([("a", 11)])
+    assert grow.error_code == ErrorCode.INVALID_PARTITIONS
+    (fits,) = controller.create_partitions([("a", 10)])
+    assert fits.error_code == ErrorCode.NONE
+    assert set(controller.image.topics) == {"a"} and len(controller.image.topics["a"].partitions) == 10
+    controller.close()
