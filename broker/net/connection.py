@@ -4,7 +4,8 @@ responses out strictly in request order.
 The reader decodes frames (bounded by ``socket.request.max.bytes``) and gives
 each request a slot in a bounded channel (``max_in_flight`` per connection:
 the reader blocks when it is full, which is the backpressure on a client that
-pipelines too much). A worker per request fills its slot; the writer sends the
+pipelines too much; it also waits while the requests in flight add up to
+``socket.request.max.bytes``). A worker per request fills its slot; the writer sends the
 slots' responses in order, skipping requests that have none (Produce acks=0).
 
 What closes the connection (logged with the peer address, and touching
@@ -46,6 +47,7 @@ class _Slot:
     done: trio.Event = field(default_factory=trio.Event)
     response: bytes | SegmentedBuffer | None = None  # framed bytes, or a body with file slices; None: no response
     close_reason: str | None = None
+    request_bytes: int = 0
 
 
 class Connection:
@@ -57,6 +59,10 @@ class Connection:
         # Requests read but not yet answered on the wire; the broker's total
         # lets a graceful stop wait for them.
         self.outstanding = 0
+        # Bytes of those requests: the reader waits while they reach
+        # socket.request.max.bytes, so pipelining cannot multiply that bound.
+        self.bytes_in_flight = 0
+        self._answered = trio.lowlevel.ParkingLot()
 
     def _track(self, delta: int) -> None:
         self.outstanding += delta
@@ -83,14 +89,18 @@ class Connection:
                 await self.stream.aclose()
 
     async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
+        limit = self.broker.config.socket_request_max_bytes
         while True:
+            while self.bytes_in_flight >= limit:
+                await self._answered.park()
             data = await self.stream.receive_some(RECEIVE_BYTES)
             if not data:
                 return  # peer closed; responses already queued still go out
             self.decoder.feed(data)
             while (frame := self.decoder.next_frame()) is not None:
-                slot = _Slot()
+                slot = _Slot(request_bytes=len(frame))
                 self._track(1)
+                self.bytes_in_flight += len(frame)
                 await send.send(slot)
                 nursery.start_soon(self._work, frame, slot)
 
@@ -105,6 +115,8 @@ class Connection:
                 elif slot.response is not None:
                     await self.stream.send_all(slot.response)
                 self._track(-1)
+                self.bytes_in_flight -= slot.request_bytes
+                self._answered.unpark_all()
 
     async def _send_segments(self, body: SegmentedBuffer) -> None:
         """A response whose records come straight from log files, by sendfile."""

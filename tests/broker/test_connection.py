@@ -135,3 +135,17 @@ async def test_a_thousand_connections_opened_and_dropped(broker):
     with trio.fail_after(5):
         while broker.connections > 1:
             await trio.sleep(0.01)
+
+
+async def test_pipelining_beyond_socket_request_max_bytes_waits_and_completes(tmp_path, nursery):
+    config = BrokerConfig.from_properties(
+        {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d"),
+         "socket.request.max.bytes": "200", "message.max.bytes": "100"}
+    )  # fmt: skip
+    b = await nursery.start(Broker(config).serve)
+    stream = await _connect(b)
+    frames = b"".join(encode_frame(encode_request(RequestHeader(18, 2, corr, "t"), {})) for corr in range(300))
+    await stream.send_all(frames)  # far more than 200 bytes in flight: the broker reads as it answers
+    with trio.fail_after(10):
+        got = [(await _response(stream, 18, 2))[0] for _ in range(300)]
+    assert got == list(range(300))
