@@ -15,18 +15,15 @@ from crc32c import crc32c
 
 import native
 from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
+from client.records.layout import ATTR_TIMESTAMP_TYPE as TIMESTAMP_TYPE_BIT
+from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
 from native import BatchInfo
 
 _INT64 = struct.Struct(">q")
-_INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT16 = struct.Struct(">h")
-_PREFIX = struct.Struct(">qii")
-_new = tuple.__new__  # builds a BatchInfo without its Python-level __new__ (hot path)  # baseOffset, batchLength, partitionLeaderEpoch
-CRC_OFFSET = 17
-ATTRIBUTES_OFFSET = 21
-MAX_TIMESTAMP_OFFSET = 35
-TIMESTAMP_TYPE_BIT = 0x08
+_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+_new = tuple.__new__  # builds a BatchInfo without its Python-level __new__ (hot path)
 # Bounds the scanner's result list; a larger buffer is scanned in rounds.
 _SCAN_ROUND = 4096
 _MAX_SCAN_BYTES = 2**31 - 1  # max.message.bytes is checked here, to tell it apart

@@ -25,12 +25,13 @@ from pathlib import Path
 from crc32c import crc32c
 
 import native
-from broker.storage.batches import ATTRIBUTES_OFFSET, CRC_OFFSET
 from broker.storage.errors import StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
 from broker.storage.offset_index import OffsetIndex
 from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
+from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
+from client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
 from native import BatchInfo
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,10 @@ log = logging.getLogger(__name__)
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
 # lastOffsetDelta, baseTimestamp, maxTimestamp: the header fields we walk by.
 _HEADER = struct.Struct(">qiibIhiqq")
-HEADER_BYTES = 61
 _UINT32 = struct.Struct(">I")
-_IOV_MAX = 1024
+_IOV_MAX = 1024  # Linux's limit on pieces per pwritev
 _RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
-MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)  # Linux's limit on pieces per pwritev
+MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
 
 
 def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
