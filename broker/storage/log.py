@@ -36,8 +36,8 @@ DELETED_SUFFIX = ".deleted"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
-_RECOVERY_MAX_BATCH = 2**31 - 1
-_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)  # recovery accepts any batch that fits a segment
+_RECOVERY_MAX_BATCH = 2**31 - 1  # recovery accepts any batch that fits a segment
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
 def now_ms() -> int:
