@@ -1,0 +1,326 @@
+"""One TCP connection to one broker: pipelined requests over Trio streams.
+
+Requests are written in order under a send lock; the broker answers in the
+order it received them (protocol README section 2), and each answer is
+matched to its request by correlation id. At most ``max_in_flight`` requests
+wait for answers at once. One reader task per connection decodes frames and
+wakes the waiting caller.
+
+Anything that leaves the byte stream in doubt (a send cut short by
+cancellation, a request timeout, a malformed or unexpected frame) closes the
+whole connection and fails every request on it with KafkaConnectionError or
+KafkaTimeoutError, as the Java client does: the caller retries on a fresh
+connection, and nothing after a broken frame is trusted.
+
+On connect, ApiVersions fixes the broker's version ranges; `version_for`
+then picks the highest version both sides speak. A broker's throttle_time_ms
+(KIP-219: the broker answers at once and expects the client to wait) delays
+this connection's next request by that long.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import trio
+
+from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from client.protocol import FrameDecoder, RequestHeader, decode_response, encode_request
+from client.protocol.errors import ErrorCode, ProtocolError
+from client.protocol.messages import APIS
+
+API_VERSIONS = 18
+_CID = struct.Struct(">i")
+_SIZE = struct.Struct(">i")
+
+# The highest version of each API this client uses. Fetch 13+ and Metadata
+# by topic id name topics by id only; we address topics by name.
+CLIENT_MAX_VERSION = {1: 12}
+
+_NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _client_range(api_key: int) -> tuple[int, int]:
+    api = APIS[api_key]
+    versions = api.request.valid
+    hi = min(versions[1], CLIENT_MAX_VERSION.get(api_key, versions[1]))
+    return versions[0], hi
+
+
+class _Pending:
+    __slots__ = ("api_key", "version", "event", "result", "error")
+
+    def __init__(self, api_key: int, version: int) -> None:
+        self.api_key = api_key
+        self.version = version
+        self.event = trio.Event()
+        self.result: dict | None = None
+        self.error: BaseException | None = None
+
+
+class BrokerConnection:
+    """Use `connect()` to make one. Requests from many tasks may share it."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None,
+        max_in_flight: int,
+        request_timeout: float,
+        max_response_bytes: int,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.node_id: int | None = None  # set by the cluster once known
+        self.client_id = client_id
+        self.request_timeout = request_timeout
+        self.api_versions: dict[int, tuple[int, int]] = {}
+        self._stream = stream
+        self._decoder = FrameDecoder(max_response_bytes)
+        self._send_lock = trio.Lock()
+        self._slots = trio.Semaphore(max_in_flight)
+        self._pending: dict[int, _Pending] = {}
+        self._next_cid = 0
+        self._throttled_until = 0.0
+        self._failure: BaseException | None = None
+        self._reader_scope = trio.CancelScope()
+        self._reader_done = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<BrokerConnection node={self.node_id} {self.host}:{self.port}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._failure is not None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def version_for(self, api_key: int, min_version: int = 0, max_version: int | None = None) -> int:
+        """The highest version of `api_key` that both we and the broker speak,
+        within [min_version, max_version]."""
+        lo, hi = _client_range(api_key)
+        if max_version is not None:
+            hi = min(hi, max_version)
+        lo = max(lo, min_version)
+        theirs = self.api_versions.get(api_key)
+        if theirs is None:
+            raise UnsupportedVersionError(f"broker {self.host}:{self.port} does not support {APIS[api_key].name}")
+        version = min(hi, theirs[1])
+        if version < max(lo, theirs[0]):
+            raise UnsupportedVersionError(
+                f"no common version of {APIS[api_key].name}: we speak v{lo}-{hi}, "
+                f"broker {self.host}:{self.port} v{theirs[0]}-{theirs[1]}"
+            )
+        return version
+
+    async def request(
+        self,
+        api_key: int,
+        body: dict,
+        *,
+        version: int | None = None,
+        timeout: float | None = None,
+        expect_response: bool = True,
+    ) -> dict | None:
+        """Send one request and return the decoded response body (None when
+        `expect_response` is false: Produce with acks=0)."""
+        if self._failure is not None:
+            raise self._failure_error()
+        if version is None:
+            version = self.version_for(api_key)
+        timeout = self.request_timeout if timeout is None else timeout
+        async with self._slots:
+            if self._throttled_until > trio.current_time():
+                await trio.sleep_until(self._throttled_until)
+            if self._failure is not None:
+                raise self._failure_error()
+            cid = self._next_cid
+            self._next_cid = (cid + 1) & 0x7FFFFFFF
+            payload = encode_request(RequestHeader(api_key, version, cid, self.client_id), body)
+            pending = None
+            if expect_response:
+                pending = self._pending[cid] = _Pending(api_key, version)
+            await self._send(_SIZE.pack(len(payload)) + payload)
+            if pending is None:
+                return None
+            with trio.move_on_after(timeout) as scope:
+                await pending.event.wait()
+            if scope.cancelled_caught:
+                error = KafkaTimeoutError(
+                    f"{APIS[api_key].name} to {self.host}:{self.port} got no answer in {timeout:.1f} s"
+                )
+                self._fail(error)
+                raise error
+            if pending.error is not None:
+                raise pending.error
+            result = pending.result
+            assert result is not None
+            throttle = result.get("throttle_time_ms", 0)
+            if throttle:
+                self._throttled_until = max(self._throttled_until, trio.current_time() + throttle / 1000)
+            return result
+
+    async def _send(self, frame: bytes) -> None:
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(frame)
+            except trio.Cancelled:
+                # Part of the frame may be on the wire: the stream is unusable.
+                self._fail(KafkaConnectionError(f"send to {self.host}:{self.port} was cancelled mid-frame"))
+                raise
+            except _NETWORK_ERRORS as exc:
+                error = KafkaConnectionError(f"connection to {self.host}:{self.port} lost: {exc}")
+                self._fail(error)
+                raise error from exc
+
+    async def read_loop(self) -> None:
+        """Run by `connect` in the caller's nursery until the connection ends."""
+        try:
+            with self._reader_scope:
+                await self._read_frames()
+        finally:
+            if self._failure is None:  # cancelled from outside: shutting down
+                self._fail(KafkaConnectionError(f"connection to {self.host}:{self.port} closed"))
+            with trio.CancelScope(shield=True):
+                await self._stream.aclose()
+            self._reader_done.set()
+
+    async def _read_frames(self) -> None:
+        while True:
+            try:
+                data = await self._stream.receive_some(262_144)
+            except _NETWORK_ERRORS as exc:
+                self._fail(KafkaConnectionError(f"connection to {self.host}:{self.port} lost: {exc}"))
+                return
+            if not data:
+                self._fail(KafkaConnectionError(f"broker {self.host}:{self.port} closed the connection"))
+                return
+            try:
+                self._decoder.feed(data)
+                while (frame := self._decoder.next_frame()) is not None:
+                    self._deliver(frame)
+            except ProtocolError as exc:
+                self._fail(KafkaConnectionError(f"bad response from {self.host}:{self.port}: {exc}"))
+                return
+
+    def _deliver(self, frame: bytes) -> None:
+        if len(frame) < 4:
+            raise ProtocolError(f"response frame of {len(frame)} bytes")
+        (cid,) = _CID.unpack_from(frame)
+        pending = self._pending.pop(cid, None)
+        if pending is None:
+            raise ProtocolError(f"response with unknown correlation id {cid}")
+        try:
+            try:
+                _, pending.result = decode_response(pending.api_key, pending.version, frame)
+            except ProtocolError:
+                if pending.api_key != API_VERSIONS:
+                    raise
+                # A broker that does not know our ApiVersions version answers
+                # UNSUPPORTED_VERSION in the v0 layout (README section 4.1).
+                _, pending.result = decode_response(API_VERSIONS, 0, frame)
+        except ProtocolError as exc:
+            pending.error = KafkaConnectionError(f"bad response from {self.host}:{self.port}: {exc}")
+            pending.event.set()
+            raise
+        pending.event.set()
+
+    def _failure_error(self) -> BaseException:
+        failure = self._failure
+        if isinstance(failure, KafkaTimeoutError):
+            return KafkaConnectionError(f"connection to {self.host}:{self.port} was closed after a timeout")
+        assert failure is not None
+        return type(failure)(*failure.args)
+
+    def _fail(self, error: BaseException) -> None:
+        """Close the connection: fail every waiting request, stop the reader."""
+        if self._failure is not None:
+            return
+        self._failure = error
+        for pending in self._pending.values():
+            pending.error = self._failure_error()
+            pending.event.set()
+        self._pending.clear()
+        self._reader_scope.cancel()
+
+    async def aclose(self) -> None:
+        self._fail(KafkaConnectionError(f"connection to {self.host}:{self.port} closed"))
+        await self._reader_done.wait()
+
+    async def negotiate(self) -> None:
+        """ApiVersions: newest version first; on UNSUPPORTED_VERSION the
+        broker's (v0-format) answer says which version to fall back to."""
+        version = _client_range(API_VERSIONS)[1]
+        self.api_versions = {API_VERSIONS: (0, version)}
+        body = {"client_software_name": "riverlog-python", "client_software_version": _client_version()}
+        response = await self.request(API_VERSIONS, body, version=version)
+        assert response is not None
+        if response["error_code"] == ErrorCode.UNSUPPORTED_VERSION:
+            theirs = {k["api_key"]: k["max_version"] for k in response["api_keys"]}
+            version = min(theirs.get(API_VERSIONS, 0), version)
+            response = await self.request(API_VERSIONS, body, version=version)
+            assert response is not None
+        if response["error_code"] != 0:
+            raise UnsupportedVersionError(
+                f"ApiVersions to {self.host}:{self.port} failed: {ErrorCode(response['error_code']).name}"
+            )
+        self.api_versions = {k["api_key"]: (k["min_version"], k["max_version"]) for k in response["api_keys"]}
+
+
+def _client_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("riverlog")
+    except Exception:  # noqa: BLE001 - an uninstalled checkout still connects
+        return "0"
+
+
+async def connect(
+    nursery: trio.Nursery,
+    host: str,
+    port: int,
+    *,
+    client_id: str | None = "riverlog",
+    connect_timeout: float = 10.0,
+    request_timeout: float = 30.0,
+    max_in_flight: int = 5,
+    max_response_bytes: int = 200 * 1024 * 1024,
+) -> BrokerConnection:
+    """Open a connection, start its reader in `nursery`, negotiate versions.
+    Raises KafkaConnectionError (unreachable) or KafkaTimeoutError."""
+    try:
+        with trio.fail_after(connect_timeout):
+            stream = await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise KafkaTimeoutError(f"connecting to {host}:{port} took over {connect_timeout:.1f} s") from None
+    except OSError as exc:
+        raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    conn = BrokerConnection(
+        stream, host, port,
+        client_id=client_id, max_in_flight=max_in_flight,
+        request_timeout=request_timeout, max_response_bytes=max_response_bytes,
+    )  # fmt: skip
+    nursery.start_soon(conn.read_loop)
+    try:
+        await conn.negotiate()
+    except BaseException:
+        conn._fail(KafkaConnectionError(f"connection to {host}:{port} failed during ApiVersions"))
+        raise
+    return conn
+
+
+def jittered_backoff(base_ms: int, max_ms: int, attempts: int) -> float:
+    """Exponential backoff in seconds with ±20% jitter, as the Java client."""
+    import random
+
+    if attempts <= 0:
+        return 0.0
+    exp = min(base_ms * math.pow(2, attempts - 1), max_ms)
+    return exp * random.uniform(0.8, 1.2) / 1000
