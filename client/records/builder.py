@@ -95,6 +95,41 @@ def build_batch(
             raise TypeError(f"record timestamp must be an int (epoch ms), got {timestamp!r}")
         timestamps.append(timestamp)
         headers.append(_headers(hdrs))
+    return build_batch_columns(
+        timestamps, keys, values, headers,
+        compression=codec, base_offset=base_offset, partition_leader_epoch=partition_leader_epoch,
+        producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+        is_transactional=is_transactional, is_control=is_control, timestamp_type=ts_type,
+        base_timestamp=base_timestamp, compression_level=compression_level,
+        offset_deltas=offset_deltas, last_offset_delta=last_offset_delta,
+    )  # fmt: skip
+
+
+def build_batch_columns(
+    timestamps: Sequence[int],
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    headers: Sequence[Sequence[tuple[str, bytes | None]]],
+    *,
+    compression: Compression | int = Compression.NONE,
+    base_offset: int = 0,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    is_transactional: bool = False,
+    is_control: bool = False,
+    timestamp_type: TimestampType | int = TimestampType.CREATE_TIME,
+    base_timestamp: int | None = None,
+    compression_level: int | None = None,
+    offset_deltas: Sequence[int] | None = None,
+    last_offset_delta: int | None = None,
+) -> bytes:
+    """`build_batch` for records already split into columns, as a producer's
+    accumulator keeps them; the types are checked by the native encoder
+    (TypeError for a key or value that is not bytes-like)."""
+    codec = Compression(compression)
+    ts_type = TimestampType(timestamp_type)
     if not timestamps:
         raise ValueError("a record batch needs at least one record")
 
@@ -135,6 +170,8 @@ def build_batch(
     except struct.error as e:
         raise ValueError(f"record batch header field out of range: {e}") from None
     return b"".join((head, tail, payload))
+
+
 
 
 def _nullable_bytes(b, what: str):

@@ -1,0 +1,522 @@
+"""riverlog's producer (Trio face): send records, get offsets back.
+
+    async with Producer(bootstrap_servers="127.0.0.1:9092") as producer:
+        delivery = await producer.send("events", b"hello", key=b"k")
+        metadata = await delivery          # RecordMetadata(topic, partition, offset, timestamp)
+
+`send` returns as soon as the record is in its partition's accumulator
+(client.accumulator); it waits only when ``buffer_memory`` is full (up to
+``max_block_ms``) or the topic's metadata is not known yet. One sender task
+closes batches (full, or ``linger_ms`` old, or on flush), encodes each once,
+groups them per leader into Produce requests and handles the answers:
+
+- success completes the batch's deliveries with offsets;
+- a retriable error (leader moved, connection lost, timeout...) puts the
+  batch back at the head of its partition queue, marks metadata stale and
+  retries after ``retry_backoff_ms`` with the very same bytes, until
+  ``delivery_timeout_ms`` from the batch's creation has passed;
+- any other error fails the batch's deliveries with that error.
+
+Idempotence (on by default, as in Kafka 3+): InitProducerId gives a producer
+id; each partition's batches carry consecutive sequence numbers, and a retry
+the broker already appended is answered as a duplicate, not written twice.
+At most one batch per partition is in flight, so a retry never overtakes the
+batch after it. If a batch is given up on without knowing whether the broker
+appended it (a delivery timeout after a lost answer), that partition moves
+to a fresh producer id so later sequence numbers cannot be mistaken for it.
+
+Partitioning is the Java client's: murmur2 of the key modulo the partition
+count (keys land where Java and kafka-python put them); records without a
+key stick to one partition until its batch closes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import trio
+
+from client.accumulator import RECORD_OVERHEAD, Delivery, DeliveryCallback, PartitionQueue, ProducerBatch
+from client.base import ClientBase
+from client.config import ProducerConfig
+from client.connection import jittered_backoff
+from client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from client.partitioner import StickyPartitioner, partition_for_key
+from client.protocol.errors import (
+    ErrorCode,
+    KafkaError,
+    MessageTooLargeError,
+    UnknownTopicOrPartitionError,
+    error_for_code,
+)
+
+PRODUCE = 0
+INIT_PRODUCER_ID = 22
+_BYTES = (bytes, bytearray, memoryview)
+_STALE_METADATA = frozenset({
+    ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,
+})  # fmt: skip
+# Answers after which the partition's sequence state is wrong at the broker:
+# move that partition to a fresh producer id.
+_RESET_PRODUCER = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID,
+                             ErrorCode.INVALID_PRODUCER_EPOCH})  # fmt: skip
+
+
+class Producer(ClientBase[ProducerConfig]):
+    config_class = ProducerConfig
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        cfg = self.config
+        self._queues: dict[tuple[str, int], PartitionQueue] = {}
+        self._partition_counts: dict[str, int] = {}
+        self._sticky = StickyPartitioner()
+        self._sticky_current: dict[str, int] = {}
+        self._buffered = 0
+        self._memory_freed = trio.Event()
+        self._wake = trio.Event()
+        self._flushing = 0  # flush() calls in progress: close batches at once
+        self._closing = False
+        self._producer_id: tuple[int, int] | None = None
+        self._producer_id_lock = trio.Lock()
+        self._batch_size = cfg.batch_size
+        self._linger = cfg.linger_ms / 1000
+        self._buffer_memory = cfg.buffer_memory
+        self._sender_done = trio.Event()
+        self._seen_metadata: object = None
+        self._refreshing_metadata = False
+
+    async def _start(self) -> None:
+        self.nursery.start_soon(self._sender)
+
+    async def _close_gracefully(self) -> None:
+        """Leaving ``async with`` normally: deliver what is buffered first."""
+        await self.close()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop taking records; wait up to `timeout` seconds (None: as long
+        as it takes) for what is buffered to be delivered, then fail what is
+        left with ClosedError. ``async with`` calls it on the way out."""
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            await self.flush()
+        self._closing = True
+        self._fail_all(ClosedError("producer closed before the record was delivered"))
+        self._wake.set()
+
+    # -- send --------------------------------------------------------------
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> Delivery:
+        """Queue one record; returns its Delivery. Raises at once for what
+        can never succeed (wrong types, a record over max_request_size, a
+        partition the topic lacks), and KafkaTimeoutError when the topic's
+        metadata or buffer room does not come within max_block_ms.
+        `on_delivery(metadata, error)` runs in the producer's Trio thread."""
+        if self._closing or self._closed:
+            raise ClosedError("producer is closed")
+        if value is not None and type(value) is not bytes and not isinstance(value, _BYTES):
+            raise TypeError(f"record value must be bytes-like or None, got {type(value).__name__}")
+        if key is not None and type(key) is not bytes and not isinstance(key, _BYTES):
+            raise TypeError(f"record key must be bytes-like or None, got {type(key).__name__}")
+        count = self._partition_counts.get(topic)
+        if count is None:
+            count = await self._topic_partitions(topic)
+        if partition is None:
+            if key is None:
+                partition = self._sticky_current.get(topic)
+                if partition is None or partition >= count:
+                    partition = self._sticky_current[topic] = self._sticky.partition(topic, count)
+            else:
+                partition = partition_for_key(key, count)
+        elif not 0 <= partition < count:
+            raise UnknownTopicOrPartitionError(f"topic {topic!r} has partitions 0-{count - 1}, not {partition}")
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        size = RECORD_OVERHEAD + (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+        if headers:
+            headers = _checked_headers(headers)
+            size += sum(len(k) + (len(v) if v is not None else 0) + 2 for k, v in headers)
+        else:
+            headers = []
+        if size + 61 > self.config.max_request_size:
+            raise MessageTooLargeError(
+                f"record of {size} bytes is over max_request_size ({self.config.max_request_size})"
+            )
+        if self._buffered + size > self._buffer_memory:
+            await self._wait_for_memory(size)
+        tp = (topic, partition)
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = PartitionQueue(topic, partition)
+        batch = queue.open
+        if batch is not None and batch.size + size > self._batch_size:
+            queue.close_open()
+            self._batch_closed(queue)
+            batch = None
+        if batch is None:
+            batch = queue.open = ProducerBatch(topic, partition, trio.current_time())
+            self._wake.set()  # the sender learns this batch's linger deadline
+        index = len(batch.timestamps)
+        batch.keys.append(key)
+        batch.values.append(value)
+        batch.timestamps.append(timestamp)
+        batch.headers.append(headers)
+        batch.size += size
+        self._buffered += size
+        if on_delivery is not None:
+            if batch.callbacks is None:
+                batch.callbacks = []
+            batch.callbacks.append((index, on_delivery))
+        if batch.size >= self._batch_size:
+            queue.close_open()
+            self._batch_closed(queue)
+        return Delivery(batch, index)
+
+    def _batch_closed(self, queue: PartitionQueue) -> None:
+        """A batch closed: wake the sender, move the sticky partition on."""
+        self._wake.set()
+        if self._sticky_current.get(queue.topic) == queue.partition:
+            count = self._partition_counts.get(queue.topic, 1)
+            self._sticky_current[queue.topic] = self._sticky.on_new_batch(queue.topic, queue.partition, count)
+
+    async def _topic_partitions(self, topic: str) -> int:
+        deadline = trio.current_time() + self.config.max_block_ms / 1000
+        attempts = 0
+        last: BaseException | None = None
+        while True:
+            try:
+                with trio.fail_after(max(deadline - trio.current_time(), 0.001)):
+                    info = await self.cluster.topic(topic, allow_auto_create=True, refresh=attempts > 0)
+                if info.partitions:
+                    self._partition_counts[topic] = len(info.partitions)
+                    return len(info.partitions)
+            except trio.TooSlowError:
+                pass
+            except KafkaError as exc:
+                # A topic being created answers LEADER_NOT_AVAILABLE; an unknown
+                # one (auto-creation off) is retried until max_block_ms as Java.
+                if not exc.retriable:
+                    raise
+                last = exc
+            if trio.current_time() >= deadline:
+                reason = f" ({last})" if last else ""
+                raise KafkaTimeoutError(
+                    f"topic {topic!r} not present in metadata after max_block_ms "
+                    f"({self.config.max_block_ms} ms){reason}"
+                )
+            attempts += 1
+            await trio.sleep(min(jittered_backoff(self.config.retry_backoff_ms, self.config.retry_backoff_max_ms,
+                                                  attempts), max(deadline - trio.current_time(), 0)))  # fmt: skip
+
+    async def _wait_for_memory(self, size: int) -> None:
+        deadline = trio.current_time() + self.config.max_block_ms / 1000
+        with trio.move_on_at(deadline):
+            while self._buffered + size > self._buffer_memory and self._buffered > 0:
+                # Close open batches so the sender can free memory sooner.
+                for queue in self._queues.values():
+                    if queue.open is not None:
+                        queue.close_open()
+                self._wake.set()
+                await self._memory_freed.wait()
+            return
+        raise KafkaTimeoutError(
+            f"buffer_memory ({self._buffer_memory} bytes) stayed full for max_block_ms "
+            f"({self.config.max_block_ms} ms)"
+        )
+
+    async def flush(self) -> None:
+        """Send everything buffered now and wait until it is delivered or
+        failed (failures are reported by each record's Delivery)."""
+        if self._closed:
+            return
+        batches = [b for q in self._queues.values() for b in q.batches()]
+        if not batches:
+            return
+        self._flushing += 1
+        self._wake.set()
+        try:
+            for batch in batches:
+                await batch.done.wait()
+        finally:
+            self._flushing -= 1
+
+    # -- the sender --------------------------------------------------------
+
+    async def _sender(self) -> None:
+        try:
+            while not (self._closing and not self._has_unfinished()):
+                wake = self._wake = trio.Event()
+                deadline = self._drain(trio.current_time())
+                with trio.move_on_at(deadline):
+                    await wake.wait()
+        finally:
+            self._sender_done.set()
+            self._fail_all(ClosedError("producer closed before the record was delivered"))
+
+    def _has_unfinished(self) -> bool:
+        return any(q.open or q.ready or q.in_flight for q in self._queues.values())
+
+    def _drain(self, now: float) -> float:
+        """Close lingered batches, start requests for what can go; returns
+        when the sender must look again if nothing wakes it earlier."""
+        next_look = now + 3600
+        linger = self._linger
+        by_node: dict[int, list[tuple[PartitionQueue, ProducerBatch]]] = {}
+        need_metadata = False  # set below
+        need_producer_id = False
+        delivery_timeout = self.config.delivery_timeout_ms / 1000
+        metadata = self.cluster.metadata
+        if self.cluster.is_stale() and self._queues:
+            need_metadata = True  # after an error that said so, or metadata_max_age_ms
+        if metadata is not self._seen_metadata:  # partitions may have been added
+            self._seen_metadata = metadata
+            for topic in self._partition_counts:
+                info = metadata.topics.get(topic)
+                if info is not None and info.partitions:
+                    self._partition_counts[topic] = len(info.partitions)
+        for queue in self._queues.values():
+            batch = queue.open
+            if batch is not None:
+                if self._flushing or self._closing or now - batch.created >= linger:
+                    queue.close_open()
+                    self._batch_closed(queue)
+                else:
+                    next_look = min(next_look, batch.created + linger)
+            if queue.in_flight is not None or not queue.ready:
+                continue
+            batch = queue.ready[0]
+            if now - batch.created >= delivery_timeout:
+                queue.ready.popleft()
+                self._give_up(queue, batch, KafkaTimeoutError(
+                    f"record expired after delivery_timeout_ms ({self.config.delivery_timeout_ms} ms) "
+                    f"without an answer from {queue.topic}-{queue.partition}'s leader"
+                ))  # fmt: skip
+                if queue.ready:
+                    next_look = now  # look at the next batch at once
+                continue
+            next_look = min(next_look, batch.created + delivery_timeout)
+            if batch.retry_at > now:
+                next_look = min(next_look, batch.retry_at)
+                continue
+            if batch.attempts and self._refreshing_metadata:
+                continue  # a retry waits for the leader the refresh will name
+            leader = metadata.leader_for(queue.topic, queue.partition)
+            if leader < 0:
+                need_metadata = True
+                next_look = min(next_look, now + self.config.retry_backoff_ms / 1000)
+                continue
+            if self.config.enable_idempotence and batch.encoded is None:
+                if queue.needs_new_producer_id or self._producer_id is None:
+                    need_producer_id = True
+                    continue
+                if queue.producer_id < 0:
+                    queue.producer_id, queue.producer_epoch = self._producer_id
+            by_node.setdefault(leader, []).append((queue, batch))
+        if need_metadata and not self._refreshing_metadata:
+            self._refreshing_metadata = True
+            self.nursery.start_soon(self._refresh_metadata)
+        if need_producer_id:
+            self.nursery.start_soon(self._init_producer_ids)
+        for node, items in by_node.items():
+            self._start_request(node, items)
+        return next_look
+
+    def _start_request(self, node: int, items: list[tuple[PartitionQueue, ProducerBatch]]) -> None:
+        max_bytes = self.config.max_request_size
+        request: list[tuple[PartitionQueue, ProducerBatch]] = []
+        size = 0
+        for queue, batch in items:
+            if batch.encoded is None:
+                seq = queue.take_sequence(len(batch)) if self.config.enable_idempotence else -1
+                batch.encode(self.config.compression, queue.producer_id, queue.producer_epoch, seq)
+            assert batch.encoded is not None
+            if request and size + len(batch.encoded) > max_bytes:
+                self.nursery.start_soon(self._send_request, node, request)
+                request, size = [], 0
+            queue.ready.popleft()
+            queue.in_flight = batch
+            request.append((queue, batch))
+            size += len(batch.encoded)
+        if request:
+            self.nursery.start_soon(self._send_request, node, request)
+
+    async def _send_request(self, node: int, items: list[tuple[PartitionQueue, ProducerBatch]]) -> None:
+        acks = self.config.acks
+        topics: dict[str, list] = {}
+        for queue, batch in items:
+            batch.attempts += 1
+            topics.setdefault(queue.topic, []).append({"index": queue.partition, "records": batch.encoded})
+        body = {
+            "transactional_id": None,
+            "acks": acks,
+            "timeout_ms": self.config.request_timeout_ms,
+            "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()],
+        }
+        try:
+            conn = await self.cluster.connection(node)
+            version = conn.version_for(PRODUCE, min_version=3)
+            response = await conn.request(PRODUCE, body, version=version, expect_response=acks != 0)
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            self.cluster.invalidate()
+            for queue, batch in items:
+                batch.ambiguous = True  # it may have been appended
+                self._retry(queue, batch, exc)
+            return
+        except UnsupportedVersionError as exc:
+            for queue, batch in items:
+                self._finish_in_flight(queue, batch, exc)
+            return
+        if response is None:  # acks=0: no answer; offsets unknown
+            for queue, batch in items:
+                queue.in_flight = None
+                batch.complete(-1)
+                self._release(batch)
+            self._wake.set()
+            return
+        answers = {
+            (t["name"], p["index"]): p for t in response["responses"] for p in t["partition_responses"]
+        }
+        for queue, batch in items:
+            answer = answers.get((queue.topic, queue.partition))
+            if answer is None:
+                self._retry(queue, batch, KafkaConnectionError("the broker's answer left out this partition"))
+                continue
+            code = answer["error_code"]
+            if code == 0 or code == ErrorCode.DUPLICATE_SEQUENCE_NUMBER:
+                queue.in_flight = None
+                batch.complete(answer["base_offset"], answer.get("log_append_time_ms", -1))
+                self._release(batch)
+                continue
+            cls = error_for_code(code)
+            assert cls is not None
+            message = answer.get("error_message") or cls.code.name
+            error = cls(f"{message} ({queue.topic}-{queue.partition})")
+            if code in _STALE_METADATA:
+                self.cluster.invalidate()
+            if code in _RESET_PRODUCER:
+                queue.needs_new_producer_id = True
+            if cls.retriable:
+                self._retry(queue, batch, error)
+            else:
+                self._finish_in_flight(queue, batch, error)
+        self._wake.set()
+
+    def _retry(self, queue: PartitionQueue, batch: ProducerBatch, error: BaseException) -> None:
+        """Back to the head of its queue; the sender resends it after the backoff."""
+        queue.in_flight = None
+        if self.config.retries < batch.attempts:
+            self._finish_in_flight(queue, batch, error)
+            return
+        cfg = self.config
+        batch.retry_at = trio.current_time() + jittered_backoff(cfg.retry_backoff_ms, cfg.retry_backoff_max_ms,
+                                                                 batch.attempts)  # fmt: skip
+        queue.ready.appendleft(batch)
+        self._wake.set()
+
+    def _finish_in_flight(self, queue: PartitionQueue, batch: ProducerBatch, error: BaseException) -> None:
+        queue.in_flight = None
+        self._give_up(queue, batch, error)
+        self._wake.set()
+
+    def _give_up(self, queue: PartitionQueue, batch: ProducerBatch, error: BaseException) -> None:
+        """Fail a batch that will not be sent again. Its sequence numbers
+        were used if it was encoded: if the broker may hold it, the partition
+        moves to a new producer id; if it surely does not, the next batch
+        reuses them (nothing after it was sent: one in flight)."""
+        if batch.encoded is not None and self.config.enable_idempotence:
+            if batch.ambiguous or queue.needs_new_producer_id:
+                queue.needs_new_producer_id = True
+            else:
+                queue.next_sequence = batch.base_sequence
+            for later in queue.ready:
+                if later.encoded is not None:  # numbered after it: renumber
+                    later.encoded = None
+        batch.fail(error)
+        self._release(batch)
+
+    def _release(self, batch: ProducerBatch) -> None:
+        self._buffered -= batch.size
+        batch.size = 0  # released once, however many paths finish it
+        self._memory_freed.set()
+        self._memory_freed = trio.Event()
+
+    async def _refresh_metadata(self) -> None:
+        try:
+            await self.cluster.refresh(list({q.topic for q in self._queues.values()}))
+        except (KafkaConnectionError, KafkaTimeoutError, KafkaError):
+            await trio.sleep(self.config.retry_backoff_ms / 1000)  # then the sender asks again
+        finally:
+            self._refreshing_metadata = False
+        self._wake.set()
+
+    async def _init_producer_ids(self) -> None:
+        """InitProducerId for the producer, or fresh ids for partitions that
+        need one. One at a time; failures are retried by the sender."""
+        if self._producer_id_lock.locked():
+            return
+        async with self._producer_id_lock:
+            try:
+                if self._producer_id is None:
+                    self._producer_id = await self._new_producer_id()
+                for queue in self._queues.values():
+                    if queue.needs_new_producer_id and queue.in_flight is None:
+                        queue.producer_id, queue.producer_epoch = await self._new_producer_id()
+                        queue.next_sequence = 0
+                        queue.needs_new_producer_id = False
+                        for batch in queue.ready:
+                            batch.encoded = None
+            except (KafkaConnectionError, KafkaTimeoutError, KafkaError):
+                await trio.sleep(self.config.retry_backoff_ms / 1000)
+        self._wake.set()
+
+    async def _new_producer_id(self) -> tuple[int, int]:
+        conn = await self.cluster.any_connection()
+        body = {"transactional_id": None, "transaction_timeout_ms": 60_000}
+        response = await conn.request(INIT_PRODUCER_ID, body)
+        assert response is not None
+        cls = error_for_code(response["error_code"])
+        if cls is not None:
+            raise cls("InitProducerId")
+        return response["producer_id"], response["producer_epoch"]
+
+    def _fail_all(self, error: BaseException) -> None:
+        for queue in self._queues.values():
+            for batch in queue.batches():
+                if not batch.done.is_set():
+                    batch.fail(type(error)(*getattr(error, "args", ())))
+                self._release(batch)
+            queue.open, queue.in_flight = None, None
+            queue.ready.clear()
+
+
+def check_record(value: object, key: object, headers: object) -> None:
+    """The type checks `send` makes, for callers that queue records first."""
+    if value is not None and not isinstance(value, _BYTES):
+        raise TypeError(f"record value must be bytes-like or None, got {type(value).__name__}")
+    if key is not None and not isinstance(key, _BYTES):
+        raise TypeError(f"record key must be bytes-like or None, got {type(key).__name__}")
+    if headers:
+        _checked_headers(headers)  # type: ignore[arg-type]
+
+
+def _checked_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
+    out = []
+    for item in headers:
+        k, v = item
+        if not isinstance(k, str):
+            raise TypeError(f"header key must be str, got {type(k).__name__}")
+        if v is not None and not isinstance(v, _BYTES):
+            raise TypeError(f"header value must be bytes-like or None, got {type(v).__name__}")
+        out.append((k, v))
+    return out
