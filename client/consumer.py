@@ -1,0 +1,146 @@
+"""The Trio consumer: manual assignment, positions, prefetching poll.
+
+    async with Consumer(bootstrap_servers="127.0.0.1:9092", auto_offset_reset="earliest") as c:
+        c.assign([TopicPartition("events", 0)])
+        async for record in c:
+            ...
+
+Partitions come from `assign` (a group coordinator will later call the same
+`assign` on rebalance). Fetching runs in the background (client/fetcher.py,
+which also states the error policy); `poll` hands out what is buffered.
+Positions follow Kafka: a partition's position is the offset of the next
+record `poll` will return, and advances as `poll` returns records.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import trio
+
+from client.base import ClientBase
+from client.config import ConsumerConfig
+from client.errors import ClosedError
+from client.fetcher import Fetcher, NoOffsetForPartitionError
+from client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError  # type: ignore[attr-defined]
+from client.records import CorruptRecordError
+from client.types import ConsumerRecord, TopicPartition
+
+
+class Consumer(ClientBase[ConsumerConfig]):
+    config_class = ConsumerConfig
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._fetcher: Fetcher | None = None
+        self._iter_buffer: deque[ConsumerRecord] = deque()
+
+    async def _start(self) -> None:
+        self._fetcher = Fetcher(self.cluster, self.config)
+        self.nursery.start_soon(self._fetcher.run, self.nursery)
+
+    async def _shutdown(self, exc_type, exc, tb):
+        if self._fetcher is not None:
+            self._fetcher.close()  # wakes a poll waiting in another task
+        return await super()._shutdown(exc_type, exc, tb)
+
+    @property
+    def _f(self) -> Fetcher:
+        self._check_open()
+        assert self._fetcher is not None
+        return self._fetcher
+
+    # -- assignment and positions -------------------------------------------
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Replace the assignment. Partitions kept keep their position;
+        new ones start from auto_offset_reset unless sought."""
+        self._f.assign(partitions)
+        self._drop_iterated(lambda r: TopicPartition(r.topic, r.partition) not in self._f.assignment)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._f.assignment)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """The next poll returns `tp`'s records from `offset` on."""
+        self._f.seek(tp, offset)
+        self._drop_iterated(lambda r: (r.topic, r.partition) == tuple(tp))
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        """Seek to the log start offset (no tps: all assigned)."""
+        await self._seek_to("earliest", tps)
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        """Seek to the high watermark (last stable offset for read_committed)."""
+        await self._seek_to("latest", tps)
+
+    async def _seek_to(self, spec: str, tps: tuple[TopicPartition, ...]) -> None:
+        targets = list(tps) or list(self._f.assignment)
+        await self._f.reset_positions(targets, spec)
+        for tp in targets:
+            self._drop_iterated(lambda r, tp=tp: (r.topic, r.partition) == tuple(tp))
+
+    async def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record poll returns for `tp`, resolved by
+        auto_offset_reset if it has none yet."""
+        return await self._f.position(tp)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        """Stop fetching `tps` (buffered data for them is dropped and fetched
+        again on resume; positions are kept)."""
+        self._f.set_paused(tps, True)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self._f.set_paused(tps, False)
+
+    def paused(self) -> set[TopicPartition]:
+        return {tp for tp, state in self._f.assignment.items() if state.paused}
+
+    # -- records ---------------------------------------------------------------
+
+    async def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[ConsumerRecord]:
+        """Up to `max_records` (max_poll_records) buffered records, across
+        partitions in rotating order, waiting up to `timeout` seconds for some;
+        [] on timeout. Raises a partition's error (see client/fetcher.py)."""
+        fetcher = self._f
+        await trio.lowlevel.checkpoint()
+        limit = self.config.max_poll_records if max_records is None else max_records
+        if limit < 1:
+            raise ValueError("max_records must be at least 1")
+        deadline = trio.current_time() + timeout
+        while True:
+            fetcher.raise_error()
+            records = fetcher.drain(limit)
+            if records:
+                return records
+            fetcher.raise_error()  # a corrupt batch found while draining
+            if trio.current_time() >= deadline:
+                return []
+            with trio.move_on_at(deadline):
+                await fetcher.wait_for_data()
+
+    def __aiter__(self) -> Consumer:
+        return self
+
+    async def __anext__(self) -> ConsumerRecord:
+        """The next record, waiting as long as it takes; the iteration ends
+        when the consumer is closed."""
+        while not self._iter_buffer:
+            try:
+                self._iter_buffer.extend(await self.poll(timeout=float("inf")))
+            except ClosedError:
+                raise StopAsyncIteration from None
+        return self._iter_buffer.popleft()
+
+    def _drop_iterated(self, pred) -> None:
+        """Records handed to the iterator's buffer but not yet yielded are
+        undelivered: a seek or assign for their partition drops them."""
+        if self._iter_buffer:
+            self._iter_buffer = deque(r for r in self._iter_buffer if not pred(r))
+
+
+__all__ = [
+    "Consumer", "ConsumerRecord", "CorruptRecordError", "NoOffsetForPartitionError",
+    "OffsetOutOfRangeError", "TopicPartition", "UnknownTopicOrPartitionError",
+]
