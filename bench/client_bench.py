@@ -1,0 +1,244 @@
+"""Client benchmark: riverlog's Python client beside confluent-kafka (librdkafka).
+
+    python -m bench.client_bench [--records N] [--records-1k N] [--runs 3]
+
+Starts one riverlog broker (fresh data dir under bench/results/) and, for
+100-byte and 1 KiB records, alternately runs each client in its own process
+``--runs`` times against it:
+
+* produce: N records without keys to a 6-partition topic, with the same
+  settings for both clients: acks=1, linger 5 ms, batch size 1 MiB, no
+  compression, no idempotence (librdkafka's default; ours is on, switched
+  off here so both do the same work). Timed from the first send to the end
+  of flush. riverlog's client uses its Trio face (``await producer.send``).
+* consume: every record of a topic filled beforehand (from page cache), all
+  6 partitions assigned from offset 0, default fetch settings for both.
+  Timed from assign to the last record; riverlog's client polls lists
+  (``await consumer.poll``), confluent-kafka calls ``consume(500)``.
+
+The figure is the ratio of median records/s, riverlog / confluent-kafka.
+Prints a table and writes JSON to bench/results/client.json. Every child
+process is started here and killed in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PARTITIONS = 6
+SIZES = (100, 1024)
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _produce_riverlog(a: dict) -> dict:
+    import trio
+
+    from client.producer import Producer
+
+    value = b"x" * a["size"]
+    n = a["records"]
+
+    async def main() -> float:
+        async with Producer(bootstrap_servers=a["bootstrap"], acks=1, enable_idempotence=False, linger_ms=5,
+                            batch_size=1 << 20, buffer_memory=256 << 20) as producer:  # fmt: skip
+            await producer.send(a["topic"], b"warm-up")
+            await producer.flush()
+            start = time.perf_counter()
+            send = producer.send
+            topic = a["topic"]
+            for _ in range(n):
+                await send(topic, value)
+            await producer.flush()
+            return time.perf_counter() - start
+
+    return {"seconds": trio.run(main)}
+
+
+def _produce_confluent(a: dict) -> dict:
+    from confluent_kafka import Producer
+
+    producer = Producer({
+        "bootstrap.servers": a["bootstrap"], "acks": 1, "linger.ms": 5, "batch.size": 1 << 20,
+        "compression.type": "none", "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 256 << 10,
+    })  # fmt: skip
+    value = b"x" * a["size"]
+    producer.produce(a["topic"], b"warm-up")
+    producer.flush(30)
+    produce, poll, topic = producer.produce, producer.poll, a["topic"]
+    start = time.perf_counter()
+    for _ in range(a["records"]):
+        while True:
+            try:
+                produce(topic, value)
+                break
+            except BufferError:
+                poll(0.001)
+    if producer.flush(120) != 0:
+        raise RuntimeError("confluent-kafka did not deliver everything")
+    return {"seconds": time.perf_counter() - start}
+
+
+def _consume_riverlog(a: dict) -> dict:
+    import trio
+
+    from client.consumer import Consumer
+    from client.types import TopicPartition
+
+    n = a["records"]
+
+    async def main() -> float:
+        async with Consumer(bootstrap_servers=a["bootstrap"], auto_offset_reset="earliest") as consumer:
+            start = time.perf_counter()
+            consumer.assign([TopicPartition(a["topic"], p) for p in range(PARTITIONS)])
+            got = 0
+            while got < n:
+                got += len(await consumer.poll(timeout=5))
+            return time.perf_counter() - start
+
+    return {"seconds": trio.run(main)}
+
+
+def _consume_confluent(a: dict) -> dict:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": a["bootstrap"], "group.id": "bench", "enable.auto.commit": False})
+    try:
+        start = time.perf_counter()
+        consumer.assign([TopicPartition(a["topic"], p, 0) for p in range(PARTITIONS)])
+        got = 0
+        while got < a["records"]:
+            got += sum(1 for m in consumer.consume(500, timeout=5) if m.error() is None)
+        return {"seconds": time.perf_counter() - start}
+    finally:
+        consumer.close()
+
+
+WORKERS = {
+    "produce-riverlog": _produce_riverlog,
+    "produce-confluent": _produce_confluent,
+    "consume-riverlog": _consume_riverlog,
+    "consume-confluent": _consume_confluent,
+}
+
+
+def _run_worker(kind: str, args: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "bench.client_bench", "--worker", json.dumps({"kind": kind, **args})]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"error": f"{kind} worker timed out after {timeout:.0f}s"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"{kind} worker exit {proc.returncode}: {err.strip()[-800:]}"}
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _fill(bootstrap: str, topic: str, size: int, records: int, timeout: float) -> None:
+    result = _run_worker("produce-confluent", {"bootstrap": bootstrap, "topic": topic, "size": size,
+                                               "records": records}, timeout)  # fmt: skip
+    if "error" in result:
+        raise RuntimeError(f"filling {topic}: {result['error']}")
+
+
+def run(args) -> dict:
+    from tests.integration.broker_process import BrokerProcess
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="client-bench-", dir=RESULTS))
+    broker = BrokerProcess(work / "data", extra=["--set", f"num.partitions={PARTITIONS}"]).start()
+    report: dict = {"machine": _machine(), "runs": args.runs, "results": {}}
+    try:
+        for size in SIZES:
+            n = args.records if size == 100 else args.records_1k
+            for op in ("produce", "consume"):
+                key = f"{op} {size} B"
+                rates: dict[str, list[float]] = {"riverlog": [], "confluent": []}
+                errors = []
+                if op == "consume":
+                    topic = f"consume-{size}"
+                    _fill(broker.bootstrap, topic, size, n, args.timeout)
+                for run_no in range(args.runs):
+                    for client in ("confluent", "riverlog"):
+                        topic = f"produce-{size}-{client}-{run_no}" if op == "produce" else f"consume-{size}"
+                        r = _run_worker(f"{op}-{client}", {"bootstrap": broker.bootstrap, "topic": topic,
+                                                           "size": size, "records": n}, args.timeout)  # fmt: skip
+                        if "error" in r:
+                            errors.append(r["error"])
+                        else:
+                            rates[client].append(n / r["seconds"])
+                med = {c: (statistics.median(v) if v else None) for c, v in rates.items()}
+                ratio = med["riverlog"] / med["confluent"] if med["riverlog"] and med["confluent"] else None
+                report["results"][key] = {"records": n, "rates": rates, "median": med, "ratio": ratio,
+                                          "errors": errors}  # fmt: skip
+                print(f"{key}: riverlog {_fmt(med['riverlog'])} rec/s, confluent-kafka {_fmt(med['confluent'])}"
+                      f" rec/s, ratio {_fmt(ratio, '.2f')}", flush=True)  # fmt: skip
+    finally:
+        broker.close()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _fmt(v, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _machine() -> dict:
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=300_000, help="100-byte records per run")
+    ap.add_argument("--records-1k", type=int, default=100_000, help="1 KiB records per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=180, help="seconds allowed for each run")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs) under bench/results/")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        a = json.loads(args.worker)
+        print(json.dumps(WORKERS[a.pop("kind")](a)), flush=True)
+        return
+    report = run(args)
+    out = RESULTS / "client.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"machine: {report['machine']}\nwrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
