@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from client.cli import CLIENT_COMMANDS
 from client.records import CorruptRecordError, RecordBatch
 
 
@@ -105,6 +106,11 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
                     click.echo(f"    | offset: {r.offset} timestamp: {r.timestamp} key: {r.key!r} value: {r.value!r}")
             position += length
     sys.exit(1 if bad else 0)
+
+
+# The client commands (topic, offsets, cluster, ...) live in client/cli.py.
+for _command in CLIENT_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

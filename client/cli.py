@@ -1,0 +1,705 @@
+"""The client side of the ``riverlog`` command line: topics, offsets, cluster.
+
+Registered on the ``riverlog`` group by broker/cli.py (`CLIENT_COMMANDS`).
+``riverlog --help`` must stay fast, so this module imports only click and
+the standard library; trio and the client are imported inside the commands.
+
+Every command takes ``--bootstrap`` (or RIVERLOG_BOOTSTRAP) and ``--timeout``.
+A failure is one line on stderr starting with ``error:``: exit status 2 for
+a bad argument, 1 for anything the cluster answered or failed to answer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+BOOTSTRAP_ENV = "RIVERLOG_BOOTSTRAP"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+T = TypeVar("T")
+
+
+class CommandError(click.ClickException):
+    """A failure reported as one ``error: ...`` line (exit 1)."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class ArgumentError(click.UsageError):
+    """A bad argument, reported as one ``error: ...`` line (exit 2) rather
+    than click's usage block: the user knows the command, not the value."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def run_client_command(async_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """``trio.run(async_fn, *args)`` with the client's errors as CommandError.
+
+    Kafka errors, connection failures and timeouts are the user's world, not
+    bugs: they get one line, no traceback. Anything else is a bug and keeps
+    its traceback.
+    """
+    import trio
+
+    from client.errors import ClientError, ConfigError
+    from client.protocol.errors import KafkaError
+
+    try:
+        return trio.run(async_fn, *args)
+    except ConfigError as exc:  # --bootstrap that is not HOST:PORT, ...
+        raise ArgumentError(str(exc)) from None
+    except (ClientError, KafkaError) as exc:
+        raise CommandError(str(exc)) from None
+    except BaseExceptionGroup as group:
+        # A nursery (the client's) wraps what its body raised: report the
+        # first client error if every leaf is one.
+        leaves = _leaves(group)
+        if leaves and all(isinstance(e, (ClientError, KafkaError)) for e in leaves):
+            raise CommandError(str(leaves[0])) from None
+        raise
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def client_options(command: Callable) -> Callable:
+    """--bootstrap and --timeout, shared by every client command."""
+    command = click.option(
+        "--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+        help="Give up (exit 1) if the cluster has not answered within this long.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--bootstrap", envvar=BOOTSTRAP_ENV, show_envvar=True, default=DEFAULT_BOOTSTRAP, show_default=True,
+        metavar="HOST:PORT[,...]", help="Brokers to start from.",
+    )(command)  # fmt: skip
+
+
+def client_settings(bootstrap: str, timeout: float) -> dict[str, Any]:
+    """Client options for a command: every wait bounded by --timeout."""
+    ms = max(int(timeout * 1000), 1)
+    return {
+        "bootstrap_servers": bootstrap,
+        "client_id": "riverlog-cli",
+        "default_api_timeout_ms": ms,
+        "request_timeout_ms": ms,
+        "socket_connection_setup_timeout_ms": min(ms, 10_000),
+    }
+
+
+def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("k=v", ...)`` into a dict; anything without '=' or a key is refused."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ArgumentError(f"{option} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+# -- topic -------------------------------------------------------------------
+
+
+@click.group()
+def topic() -> None:
+    """Create, list, describe, delete topics and change their configs."""
+
+
+@topic.command("create")
+@click.argument("name")
+@click.option("--partitions", type=click.IntRange(min=1), help="Partition count (default: the broker's).")
+@click.option("--replication-factor", type=click.IntRange(min=1), help="Replicas each (default: the broker's).")
+@click.option("--config", "configs", multiple=True, metavar="KEY=VALUE", help="A topic config (repeatable).")
+@click.option("--if-not-exists", is_flag=True, help="Succeed quietly if the topic already exists.")
+@client_options
+def topic_create(name, partitions, replication_factor, configs, if_not_exists, bootstrap, timeout) -> None:
+    """Create topic NAME."""
+    settings = client_settings(bootstrap, timeout)
+    new_configs = parse_pairs(configs, "--config")
+
+    async def run() -> bool:
+        from client.admin import Admin, NewTopic
+        from client.protocol.errors import ErrorCode, KafkaError
+
+        new = NewTopic(name, partitions or -1, replication_factor or -1, new_configs)
+        async with Admin(**settings) as admin:
+            try:
+                await admin.create_topics([new], timeout_ms=settings["default_api_timeout_ms"])
+            except KafkaError as exc:
+                if if_not_exists and exc.code == ErrorCode.TOPIC_ALREADY_EXISTS:
+                    return False
+                raise
+        return True
+
+    if run_client_command(run):
+        click.echo(f"Created topic {name}.")
+
+
+@topic.command("list")
+@click.option("--include-internal", is_flag=True, help="Also list internal topics.")
+@client_options
+def topic_list(include_internal, bootstrap, timeout) -> None:
+    """List the topics, one per line."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run() -> list[str]:
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            return await admin.list_topics(include_internal=include_internal)
+
+    for name in run_client_command(run):
+        click.echo(name)
+
+
+@topic.command("describe")
+@click.argument("name")
+@client_options
+def topic_describe(name, bootstrap, timeout) -> None:
+    """Show topic NAME's partitions (leader, replicas, ISR) and the configs
+    that differ from the defaults, in kafka-topics.sh's layout."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            description = (await admin.describe_topics([name]))[name]
+            configs = await admin.describe_configs(name)
+            return description, configs
+
+    description, configs = run_client_command(run)
+    overrides = ",".join(f"{k}={e.value}" for k, e in sorted(configs.items()) if not e.is_default)
+    rf = len(description.partitions[0].replicas) if description.partitions else 0
+    click.echo(f"Topic: {name}\tPartitionCount: {len(description.partitions)}\tReplicationFactor: {rf}\t"
+               f"Configs: {overrides}")  # fmt: skip
+    for p in description.partitions:
+        click.echo(f"\tTopic: {name}\tPartition: {p.partition}\tLeader: {p.leader}\t"
+                   f"Replicas: {','.join(map(str, p.replicas))}\tIsr: {','.join(map(str, p.isr))}")  # fmt: skip
+
+
+@topic.command("delete")
+@click.argument("name")
+@client_options
+def topic_delete(name, bootstrap, timeout) -> None:
+    """Delete topic NAME and its data."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run() -> None:
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            await admin.delete_topics([name], timeout_ms=settings["default_api_timeout_ms"])
+
+    run_client_command(run)
+    click.echo(f"Deleted topic {name}.")
+
+
+@topic.command("alter-config")
+@click.argument("name")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a topic config (repeatable).")
+@click.option("--delete", "deletes", multiple=True, metavar="KEY", help="Back to the default (repeatable).")
+@client_options
+def topic_alter_config(name, sets, deletes, bootstrap, timeout) -> None:
+    """Set or delete configs of topic NAME; the other configs stay."""
+    if not sets and not deletes:
+        raise ArgumentError("give at least one --set KEY=VALUE or --delete KEY")
+    settings = client_settings(bootstrap, timeout)
+    changes = parse_pairs(sets, "--set")
+
+    async def run() -> None:
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            await admin.alter_configs(name, set=changes, delete=list(deletes))
+
+    run_client_command(run)
+    click.echo(f"Updated the configs of topic {name}.")
+
+
+# -- offsets -----------------------------------------------------------------
+
+
+@click.command("offsets")
+@click.argument("topic_name", metavar="TOPIC")
+@client_options
+def offsets(topic_name, bootstrap, timeout) -> None:
+    """Show each partition's earliest and latest offset of TOPIC."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+        from client.types import TopicPartition
+
+        async with Admin(**settings) as admin:
+            description = (await admin.describe_topics([topic_name]))[topic_name]
+            tps = [TopicPartition(topic_name, p.partition) for p in description.partitions]
+            earliest = await admin.list_offsets({tp: "earliest" for tp in tps})
+            latest = await admin.list_offsets({tp: "latest" for tp in tps})
+            return [(tp.partition, earliest[tp].offset, latest[tp].offset) for tp in tps]
+
+    _table(run_client_command(run), ("PARTITION", "EARLIEST", "LATEST"))
+
+
+# -- cluster -----------------------------------------------------------------
+
+
+@click.group()
+def cluster() -> None:
+    """Look at the cluster."""
+
+
+@cluster.command("describe")
+@client_options
+def cluster_describe(bootstrap, timeout) -> None:
+    """Show the cluster id, the controller and the brokers."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            return await admin.describe_cluster()
+
+    description = run_client_command(run)
+    click.echo(f"Cluster id: {description.cluster_id}")
+    click.echo(f"Controller: {description.controller_id}")
+    _table([(b.node_id, b.host, b.port, b.rack or "") for b in description.brokers], ("BROKER", "HOST", "PORT", "RACK"))
+
+
+# -- produce / consume -------------------------------------------------------
+# The bulk paths: produce streams stdin into a Producer without waiting for
+# each record's answer; consume prints what a Consumer polls as raw bytes.
+# Both are binary safe: lines and values are bytes, never decoded.
+
+_READ_CHUNK_BYTES = 1 << 20
+_PROGRESS_INTERVAL_S = 0.25  # the live progress line: at most 4 updates a second
+_PROGRESS_AFTER_S = 1.0  # ... and only once the input has taken this long
+_COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+class _ProduceStats:
+    """Counts for the summary; `delivered` is the producer's on_delivery callback."""
+
+    def __init__(self) -> None:
+        self.sent = self.payload_bytes = self.acked = self.failed = 0
+        self.first_error: BaseException | None = None
+        self.bad_line = 0  # the number of a line without the key separator
+        self.interrupted = False
+
+    def delivered(self, metadata: Any, error: BaseException | None) -> None:
+        if error is None:
+            self.acked += 1
+        else:
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = error
+
+    def line(self, elapsed_s: float) -> str:
+        elapsed_s = max(elapsed_s, 1e-6)
+        mb_per_s = self.payload_bytes / elapsed_s / (1024 * 1024)  # MB as kafka-producer-perf-test's
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (f"{_count(self.sent, 'record')} ({self.payload_bytes} bytes) in {elapsed_s:.2f} s: "
+                f"{self.sent / elapsed_s:.0f} records/s, {mb_per_s:.2f} MB/s{failed}")  # fmt: skip
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _has_fileno(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return True
+
+
+async def _read_lines(stream: Any):
+    """The stream's lines, without their trailing \\n, a list per chunk read.
+    Reads happen in a thread so the producer's sender keeps running while
+    a slow pipe or a terminal makes us wait."""
+    import trio
+
+    read = getattr(stream, "read1", stream.read)  # read1: what is there now, up to the chunk size
+    if stream is sys.stdin.buffer and _has_fileno(stream):
+        # os.read, not the buffered reader: a read left blocked in its thread
+        # at exit (Ctrl-C) must not hold the reader's lock, which makes the
+        # interpreter abort at shutdown.
+        fd = stream.fileno()
+
+        def read(n: int) -> bytes:
+            return os.read(fd, n)
+
+    rest = b""
+    while True:
+        chunk = await trio.to_thread.run_sync(read, _READ_CHUNK_BYTES, abandon_on_cancel=True)
+        if not chunk:
+            if rest:
+                yield [rest]  # a last line without a newline is a record too
+            return
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+
+
+async def _show_progress(stats: _ProduceStats, started: float, stderr: Any) -> None:
+    import time
+
+    import trio
+
+    await trio.sleep(_PROGRESS_AFTER_S)
+    while True:
+        stderr.write(f"\r{stats.acked} acknowledged, {stats.line(time.monotonic() - started)}\x1b[K")
+        stderr.flush()
+        await trio.sleep(_PROGRESS_INTERVAL_S)
+
+
+async def _on_interrupt(signals: Any, scopes: list[Any], stats: Any = None) -> None:
+    """Each Ctrl-C (SIGINT) cancels the next scope: the first stops the work
+    in hand cleanly, a second one gives up on finishing it."""
+    async for _ in signals:
+        if stats is not None:
+            stats.interrupted = True
+        scopes.pop(0).cancel()
+        if not scopes:
+            return
+
+
+@click.command("produce")
+@click.argument("topic_name", metavar="TOPIC")
+@click.option("--file", "source", type=click.File("rb"), metavar="PATH", help="Read this file instead of stdin.")
+@click.option("--key-separator", metavar="SEP",
+              help="Each line is KEY<SEP>VALUE, split at the first SEP. A line without SEP stops the command "
+                   "with exit status 1, as Kafka's console producer does; the lines before it are sent.")
+@click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="A header on every record (repeatable).")
+@click.option("--acks", type=click.Choice(["0", "1", "all"]), default="all", show_default=True,
+              help="Replicas that must have a record before it counts as sent (idempotence needs all).")
+@click.option("--compression", type=click.Choice(_COMPRESSIONS), default="none", show_default=True,
+              help="Compression of the record batches.")
+@click.option("--partition", type=click.IntRange(min=0), help="Send every record to this partition "
+              "(default: by the key's hash; records without a key fill one partition's batch, then the next).")
+@client_options
+def produce(topic_name, source, key_separator, headers, acks, compression, partition, bootstrap, timeout) -> None:
+    """Send the lines of stdin (or --file) to TOPIC, one record per line.
+
+    A record's value is its line without the trailing newline, as bytes:
+    any encoding or binary data is kept (a \\r before the newline stays).
+    An empty line is a record with an empty value. The command waits until
+    every record is acknowledged, then prints a summary on stderr (and a
+    progress line while it runs, if stderr is a terminal). Exit status 1 if
+    any record failed, with the first failure's error.
+
+    End the input with Ctrl-D. Ctrl-C stops reading, still delivers the
+    lines read so far, and exits with status 130; a second Ctrl-C gives up
+    on them.
+    """
+    import os
+    import sys
+    import time
+
+    if key_separator == "":
+        raise ArgumentError("--key-separator must not be empty")
+    separator = os.fsencode(key_separator) if key_separator is not None else None
+    # One header per --header, in order (Kafka allows a key twice).
+    record_headers = [(k, os.fsencode(v)) for item in headers for k, v in parse_pairs((item,), "--header").items()]
+    settings = client_settings(bootstrap, timeout)
+    ms = settings["default_api_timeout_ms"]
+    settings.update(
+        acks=acks, compression_type=compression, enable_idempotence=acks == "all",
+        max_block_ms=ms + 500,  # metadata (an unknown topic) or buffer room; past "no broker reachable" at ms
+        delivery_timeout_ms=ms + 100,  # unanswered for --timeout: the record failed
+        linger_ms=10, batch_size=256 * 1024,  # bulk: fewer, larger requests
+    )  # fmt: skip
+    stream = source if source is not None else sys.stdin.buffer  # bytes: lines are never decoded
+    stderr = sys.stderr
+    stats = _ProduceStats()
+    started = time.monotonic()
+
+    async def run() -> None:
+        import signal
+
+        import trio
+
+        from client.producer import Producer
+
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async with Producer(**settings) as producer:
+                with trio.CancelScope() as delivering:
+                    with trio.CancelScope() as reading:
+                        producer.nursery.start_soon(_on_interrupt, signals, [reading, delivering], stats)
+                        if stderr.isatty():
+                            producer.nursery.start_soon(_show_progress, stats, started, stderr)
+                        await send_lines(producer)
+                    await producer.flush()
+                if delivering.cancelled_caught:
+                    await producer.close(timeout=0)
+
+    async def send_lines(producer) -> None:
+        send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
+        sep_len = len(separator) if separator is not None else 0
+        line_number = 0
+        async for lines in _read_lines(stream):
+            for line in lines:
+                line_number += 1
+                key = None
+                if separator is not None:
+                    key, found, value = line.partition(separator)
+                    if not found:
+                        stats.bad_line = line_number
+                        return
+                else:
+                    value = line
+                await send(topic_name, value, key, hdrs, partition, None, on_delivery)
+                stats.sent += 1
+                stats.payload_bytes += len(line) - sep_len
+
+    run_client_command(run)
+    elapsed_s = time.monotonic() - started
+    if stderr.isatty() and elapsed_s >= _PROGRESS_AFTER_S:
+        stderr.write("\r\x1b[K")  # clear the progress line
+    click.echo(f"Produced {stats.line(elapsed_s)}.", err=True)
+    if stats.bad_line:
+        raise CommandError(f"line {stats.bad_line} has no key separator {key_separator!r}")
+    if stats.failed:
+        raise CommandError(f"{stats.failed} of {_count(stats.sent, 'record')} failed; the first: {stats.first_error}")
+    if stats.interrupted:
+        raise click.exceptions.Exit(130)
+
+
+# kcat's -f directives (a subset); each renders one field of a record as bytes.
+_FORMAT_FIELDS: dict[str, Callable[[Any], bytes]] = {
+    "t": lambda r: r.topic.encode(),
+    "p": lambda r: b"%d" % r.partition,
+    "o": lambda r: b"%d" % r.offset,
+    "T": lambda r: b"%d" % r.timestamp,
+    "k": lambda r: r.key or b"",
+    "s": lambda r: r.value or b"",
+    "K": lambda r: b"%d" % (-1 if r.key is None else len(r.key)),
+    "S": lambda r: b"%d" % (-1 if r.value is None else len(r.value)),
+    "h": lambda r: b",".join(k.encode() + b"=" + (v or b"") for k, v in r.headers),
+    "%": lambda r: b"%",
+}
+_FORMAT_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "0": b"\0", "\\": b"\\"}
+
+
+def compile_format(fmt: str) -> Callable[[Any], bytes]:
+    """kcat's ``-f``: a function from a ConsumerRecord to its bytes."""
+    import os
+
+    parts: list[bytes | Callable[[Any], bytes]] = []
+    literal = bytearray()
+    i = 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c in "%\\":
+            if i + 1 == len(fmt):
+                raise ArgumentError(f"--format ends in a lone {c!r}")
+            d = fmt[i + 1]
+            if c == "\\" and d in _FORMAT_ESCAPES:
+                literal += _FORMAT_ESCAPES[d]
+            elif c == "%" and d == "%":
+                literal += b"%"
+            elif c == "%" and d in _FORMAT_FIELDS:
+                if literal:
+                    parts.append(bytes(literal))
+                    literal.clear()
+                parts.append(_FORMAT_FIELDS[d])
+            else:
+                raise ArgumentError(f"--format has an unknown {'directive' if c == '%' else 'escape'} {c + d!r}")
+            i += 2
+        else:
+            literal += os.fsencode(c)
+            i += 1
+    if literal:
+        parts.append(bytes(literal))
+    fields = [(p, None) if callable(p) else (None, p) for p in parts]
+    return lambda r: b"".join(f(r) if f is not None else lit for f, lit in fields)  # type: ignore[misc]
+
+
+def parse_offset(spec: str) -> tuple[str, int]:
+    """--offset: ("beginning"|"end", 0), ("offset", N), ("from_end", N) for
+    -N, ("timestamp", ms) for s@MS."""
+    spec = spec.strip()
+    if spec in ("beginning", "end"):
+        return spec, 0
+    try:
+        if spec.startswith("s@"):
+            ms = int(spec[2:])
+            if ms >= 0:
+                return "timestamp", ms
+        else:
+            n = int(spec)
+            return ("offset", n) if n >= 0 else ("from_end", -n)
+    except ValueError:
+        pass
+    raise ArgumentError(f"--offset expects beginning, end, an offset N, -N or s@MS, got {spec!r}")
+
+
+@click.command("consume")
+@click.argument("topic_name", metavar="TOPIC")
+@click.option("--partition", type=click.IntRange(min=0), help="Read only this partition (default: every one).")
+@click.option("--offset", "offset_spec", default="beginning", show_default=True, metavar="WHERE",
+              help="Where each partition starts: beginning, end (wait for new records), an offset N, "
+                   "-N (N records before the end) or s@MS (the first record at or after a timestamp in ms).")
+@click.option("--max-messages", type=click.IntRange(min=1), metavar="N", help="Exit after N records.")
+@click.option("-e", "--exit-at-end", is_flag=True,
+              help="Exit once every partition is read up to where it ended when the command started.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Exit when no record has come for this long.")
+@click.option("-f", "--format", "fmt", metavar="FMT",
+              help="Print each record as FMT (kcat's -f) instead of its value and a newline; see above.")
+@client_options
+def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_timeout, fmt, bootstrap, timeout):
+    """Print TOPIC's records on stdout: by default each value and a newline,
+    from the beginning of every partition, waiting for more until Ctrl-C
+    (exit status 0).
+
+    Values are written as they are, binary or not. A null key or value
+    prints as nothing (its size as -1). --format FMT takes kcat's
+    directives:
+
+    \b
+      %t topic      %p partition   %o offset     %T timestamp (ms)
+      %k key        %K key size    %s value      %S value size
+      %h headers as k=v,k=v        %% a percent sign
+      \\n \\t \\r \\0 \\\\ escapes
+
+    e.g. --format '%p:%o %k=%s\\n'.
+
+    An offset past a partition's end is an error (exit status 1). Without
+    consumer groups, no position is stored: each run starts where --offset says.
+    """
+    import sys
+
+    start, start_arg = parse_offset(offset_spec)
+    render = compile_format(fmt) if fmt is not None else None
+    settings = client_settings(bootstrap, timeout)
+    # Fetches wait up to fetch_max_wait_ms at the broker: longer than --timeout is not a failure.
+    settings["request_timeout_ms"] += 500
+    settings["auto_offset_reset"] = {"beginning": "earliest", "offset": "none"}.get(start, "latest")
+    if start in ("from_end", "timestamp"):
+        settings["auto_offset_reset"] = "earliest"  # an offset we looked up that retention removed since
+    out = sys.stdout.buffer  # values are written as they are
+
+    async def run() -> None:
+        import signal
+
+        import trio
+
+        from client.consumer import Consumer
+
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with Consumer(**settings) as consumer:
+                with trio.CancelScope() as scope:
+                    consumer.nursery.start_soon(_on_interrupt, signals, [scope])
+                    await read(consumer, await assign(consumer))
+
+    async def assign(consumer) -> dict | None:
+        """Assign and position the partitions; their ends if --exit-at-end."""
+        from client.offsets import list_offsets
+        from client.protocol.errors import UnknownTopicOrPartitionError
+        from client.types import TopicPartition
+
+        info = await consumer.cluster.topic(topic_name)
+        if partition is not None and partition not in info.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"UNKNOWN_TOPIC_OR_PARTITION: {topic_name} has no partition {partition} "
+                f"(it has {len(info.partitions)})"
+            )  # fmt: skip
+        numbers = [partition] if partition is not None else sorted(info.partitions)
+        tps = [TopicPartition(topic_name, p) for p in numbers]
+        consumer.assign(tps)
+        if start == "beginning":
+            await consumer.seek_to_beginning(*tps)
+        elif start == "end":
+            await consumer.seek_to_end(*tps)
+        elif start == "offset":
+            for tp in tps:
+                consumer.seek(tp, start_arg)
+        else:
+            if start == "from_end":
+                earliest = await list_offsets(consumer.cluster, {tp: "earliest" for tp in tps})
+                latest = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
+                found = {tp: max(earliest[tp].offset, latest[tp].offset - start_arg) for tp in tps}
+            else:  # a timestamp: no record at or after it (-1) means the end
+                by_time = await list_offsets(consumer.cluster, {tp: start_arg for tp in tps})
+                latest = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
+                found = {tp: by_time[tp].offset if by_time[tp].offset >= 0 else latest[tp].offset for tp in tps}
+            for tp, offset in found.items():
+                consumer.seek(tp, offset)
+        if not exit_at_end:
+            return None
+        ends = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
+        return {tp: ends[tp].offset for tp in tps}
+
+    async def read(consumer, ends: dict | None) -> None:
+        import trio
+
+        pending = set(ends or ())  # partitions not read to their end yet
+        count = 0
+        idle_since = trio.current_time()
+        while True:
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:  # type: ignore[index]
+                    pending.discard(tp)
+                    consumer.pause(tp)
+            if ends is not None and not pending:
+                return
+            wait = 0.5 if ends is not None else float("inf")  # -e: look at positions now and then
+            if idle_timeout is not None:
+                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
+            limit = None if max_messages is None else max_messages - count
+            records = await consumer.poll(wait, max_records=limit)
+            if ends is not None:
+                records = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
+            if records:
+                idle_since = trio.current_time()
+                count += len(records)
+                if render is None:
+                    out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
+                else:
+                    out.write(b"".join([render(r) for r in records]))
+                out.flush()
+                if max_messages is not None and count >= max_messages:
+                    return
+            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+                return
+
+    try:
+        run_client_command(run)
+    except BrokenPipeError:
+        # The reader went away (`riverlog consume t | head`): that ends the
+        # command, quietly; stdout must not be flushed again at exit.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+# What broker/cli.py adds to the ``riverlog`` group.
+CLIENT_COMMANDS: list[click.Command] = [topic, offsets, cluster, produce, consume]
