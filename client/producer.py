@@ -38,7 +38,7 @@ from collections.abc import Sequence
 
 import trio
 
-from client.accumulator import RECORD_OVERHEAD, Delivery, DeliveryCallback, PartitionQueue, ProducerBatch
+from client.accumulator import BATCH_OVERHEAD, RECORD_OVERHEAD, Delivery, DeliveryCallback, PartitionQueue, ProducerBatch
 from client.base import ClientBase
 from client.config import ProducerConfig
 from client.connection import jittered_backoff
@@ -55,6 +55,8 @@ from client.protocol.errors import (
 PRODUCE = 0
 INIT_PRODUCER_ID = 22
 _BYTES = (bytes, bytearray, memoryview)
+_NO_HEADERS: tuple = ()
+_time_ns = time.time_ns
 _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,
@@ -65,6 +67,18 @@ _RESET_PRODUCER = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.U
                              ErrorCode.INVALID_PRODUCER_EPOCH})  # fmt: skip
 
 
+class _Topic:
+    """A topic the producer has sent to: one queue per partition, and the
+    partition records without a key stick to (-1: none chosen yet)."""
+
+    __slots__ = ("name", "queues", "sticky")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queues: list[PartitionQueue] = []
+        self.sticky = -1
+
+
 class Producer(ClientBase[ProducerConfig]):
     config_class = ProducerConfig
 
@@ -72,9 +86,8 @@ class Producer(ClientBase[ProducerConfig]):
         super().__init__(**options)
         cfg = self.config
         self._queues: dict[tuple[str, int], PartitionQueue] = {}
-        self._partition_counts: dict[str, int] = {}
+        self._topics: dict[str, _Topic] = {}
         self._sticky = StickyPartitioner()
-        self._sticky_current: dict[str, int] = {}
         self._buffered = 0
         self._memory_freed = trio.Event()
         self._wake = trio.Event()
@@ -85,6 +98,7 @@ class Producer(ClientBase[ProducerConfig]):
         self._batch_size = cfg.batch_size
         self._linger = cfg.linger_ms / 1000
         self._buffer_memory = cfg.buffer_memory
+        self._max_record_size = cfg.max_request_size - BATCH_OVERHEAD
         self._sender_done = trio.Event()
         self._seen_metadata: object = None
         self._refreshing_metadata = False
@@ -95,6 +109,10 @@ class Producer(ClientBase[ProducerConfig]):
     async def _close_gracefully(self) -> None:
         """Leaving ``async with`` normally: deliver what is buffered first."""
         await self.close()
+
+    async def _shutdown(self, exc_type, exc, tb):
+        self._closing = True  # sends from here on fail at once
+        return await super()._shutdown(exc_type, exc, tb)
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop taking records; wait up to `timeout` seconds (None: as long
@@ -123,50 +141,47 @@ class Producer(ClientBase[ProducerConfig]):
         partition the topic lacks), and KafkaTimeoutError when the topic's
         metadata or buffer room does not come within max_block_ms.
         `on_delivery(metadata, error)` runs in the producer's Trio thread."""
-        if self._closing or self._closed:
-            raise ClosedError("producer is closed")
-        if value is not None and type(value) is not bytes and not isinstance(value, _BYTES):
-            raise TypeError(f"record value must be bytes-like or None, got {type(value).__name__}")
-        if key is not None and type(key) is not bytes and not isinstance(key, _BYTES):
-            raise TypeError(f"record key must be bytes-like or None, got {type(key).__name__}")
-        count = self._partition_counts.get(topic)
-        if count is None:
-            count = await self._topic_partitions(topic)
+        # The hot path: every branch here costs on each record.
+        t = self._topics.get(topic)
+        if t is None or self._closing:
+            t = await self._topic(topic)
+        if value is not None and type(value) is not bytes:
+            value = _as_bytes(value, "value")
+        if key is None:
+            size = RECORD_OVERHEAD
+        else:
+            if type(key) is not bytes:
+                key = _as_bytes(key, "key")
+            size = RECORD_OVERHEAD + len(key)
+        if value is not None:
+            size += len(value)
+        queues = t.queues
         if partition is None:
             if key is None:
-                partition = self._sticky_current.get(topic)
-                if partition is None or partition >= count:
-                    partition = self._sticky_current[topic] = self._sticky.partition(topic, count)
+                partition = t.sticky
+                if partition < 0:
+                    partition = t.sticky = self._sticky.partition(topic, len(queues))
             else:
-                partition = partition_for_key(key, count)
-        elif not 0 <= partition < count:
-            raise UnknownTopicOrPartitionError(f"topic {topic!r} has partitions 0-{count - 1}, not {partition}")
+                partition = partition_for_key(key, len(queues))
+        elif not 0 <= partition < len(queues):
+            raise UnknownTopicOrPartitionError(f"topic {topic!r} has partitions 0-{len(queues) - 1}, not {partition}")
         if timestamp is None:
-            timestamp = int(time.time() * 1000)
-        size = RECORD_OVERHEAD + (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+            timestamp = _time_ns() // 1_000_000
         if headers:
             headers = _checked_headers(headers)
             size += sum(len(k) + (len(v) if v is not None else 0) + 2 for k, v in headers)
         else:
-            headers = []
-        if size + 61 > self.config.max_request_size:
+            headers = _NO_HEADERS
+        if size > self._max_record_size:
             raise MessageTooLargeError(
                 f"record of {size} bytes is over max_request_size ({self.config.max_request_size})"
             )
         if self._buffered + size > self._buffer_memory:
             await self._wait_for_memory(size)
-        tp = (topic, partition)
-        queue = self._queues.get(tp)
-        if queue is None:
-            queue = self._queues[tp] = PartitionQueue(topic, partition)
+        queue = queues[partition]
         batch = queue.open
-        if batch is not None and batch.size + size > self._batch_size:
-            queue.close_open()
-            self._batch_closed(queue)
-            batch = None
-        if batch is None:
-            batch = queue.open = ProducerBatch(topic, partition, trio.current_time())
-            self._wake.set()  # the sender learns this batch's linger deadline
+        if batch is None or batch.size + size > self._batch_size:
+            batch = self._open_batch(queue, t)
         index = len(batch.timestamps)
         batch.keys.append(key)
         batch.values.append(value)
@@ -183,12 +198,42 @@ class Producer(ClientBase[ProducerConfig]):
             self._batch_closed(queue)
         return Delivery(batch, index)
 
+    def _open_batch(self, queue: PartitionQueue, topic: _Topic) -> ProducerBatch:
+        """A new open batch for `queue`, closing the full one if there is."""
+        if queue.open is not None:
+            queue.close_open()
+            self._batch_closed(queue)
+        batch = queue.open = ProducerBatch(queue.topic, queue.partition, trio.current_time())
+        self._wake.set()  # the sender learns this batch's linger deadline
+        return batch
+
     def _batch_closed(self, queue: PartitionQueue) -> None:
         """A batch closed: wake the sender, move the sticky partition on."""
         self._wake.set()
-        if self._sticky_current.get(queue.topic) == queue.partition:
-            count = self._partition_counts.get(queue.topic, 1)
-            self._sticky_current[queue.topic] = self._sticky.on_new_batch(queue.topic, queue.partition, count)
+        t = self._topics.get(queue.topic)
+        if t is not None and t.sticky == queue.partition:
+            t.sticky = self._sticky.on_new_batch(queue.topic, queue.partition, len(t.queues))
+
+    async def _topic(self, name: str) -> _Topic:
+        """The send path's slow branch: closed, or the topic not seen yet."""
+        if self._closing or self._closed:
+            raise ClosedError("producer is closed")
+        t = self._topics.get(name)
+        if t is None:
+            count = await self._topic_partitions(name)
+            t = self._topics.get(name)  # another send may have got there first
+            if t is None:
+                t = self._topics[name] = _Topic(name)
+                self._grow(t, count)
+        return t
+
+    def _grow(self, t: _Topic, count: int) -> None:
+        """Queues for partitions added to the topic (never removed: Kafka
+        topics do not shrink)."""
+        for p in range(len(t.queues), count):
+            queue = PartitionQueue(t.name, p)
+            t.queues.append(queue)
+            self._queues[(t.name, p)] = queue
 
     async def _topic_partitions(self, topic: str) -> int:
         deadline = trio.current_time() + self.config.max_block_ms / 1000
@@ -199,7 +244,6 @@ class Producer(ClientBase[ProducerConfig]):
                 with trio.fail_after(max(deadline - trio.current_time(), 0.001)):
                     info = await self.cluster.topic(topic, allow_auto_create=True, refresh=attempts > 0)
                 if info.partitions:
-                    self._partition_counts[topic] = len(info.partitions)
                     return len(info.partitions)
             except trio.TooSlowError:
                 pass
@@ -281,10 +325,10 @@ class Producer(ClientBase[ProducerConfig]):
             need_metadata = True  # after an error that said so, or metadata_max_age_ms
         if metadata is not self._seen_metadata:  # partitions may have been added
             self._seen_metadata = metadata
-            for topic in self._partition_counts:
-                info = metadata.topics.get(topic)
-                if info is not None and info.partitions:
-                    self._partition_counts[topic] = len(info.partitions)
+            for t in self._topics.values():
+                info = metadata.topics.get(t.name)
+                if info is not None and len(info.partitions) > len(t.queues):
+                    self._grow(t, len(info.partitions))
         for queue in self._queues.values():
             batch = queue.open
             if batch is not None:
@@ -502,12 +546,19 @@ class Producer(ClientBase[ProducerConfig]):
 
 def check_record(value: object, key: object, headers: object) -> None:
     """The type checks `send` makes, for callers that queue records first."""
-    if value is not None and not isinstance(value, _BYTES):
-        raise TypeError(f"record value must be bytes-like or None, got {type(value).__name__}")
-    if key is not None and not isinstance(key, _BYTES):
-        raise TypeError(f"record key must be bytes-like or None, got {type(key).__name__}")
+    if value is not None:
+        _as_bytes(value, "value")
+    if key is not None:
+        _as_bytes(key, "key")
     if headers:
         _checked_headers(headers)  # type: ignore[arg-type]
+
+
+def _as_bytes(data: object, what: str) -> bytes:
+    """bytes from any bytes-like (a memoryview of any format counts its bytes)."""
+    if isinstance(data, _BYTES):
+        return bytes(data)
+    raise TypeError(f"record {what} must be bytes-like or None, got {type(data).__name__}")
 
 
 def _checked_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
@@ -516,7 +567,9 @@ def _checked_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[
         k, v = item
         if not isinstance(k, str):
             raise TypeError(f"header key must be str, got {type(k).__name__}")
-        if v is not None and not isinstance(v, _BYTES):
-            raise TypeError(f"header value must be bytes-like or None, got {type(v).__name__}")
+        if v is not None and type(v) is not bytes:
+            if not isinstance(v, _BYTES):
+                raise TypeError(f"header value must be bytes-like or None, got {type(v).__name__}")
+            v = bytes(v)
         out.append((k, v))
     return out
