@@ -26,13 +26,15 @@ import struct
 import trio
 
 from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.protocol import FrameDecoder, RequestHeader, decode_response, encode_request
+from client.protocol import RequestHeader, decode_response
+from client.protocol.api import encode_request_frame
+from client.protocol.framing import read_frame_size
 from client.protocol.errors import ErrorCode, ProtocolError
 from client.protocol.messages import APIS
 
 API_VERSIONS = 18
 _CID = struct.Struct(">i")
-_SIZE = struct.Struct(">i")
+_READ_AHEAD = 65536  # frames up to this size are cut from one read-ahead buffer
 
 # The highest version of each API this client uses. Fetch 13+ and Metadata
 # by topic id name topics by id only; we address topics by name.
@@ -80,7 +82,7 @@ class BrokerConnection:
         self.request_timeout = request_timeout
         self.api_versions: dict[int, tuple[int, int]] = {}
         self._stream = stream
-        self._decoder = FrameDecoder(max_response_bytes)
+        self._max_frame_bytes = max_response_bytes
         self._send_lock = trio.Lock()
         self._slots = trio.Semaphore(max_in_flight)
         self._pending: dict[int, _Pending] = {}
@@ -142,11 +144,11 @@ class BrokerConnection:
                 raise self._failure_error()
             cid = self._next_cid
             self._next_cid = (cid + 1) & 0x7FFFFFFF
-            payload = encode_request(RequestHeader(api_key, version, cid, self.client_id), body)
+            frame = encode_request_frame(RequestHeader(api_key, version, cid, self.client_id), body)
             pending = None
             if expect_response:
                 pending = self._pending[cid] = _Pending(api_key, version)
-            await self._send(_SIZE.pack(len(payload)) + payload)
+            await self._send(frame)
             if pending is None:
                 return None
             with trio.move_on_after(timeout) as scope:
@@ -166,7 +168,7 @@ class BrokerConnection:
                 self._throttled_until = max(self._throttled_until, trio.current_time() + throttle / 1000)
             return result
 
-    async def _send(self, frame: bytes) -> None:
+    async def _send(self, frame: bytes | bytearray) -> None:
         async with self._send_lock:
             try:
                 await self._stream.send_all(frame)
@@ -192,24 +194,54 @@ class BrokerConnection:
             self._reader_done.set()
 
     async def _read_frames(self) -> None:
-        while True:
-            try:
-                data = await self._stream.receive_some(262_144)
-            except _NETWORK_ERRORS as exc:
-                self._fail(KafkaConnectionError(f"connection to {self.host}:{self.port} lost: {exc}"))
-                return
-            if not data:
-                self._fail(KafkaConnectionError(f"broker {self.host}:{self.port} closed the connection"))
-                return
-            try:
-                self._decoder.feed(data)
-                while (frame := self._decoder.next_frame()) is not None:
-                    self._deliver(frame)
-            except ProtocolError as exc:
-                self._fail(KafkaConnectionError(f"bad response from {self.host}:{self.port}: {exc}"))
-                return
+        """Frames off the socket. Small ones are cut from a read-ahead buffer;
+        a large one (a Fetch answer) gets its own buffer, filled straight from
+        the socket with recv_into, so its bytes are copied by the kernel only."""
+        sock = self._stream.socket  # type: ignore[attr-defined]
+        scratch = bytearray(_READ_AHEAD)
+        view = memoryview(scratch)
+        start = end = 0  # unread bytes are scratch[start:end]
+        try:
+            while True:
+                while end - start >= 4:
+                    size = read_frame_size(scratch, start, self._max_frame_bytes)
+                    if end - start - 4 >= size:
+                        frame = bytes(view[start + 4 : start + 4 + size])
+                        start += 4 + size
+                        self._deliver(frame)
+                    elif 4 + size > len(scratch):
+                        big = bytearray(size)
+                        have = end - start - 4
+                        big[:have] = view[start + 4 : end]
+                        start = end = 0
+                        await self._fill(sock, memoryview(big)[have:])
+                        self._deliver(big)
+                    else:
+                        break
+                if start:
+                    scratch[: end - start] = view[start:end]
+                    end -= start
+                    start = 0
+                n = await sock.recv_into(view[end:])
+                if not n:
+                    raise EOFError
+                end += n
+        except EOFError:
+            self._fail(KafkaConnectionError(f"broker {self.host}:{self.port} closed the connection"))
+        except OSError as exc:
+            self._fail(KafkaConnectionError(f"connection to {self.host}:{self.port} lost: {exc}"))
+        except ProtocolError as exc:
+            self._fail(KafkaConnectionError(f"bad response from {self.host}:{self.port}: {exc}"))
 
-    def _deliver(self, frame: bytes) -> None:
+    @staticmethod
+    async def _fill(sock, view: memoryview) -> None:
+        while view:
+            n = await sock.recv_into(view)
+            if not n:
+                raise EOFError
+            view = view[n:]
+
+    def _deliver(self, frame: bytes | bytearray) -> None:
         if len(frame) < 4:
             raise ProtocolError(f"response frame of {len(frame)} bytes")
         (cid,) = _CID.unpack_from(frame)

@@ -29,7 +29,7 @@ class ConsumerRecord(NamedTuple):
     timestamp_type: int  # 0 CreateTime, 1 LogAppendTime
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes | None]]
+    headers: tuple[tuple[str, bytes | None], ...]  # () when there are none
     leader_epoch: int = -1
 
 

@@ -40,6 +40,23 @@ def encode_request(header: RequestHeader, body: dict) -> bytes:
     return bytes(out)
 
 
+def encode_request_frame(header: RequestHeader, body: dict) -> bytearray:
+    """The request with its int32 size prefix, built in one buffer: a
+    producer's megabyte of records is copied once, not three times."""
+    try:
+        api = _api(header.api_key, header.api_version)
+    except UnsupportedApi as exc:
+        raise LocalProtocolError(str(exc)) from None
+    out = bytearray(4)
+    encode_request_header(out, header)
+    codec.encode_into(out, api.request, header.api_version, body)
+    size = len(out) - 4
+    if size > 0x7FFFFFFF:
+        raise LocalProtocolError("frame payload above 2**31-1 bytes")
+    out[:4] = size.to_bytes(4, "big")
+    return out
+
+
 def decode_request(data: bytes | memoryview) -> tuple[RequestHeader, dict]:
     buf = memoryview(data)
     header, pos = decode_request_header(buf)

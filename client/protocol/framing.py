@@ -22,6 +22,16 @@ def encode_frame(payload: bytes | bytearray | memoryview) -> bytes:
     return _SIZE.pack(len(payload)) + bytes(payload)
 
 
+def read_frame_size(buf: bytes | bytearray | memoryview, pos: int, max_frame_bytes: int) -> int:
+    """The size prefix at `pos`, refused if negative or above the maximum."""
+    (size,) = _SIZE.unpack_from(buf, pos)
+    if size < 0:
+        raise RemoteProtocolError(f"negative frame size {size}")
+    if size > max_frame_bytes:
+        raise FrameTooLarge(f"frame of {size} bytes exceeds maximum {max_frame_bytes}")
+    return size
+
+
 class FrameDecoder:
     """Feed bytes with `feed()`, take whole frame payloads with `next_frame()`."""
 
@@ -43,12 +53,7 @@ class FrameDecoder:
 
     def _check_size(self) -> None:
         if self._need is None and len(self._buf) - self._pos >= 4:
-            (size,) = _SIZE.unpack_from(self._buf, self._pos)
-            if size < 0:
-                raise RemoteProtocolError(f"negative frame size {size}")
-            if size > self.max_frame_bytes:
-                raise FrameTooLarge(f"frame of {size} bytes exceeds maximum {self.max_frame_bytes}")
-            self._need = size
+            self._need = read_frame_size(self._buf, self._pos, self.max_frame_bytes)
 
     def next_frame(self) -> bytes | None:
         """The next complete payload (without its size), or None if incomplete."""

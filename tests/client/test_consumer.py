@@ -81,7 +81,7 @@ async def test_assign_and_poll_reads_back_keys_values_headers_and_timestamps(boo
         assert await c.position(tp) == 6
     assert [(r.topic, r.partition, r.offset) for r in got] == [("readback", 0, i) for i in range(6)]
     assert [(r.key, r.value, r.timestamp, r.headers) for r in got] == [
-        (k, v, ts, list(h)) for k, v, ts, h in records
+        (k, v, ts, tuple(h)) for k, v, ts, h in records
     ]
     assert all(r.timestamp_type == 0 for r in got)
 
@@ -99,7 +99,7 @@ async def test_every_codec_decodes(bootstrap, nursery, codec):
         got = await poll_all(c, 53)
     assert [r.offset for r in got] == list(range(53))
     assert values(got) == [p[1] for p in payload] + [p[1] for p in payload[:3]]
-    assert got[7].headers == [("i", b"7")]
+    assert got[7].headers == (("i", b"7"),)
 
 
 async def test_max_poll_records_bounds_each_poll(bootstrap, nursery):
@@ -455,20 +455,37 @@ async def test_no_position_with_latest_starts_at_the_log_end(nursery):
 # -- the decoder -----------------------------------------------------------------
 
 
+_SHAPES = {
+    # mixed: every column varies (null and non-null keys, values, headers)
+    "mixed": lambda i: (b"k%d" % i if i % 3 else None, b"v" * i if i % 4 else None, 1_000 + 7 * i,
+                        [("h%d" % j, b"x" * j if j else None) for j in range(i % 3)]),  # fmt: skip
+    # uniform: what producers send most (no key, no headers), decoded column-wise
+    "uniform": lambda i: (None, b"value %d" % i, 1_000 + i, []),
+    "keys-no-values": lambda i: (b"k%d" % i, None, 1_000, []),
+}
+
+
 @pytest.mark.parametrize("codec", [Compression.NONE, Compression.ZSTD])
 @pytest.mark.parametrize("ts_type", list(TimestampType))
-def test_fast_decoder_agrees_with_record_batch_records(monkeypatch, codec, ts_type):
-    records = [(b"k%d" % i if i % 3 else None, b"v" * i if i % 4 else None, 1_000 + 7 * i,
-                [("h%d" % j, b"x" * j if j else None) for j in range(i % 3)]) for i in range(40)]  # fmt: skip
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+@pytest.mark.parametrize("compacted", [False, True])
+def test_fast_decoder_agrees_with_record_batch_records(monkeypatch, codec, ts_type, shape, compacted):
+    records = [_SHAPES[shape](i) for i in range(40)]
+    # A compacted batch keeps offsets with gaps: every third record is gone.
+    deltas = [i for i in range(60) if i % 3][:40] if compacted else None
     data = build_batch(records, base_offset=100, compression=codec, timestamp_type=ts_type,
-                       partition_leader_epoch=3) + build_batch(records[:2], base_offset=140)  # fmt: skip
+                       partition_leader_epoch=3, offset_deltas=deltas,
+                       last_offset_delta=deltas[-1] if deltas else None)  # fmt: skip
+    end = 100 + (deltas[-1] + 1 if deltas else 40)
+    data += build_batch(records[:2], base_offset=end)
 
     def decode(native: bool) -> list:
         monkeypatch.setattr(fetcher, "_NATIVE", native)
         return CompletedFetch(T0, PartitionState(), 1, 117, data, True, None).take(1000)
 
     slow = decode(False)
-    assert [r.offset for r in slow] == list(range(117, 142))
+    expected = [100 + d for d in (deltas or range(40)) if 100 + d >= 117] + [end, end + 1]
+    assert [r.offset for r in slow] == expected
     assert slow[0].leader_epoch == 3 and slow[0].timestamp_type == int(ts_type)
     if fetcher._new_uninit is not None:  # the extension is built and not disabled
         assert decode(True) == slow
