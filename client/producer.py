@@ -57,6 +57,7 @@ INIT_PRODUCER_ID = 22
 _BYTES = (bytes, bytearray, memoryview)
 _NO_HEADERS: tuple = ()
 _time_ns = time.time_ns
+_YIELD_EVERY = 1000
 _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,
@@ -99,6 +100,7 @@ class Producer(ClientBase[ProducerConfig]):
         self._linger = cfg.linger_ms / 1000
         self._buffer_memory = cfg.buffer_memory
         self._max_record_size = cfg.max_request_size - BATCH_OVERHEAD
+        self._unyielded = 0  # sends since the last checkpoint
         self._sender_done = trio.Event()
         self._seen_metadata: object = None
         self._refreshing_metadata = False
@@ -196,6 +198,14 @@ class Producer(ClientBase[ProducerConfig]):
         if batch.size >= self._batch_size:
             queue.close_open()
             self._batch_closed(queue)
+            self._unyielded = _YIELD_EVERY  # let the sender ship it now
+        self._unyielded += 1
+        if self._unyielded >= _YIELD_EVERY:
+            # A loop of sends that never blocks would starve the sender task
+            # (nothing goes out until flush): yield once per full batch and
+            # every _YIELD_EVERY records, not per record, which costs too much.
+            self._unyielded = 0
+            await trio.lowlevel.checkpoint()
         return Delivery(batch, index)
 
     def _open_batch(self, queue: PartitionQueue, topic: _Topic) -> ProducerBatch:
