@@ -189,7 +189,10 @@ class Cluster:
             if state.conn is not None and not state.conn.closed:
                 return state.conn
         timeout = self.config.default_api_timeout_ms / 1000 if timeout is None else timeout
-        deadline = trio.current_time() + timeout
+        # Give up just before an enclosing deadline would cut us off, so the
+        # caller hears "no broker reachable" rather than a bare timeout.
+        deadline = min(trio.current_time() + timeout, trio.current_effective_deadline() - 0.01)
+        timeout = max(deadline - trio.current_time(), 0.0)
         last: BaseException | None = None
         attempts = 0
         while True:

@@ -18,7 +18,9 @@ Error policy (Kafka's where it has one):
 
 - leader and connection trouble (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
   FENCED/UNKNOWN_LEADER_EPOCH, any retriable code, KafkaConnectionError,
-  timeouts): invalidate the metadata, back off, refetch. Never surfaced.
+  timeouts): invalidate the metadata, back off, refetch. Never surfaced,
+  except when no broker was ever reached: then, after default_api_timeout_ms,
+  the partitions get the "no broker reachable" error.
 - UNKNOWN_TOPIC_OR_PARTITION: invalidate and refetch; the next plan refreshes
   the topic's metadata, and only if that refresh says the topic (or the
   partition) does not exist does the error become the partition's.
@@ -561,8 +563,14 @@ class Fetcher:
                 self._retry_topic_later(topic)
                 return None
             self._fail_topic(topic, exc)
-        except (KafkaConnectionError, KafkaTimeoutError):
-            self._retry_topic_later(topic)
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            if not self.cluster.metadata.brokers:
+                # No broker was ever reached and the cluster gave up after
+                # default_api_timeout_ms: say so from poll rather than stay
+                # silent. A cluster seen before is retried quietly.
+                self._fail_topic(topic, exc)
+            else:
+                self._retry_topic_later(topic)
         return None
 
     def _fail_topic(self, topic: str, exc: BaseException) -> None:
@@ -603,7 +611,7 @@ class Fetcher:
         try:
             found = await list_offsets(self.cluster, {tp: strategy for tp, _ in items},
                                        isolation_level=self._isolation,
-                                       timeout=self.config.request_timeout_ms / 1000)  # fmt: skip
+                                       timeout=self.config.default_api_timeout_ms / 1000)  # fmt: skip
         except KafkaError as exc:
             unknown = exc.code is ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if exc.retriable and not unknown:
@@ -618,7 +626,14 @@ class Fetcher:
                 self._notify()
                 self._wake()
                 return
-        except (KafkaConnectionError, KafkaTimeoutError):
+        except (KafkaConnectionError, KafkaTimeoutError) as exc:
+            if not self.cluster.metadata.brokers:  # never reached a broker: say so (see _topic)
+                for tp, state in items:
+                    state.resetting = False
+                    if self.assignment.get(tp) is state and state.position is None:
+                        state.error = exc
+                self._notify()
+                return
             found = {}
         for tp, state in items:
             state.resetting = False

@@ -489,3 +489,18 @@ def test_fast_decoder_agrees_with_record_batch_records(monkeypatch, codec, ts_ty
     assert slow[0].leader_epoch == 3 and slow[0].timestamp_type == int(ts_type)
     if fetcher._new_uninit is not None:  # the extension is built and not disabled
         assert decode(True) == slow
+
+
+async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout():
+    from client.errors import KafkaConnectionError, KafkaTimeoutError
+    from tests.integration.broker_process import free_port
+
+    port = free_port()
+    async with Consumer(bootstrap_servers=f"127.0.0.1:{port}", default_api_timeout_ms=1000) as c:
+        c.assign([TopicPartition("t", 0)])
+        start = trio.current_time()
+        # The position reset (ListOffsets) or the metadata fetch gives up,
+        # whichever comes first: a timeout or a connection error, both naming it.
+        with pytest.raises((KafkaConnectionError, KafkaTimeoutError), match=f"no broker reachable at 127.0.0.1:{port}"):
+            await c.poll(timeout=10)
+        assert trio.current_time() - start < 5
