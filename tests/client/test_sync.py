@@ -84,3 +84,44 @@ def test_sync_consumer_iterates(bootstrap):
         consumer.seek(TopicPartition("s-iter", 0), 25)
         assert [r.offset for r in consumer.poll(timeout=5)] == [25, 26, 27, 28, 29]
     assert values == [b"%d" % i for i in range(30)]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_sync_faces_cover_the_same_features(bootstrap, codec):
+    topic = f"s-features-{codec}"
+    with SyncAdmin(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics([NewTopic(topic, 3, 1, {"retention.ms": "3600000"})])
+        assert admin.describe_configs(topic)["retention.ms"].value == "3600000"
+        admin.alter_configs(topic, set={"retention.ms": "7200000"})
+        assert admin.describe_configs(topic)["retention.ms"].value == "7200000"
+        assert sorted(p.partition for p in admin.describe_topics([topic])[topic].partitions) == [0, 1, 2]
+        assert admin.describe_cluster().brokers
+    keys = [b"key-%d" % i for i in range(30)]
+    with SyncProducer(bootstrap_servers=bootstrap, compression_type=codec, acks=1, enable_idempotence=False) as p:
+        placed = [p.send(topic, b"v", key=k).result(timeout=30).partition for k in keys]
+    from client.partitioner import partition_for_key
+
+    assert placed == [partition_for_key(k, 3) for k in keys]
+    with SyncProducer(bootstrap_servers=bootstrap, acks=0, enable_idempotence=False) as p:
+        assert p.send(topic, b"fire-and-forget", partition=0).result(timeout=30).offset == -1
+    tp0 = TopicPartition(topic, 0)
+    with SyncConsumer(bootstrap_servers=bootstrap, auto_offset_reset="latest") as consumer:
+        consumer.assign([tp0])
+        end = consumer.position(tp0)
+        assert end == placed.count(0) + 1
+        consumer.seek_to_beginning(tp0)
+        assert consumer.position(tp0) == 0
+        consumer.pause(tp0)
+        assert consumer.paused() == {tp0} and consumer.poll(timeout=0.3) == []
+        consumer.resume(tp0)
+        got = []
+        while len(got) < end:
+            batch = consumer.poll(timeout=5)
+            assert batch
+            got += batch
+        assert got[-1].value == b"fire-and-forget"
+        consumer.seek_to_end(tp0)
+        assert consumer.position(tp0) == end
+    with SyncAdmin(bootstrap_servers=bootstrap) as admin:
+        assert admin.delete_records({tp0: 2}) == {tp0: 2}
+        assert admin.list_offsets({tp0: "earliest"})[tp0].offset == 2
