@@ -16,7 +16,7 @@ for its RecordMetadata or its error.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -37,7 +37,7 @@ class ProducerBatch:
         "topic", "partition", "created", "keys", "values", "timestamps", "headers",
         "size", "callbacks", "done", "base_offset", "log_append_time", "error",
         "encoded", "producer_id", "producer_epoch", "base_sequence", "attempts",
-        "retry_at", "ambiguous",
+        "retry_at", "ambiguous", "reserved",
     )  # fmt: skip
 
     def __init__(self, topic: str, partition: int, created: float) -> None:
@@ -47,7 +47,8 @@ class ProducerBatch:
         self.keys: list[bytes | None] = []
         self.values: list[bytes | None] = []
         self.timestamps: list[int] = []
-        self.headers: list[list[tuple[str, bytes | None]]] = []
+        # Created by the first record that has headers (most batches have none).
+        self.headers: list[Sequence[tuple[str, bytes | None]]] | None = None
         self.size = BATCH_OVERHEAD
         self.callbacks: list[tuple[int, DeliveryCallback]] | None = None
         self.done = trio.Event()
@@ -61,6 +62,7 @@ class ProducerBatch:
         self.attempts = 0
         self.retry_at = 0.0
         self.ambiguous = False  # a send whose outcome we never learnt
+        self.reserved = 0  # bytes of buffer_memory held by this batch
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -68,7 +70,8 @@ class ProducerBatch:
     def encode(self, compression: Compression, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
         self.producer_id, self.producer_epoch, self.base_sequence = producer_id, producer_epoch, base_sequence
         self.encoded = build_batch_columns(
-            self.timestamps, self.keys, self.values, self.headers, compression=compression,
+            self.timestamps, self.keys, self.values,
+            self.headers if self.headers is not None else [()] * len(self.timestamps), compression=compression,
             producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
         )  # fmt: skip
         return self.encoded
@@ -97,7 +100,8 @@ class ProducerBatch:
                 else:
                     callback(None, self.error)
         # The records are not needed any more; drop them for the GC.
-        self.keys = self.values = self.headers = []  # type: ignore[assignment]
+        self.keys = self.values = []
+        self.headers = None
         self.encoded = None
 
 

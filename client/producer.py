@@ -57,7 +57,7 @@ INIT_PRODUCER_ID = 22
 _BYTES = (bytes, bytearray, memoryview)
 _NO_HEADERS: tuple = ()
 _time_ns = time.time_ns
-_YIELD_EVERY = 1000
+_YIELD_MASK = 1023  # send yields every 1024 records of a batch (see send)
 _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,
@@ -100,7 +100,6 @@ class Producer(ClientBase[ProducerConfig]):
         self._linger = cfg.linger_ms / 1000
         self._buffer_memory = cfg.buffer_memory
         self._max_record_size = cfg.max_request_size - BATCH_OVERHEAD
-        self._unyielded = 0  # sends since the last checkpoint
         self._sender_done = trio.Event()
         self._seen_metadata: object = None
         self._refreshing_metadata = False
@@ -172,25 +171,25 @@ class Producer(ClientBase[ProducerConfig]):
         if headers:
             headers = _checked_headers(headers)
             size += sum(len(k) + (len(v) if v is not None else 0) + 2 for k, v in headers)
-        else:
-            headers = _NO_HEADERS
         if size > self._max_record_size:
             raise MessageTooLargeError(
                 f"record of {size} bytes is over max_request_size ({self.config.max_request_size})"
             )
-        if self._buffered + size > self._buffer_memory:
-            await self._wait_for_memory(size)
         queue = queues[partition]
         batch = queue.open
         if batch is None or batch.size + size > self._batch_size:
-            batch = self._open_batch(queue, t)
+            batch = await self._open_batch(queue, size)
         index = len(batch.timestamps)
         batch.keys.append(key)
         batch.values.append(value)
         batch.timestamps.append(timestamp)
-        batch.headers.append(headers)
+        if headers:
+            if batch.headers is None:  # the first record with headers: the others had none
+                batch.headers = [_NO_HEADERS] * index
+            batch.headers.append(headers)
+        elif batch.headers is not None:
+            batch.headers.append(_NO_HEADERS)
         batch.size += size
-        self._buffered += size
         if on_delivery is not None:
             if batch.callbacks is None:
                 batch.callbacks = []
@@ -198,22 +197,31 @@ class Producer(ClientBase[ProducerConfig]):
         if batch.size >= self._batch_size:
             queue.close_open()
             self._batch_closed(queue)
-            self._unyielded = _YIELD_EVERY  # let the sender ship it now
-        self._unyielded += 1
-        if self._unyielded >= _YIELD_EVERY:
+            await trio.lowlevel.checkpoint()  # let the sender ship it now
+        elif not (index + 1) & _YIELD_MASK:
             # A loop of sends that never blocks would starve the sender task
             # (nothing goes out until flush): yield once per full batch and
-            # every _YIELD_EVERY records, not per record, which costs too much.
-            self._unyielded = 0
+            # every 1024 records of a batch, not per record, which costs too much.
             await trio.lowlevel.checkpoint()
         return Delivery(batch, index)
 
-    def _open_batch(self, queue: PartitionQueue, topic: _Topic) -> ProducerBatch:
-        """A new open batch for `queue`, closing the full one if there is."""
+    async def _open_batch(self, queue: PartitionQueue, size: int) -> ProducerBatch:
+        """A batch with room for a record of `size` bytes, closing the full
+        one. Memory is reserved per batch (batch_size, or the record's size
+        if larger), as the Java client's buffer pool does: waiting for
+        buffer_memory happens here, not per record."""
+        reserve = max(self._batch_size, size + BATCH_OVERHEAD)
+        if self._buffered + reserve > self._buffer_memory:
+            await self._wait_for_memory(reserve)
+            batch = queue.open  # another send may have opened one meanwhile
+            if batch is not None and batch.size + size <= self._batch_size:
+                return batch
         if queue.open is not None:
             queue.close_open()
             self._batch_closed(queue)
         batch = queue.open = ProducerBatch(queue.topic, queue.partition, trio.current_time())
+        batch.reserved = reserve
+        self._buffered += reserve
         self._wake.set()  # the sender learns this batch's linger deadline
         return batch
 
@@ -500,8 +508,8 @@ class Producer(ClientBase[ProducerConfig]):
         self._release(batch)
 
     def _release(self, batch: ProducerBatch) -> None:
-        self._buffered -= batch.size
-        batch.size = 0  # released once, however many paths finish it
+        self._buffered -= batch.reserved
+        batch.reserved = 0  # released once, however many paths finish it
         self._memory_freed.set()
         self._memory_freed = trio.Event()
 
