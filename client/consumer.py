@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import trio
 
+from client.allocator import keep_freed_memory
 from client.base import ClientBase
 from client.config import ConsumerConfig
 from client.errors import ClosedError
@@ -37,6 +38,7 @@ class Consumer(ClientBase[ConsumerConfig]):
         self._iter_buffer: deque[ConsumerRecord] = deque()
 
     async def _start(self) -> None:
+        keep_freed_memory()
         self._fetcher = Fetcher(self.cluster, self.config)
         self.nursery.start_soon(self._fetcher.run, self.nursery)
 

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import trio
 
 from client.accumulator import BATCH_OVERHEAD, RECORD_OVERHEAD, Delivery, DeliveryCallback, PartitionQueue, ProducerBatch
+from client.allocator import keep_freed_memory
 from client.base import ClientBase
 from client.config import ProducerConfig
 from client.connection import jittered_backoff
@@ -105,6 +106,7 @@ class Producer(ClientBase[ProducerConfig]):
         self._refreshing_metadata = False
 
     async def _start(self) -> None:
+        keep_freed_memory()
         self.nursery.start_soon(self._sender)
 
     async def _close_gracefully(self) -> None:
