@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test bench bench-storage bench-broker run clean
+.PHONY: install test bench bench-storage bench-broker bench-client run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 	RIVERLOG_NO_NATIVE=1 $(PY) -m pytest -q -p no:cacheprovider tests/storage tests/records tests/native
 
-bench: bench-storage bench-broker
+bench: bench-storage bench-broker bench-client
 
 bench-storage: install
 	$(PY) -m bench.storage_bench
@@ -32,6 +32,10 @@ bench-storage: install
 bench-broker: install
 	command -v kcat >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq kcat) || echo "kcat not installed: its row is left out"
 	$(PY) -m bench.broker_bench
+
+# riverlog's Python client beside confluent-kafka against one broker.
+bench-client: install
+	$(PY) -m bench.client_bench
 
 run: install
 	$(VENV)/bin/riverlog broker start

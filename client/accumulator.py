@@ -15,6 +15,7 @@ for its RecordMetadata or its error.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -23,6 +24,8 @@ import trio
 from client.records.builder import build_batch_columns
 from client.records.layout import Compression
 from client.types import RecordMetadata
+
+log = logging.getLogger("riverlog.client")
 
 # A record's bytes in a batch beyond key and value: length, attributes,
 # timestamp and offset deltas, key and value lengths, header count (varints).
@@ -95,10 +98,13 @@ class ProducerBatch:
         self.done.set()
         if self.callbacks:
             for index, callback in self.callbacks:
-                if self.error is None:
-                    callback(self.metadata(index), None)
-                else:
-                    callback(None, self.error)
+                try:
+                    if self.error is None:
+                        callback(self.metadata(index), None)
+                    else:
+                        callback(None, self.error)
+                except Exception:  # noqa: BLE001 - the application's bug must not stop the producer
+                    log.exception("on_delivery callback for %s-%d raised", self.topic, self.partition)
         # The records are not needed any more; drop them for the GC.
         self.keys = self.values = []
         self.headers = None

@@ -340,6 +340,11 @@ class Admin(ClientBase[AdminConfig]):
             except (KafkaConnectionError, KafkaTimeoutError) as exc:  # this leader only: the others go on
                 retry.append(exc)
                 return
+            except UnsupportedVersionError as exc:  # not raised in the nursery: no ExceptionGroup
+                errors.extend((tp, exc) for tp in tps)
+                for tp in tps:
+                    pending.pop(tp, None)
+                return
             for t in response["topics"]:
                 for p in t["partitions"]:
                     tp = TopicPartition(t["name"], p["partition_index"])

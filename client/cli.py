@@ -52,18 +52,20 @@ def run_client_command(async_fn: Callable[..., Coroutine[Any, Any, T]], *args: A
 
     from client.errors import ClientError, ConfigError
     from client.protocol.errors import KafkaError
+    from client.records import CorruptRecordError
 
+    user_world = (ClientError, KafkaError, CorruptRecordError)  # a corrupt batch is the data's fault
     try:
         return trio.run(async_fn, *args)
     except ConfigError as exc:  # --bootstrap that is not HOST:PORT, ...
         raise ArgumentError(str(exc)) from None
-    except (ClientError, KafkaError) as exc:
+    except user_world as exc:
         raise CommandError(str(exc)) from None
     except BaseExceptionGroup as group:
         # A nursery (the client's) wraps what its body raised: report the
         # first client error if every leaf is one.
         leaves = _leaves(group)
-        if leaves and all(isinstance(e, (ClientError, KafkaError)) for e in leaves):
+        if leaves and all(isinstance(e, user_world) for e in leaves):
             raise CommandError(str(leaves[0])) from None
         raise
     except KeyboardInterrupt:
@@ -448,16 +450,21 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
         with trio.open_signal_receiver(signal.SIGINT) as signals:
             async with Producer(**settings) as producer:
                 with trio.CancelScope() as delivering:
-                    with trio.CancelScope() as reading:
-                        producer.nursery.start_soon(_on_interrupt, signals, [reading, delivering], stats)
+                    scopes = [trio.CancelScope(), delivering]
+                    with scopes[0]:
+                        producer.nursery.start_soon(_on_interrupt, signals, scopes, stats)
                         if stderr.isatty():
                             producer.nursery.start_soon(_show_progress, stats, started, stderr)
                         await send_lines(producer)
+                    if len(scopes) == 2:  # input ended: a Ctrl-C now gives up on the delivering
+                        scopes.pop(0)
                     await producer.flush()
                 if delivering.cancelled_caught:
                     await producer.close(timeout=0)
 
     async def send_lines(producer) -> None:
+        from client.protocol.errors import MessageTooLargeError
+
         send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
         sep_len = len(separator) if separator is not None else 0
         line_number = 0
@@ -472,7 +479,10 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
                         return
                 else:
                     value = line
-                await send(topic_name, value, key, hdrs, partition, None, on_delivery)
+                try:
+                    await send(topic_name, value, key, hdrs, partition, None, on_delivery)
+                except MessageTooLargeError as exc:  # this line only: the others still go
+                    on_delivery(None, exc)
                 stats.sent += 1
                 stats.payload_bytes += len(line) - sep_len
 
@@ -620,7 +630,7 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
     async def assign(consumer) -> dict | None:
         """Assign and position the partitions; their ends if --exit-at-end."""
         from client.offsets import list_offsets
-        from client.protocol.errors import UnknownTopicOrPartitionError
+        from client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
         from client.types import TopicPartition
 
         info = await consumer.cluster.topic(topic_name)
@@ -653,6 +663,10 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
         if not exit_at_end:
             return None
         ends = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
+        if start == "offset":  # past the end: an error, as without -e (which learns it from Fetch)
+            for tp in tps:
+                if start_arg > ends[tp].offset:
+                    raise OffsetOutOfRangeError(f"offset {start_arg} is out of range for {tp.topic}-{tp.partition}")
         return {tp: ends[tp].offset for tp in tps}
 
     async def read(consumer, ends: dict | None) -> None:

@@ -107,16 +107,27 @@ class _NodeState:
         self.next_attempt = 0.0
 
 
+class _Refresh:
+    """A Metadata request under way, for others asking the same to join."""
+
+    __slots__ = ("topics", "done", "error")
+
+    def __init__(self, topics: frozenset[str] | None) -> None:
+        self.topics = topics  # None: all topics
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
 class Cluster:
-    """Connections and metadata for one client. Run it with `open_cluster`."""
+    """Connections and metadata for one client; its connections' reader
+    tasks run in the nursery it is given (the client's)."""
 
     def __init__(self, config: ClientConfig, nursery: trio.Nursery) -> None:
         self.config = config
         self._nursery = nursery
         self._nodes: dict[object, _NodeState] = {}
         self.metadata = ClusterMetadata()
-        self._refreshing: trio.Event | None = None
-        self._refresh_error: BaseException | None = None
+        self._refreshing: _Refresh | None = None
         self._bootstrap_index = 0
         self.closed = False
 
@@ -216,13 +227,6 @@ class Cluster:
                                                   self.config.reconnect_backoff_max_ms, attempts),
                                  deadline - now))  # fmt: skip
 
-    async def request(self, node: int | None, api_key: int, body: dict, **kwargs) -> dict:
-        """One request to `node` (None: any broker)."""
-        conn = await (self.any_connection() if node is None else self.connection(node))
-        response = await conn.request(api_key, body, **kwargs)
-        assert response is not None
-        return response
-
     # -- metadata ----------------------------------------------------------
 
     def is_stale(self) -> bool:
@@ -237,15 +241,16 @@ class Cluster:
 
     async def refresh(self, topics: list[str] | None = None, *, allow_auto_create: bool = False) -> ClusterMetadata:
         """Fetch metadata for `topics` (None: all topics). A refresh already
-        under way is joined rather than repeated."""
-        if self._refreshing is not None:
-            await self._refreshing.wait()
-            if self._refresh_error is not None and topics is None:
-                raise self._refresh_error
-            if topics is None or all(t in self.metadata.topics for t in topics):
-                return self.metadata
-        event = self._refreshing = trio.Event()
-        self._refresh_error = None
+        under way that covers them (all topics, or a superset) is joined
+        rather than repeated; its error is ours too."""
+        wanted = None if topics is None else frozenset(topics)
+        running = self._refreshing
+        if running is not None and (running.topics is None or (wanted is not None and wanted <= running.topics)):
+            await running.done.wait()
+            if running.error is not None:
+                raise running.error
+            return self.metadata
+        mine = self._refreshing = _Refresh(wanted)
         try:
             conn = await self.any_connection()
             version = conn.version_for(METADATA, max_version=12)
@@ -261,11 +266,12 @@ class Cluster:
             self._forget_departed_brokers()
             return self.metadata
         except BaseException as exc:
-            self._refresh_error = exc
+            mine.error = exc
             raise
         finally:
-            self._refreshing = None
-            event.set()
+            if self._refreshing is mine:
+                self._refreshing = None
+            mine.done.set()
 
     def _forget_departed_brokers(self) -> None:
         for node, state in list(self._nodes.items()):
@@ -288,7 +294,7 @@ class Cluster:
 
     async def aclose(self) -> None:
         self.closed = True
-        for state in self._nodes.values():
+        for state in list(self._nodes.values()):  # a refresh may change _nodes meanwhile
             if state.conn is not None:
                 await state.conn.aclose()
         self._nodes.clear()

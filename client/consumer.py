@@ -86,6 +86,10 @@ class Consumer(ClientBase[ConsumerConfig]):
     async def position(self, tp: TopicPartition) -> int:
         """The offset of the next record poll returns for `tp`, resolved by
         auto_offset_reset if it has none yet."""
+        tp = TopicPartition(*tp)
+        for record in self._iter_buffer:  # taken by `async for`, not yet yielded
+            if record.topic == tp.topic and record.partition == tp.partition:
+                return record.offset
         return await self._f.position(tp)
 
     def pause(self, *tps: TopicPartition) -> None:
@@ -110,6 +114,9 @@ class Consumer(ClientBase[ConsumerConfig]):
         limit = self.config.max_poll_records if max_records is None else max_records
         if limit < 1:
             raise ValueError("max_records must be at least 1")
+        if self._iter_buffer:  # taken by `async for` but not yet yielded: these come first
+            buffer = self._iter_buffer
+            return [buffer.popleft() for _ in range(min(limit, len(buffer)))]
         deadline = trio.current_time() + timeout
         while True:
             fetcher.raise_error()

@@ -584,6 +584,10 @@ class Fetcher:
             if tp.topic == topic:
                 self._retry_later(state)
 
+    def _back_off(self, state: PartitionState) -> None:
+        """Fetch this partition again only after retry_backoff_ms."""
+        state.retry_at = trio.current_time() + self.config.retry_backoff_ms / 1000
+
     def _retry_later(self, state: PartitionState) -> None:
         self.cluster.invalidate()
         state.attempts += 1
@@ -719,9 +723,18 @@ class Fetcher:
                     if not records or state.paused:
                         continue
                     aborted = (p.get("aborted_transactions") or []) if read_committed else None
-                    cf = CompletedFetch(tp, state, token, offset, records, self.config.check_crcs, aborted)
+                    try:
+                        cf = CompletedFetch(tp, state, token, offset, records, self.config.check_crcs, aborted)
+                    except CorruptRecordError as exc:  # a batch header that does not parse
+                        state.error = CorruptRecordError(
+                            f"corrupt record batch in {tp.topic}-{tp.partition} after offset {offset}: {exc}")
+                        added = True
+                        continue
                     if cf.end_offset == offset:
-                        continue  # only a partial batch: ask again with more room
+                        # Only part of a batch (a broker older than KIP-74 cut one
+                        # larger than the limits): ask again after a backoff.
+                        self._back_off(state)
+                        continue
                     token.live += 1
                     tail = self._by_tp.get(tp)
                     if tail is not None:
@@ -731,7 +744,11 @@ class Fetcher:
                         self._completed.append(cf)
                     added = True
                 elif code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                    if self.config.auto_offset_reset == "none":
+                    if offset != state.position:
+                        # A prefetch past buffered data: deliver that data
+                        # first; the question is asked again from the position.
+                        self._back_off(state)
+                    elif self.config.auto_offset_reset == "none":
                         state.error = OffsetOutOfRangeError(
                             f"offset {offset} is out of range for {tp.topic}-{tp.partition}")
                         added = True

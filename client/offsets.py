@@ -12,8 +12,8 @@ import trio
 
 from client.cluster import Cluster
 from client.connection import jittered_backoff
-from client.errors import KafkaConnectionError, KafkaTimeoutError, is_retriable
-from client.protocol.errors import ErrorCode, error_for_code
+from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
+from client.protocol.errors import ErrorCode, KafkaError, error_for_code
 from client.types import OffsetAndTimestamp, TopicPartition
 
 LIST_OFFSETS = 2
@@ -68,6 +68,10 @@ async def list_offsets(
             continue
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
             errors.append(exc)
+        except KafkaError as exc:  # from the metadata: LEADER_NOT_AVAILABLE while a topic is created...
+            if exc.code is ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                raise  # ...but cluster.topic refreshed before saying the topic is unknown
+            errors.append(exc)
         for exc in errors:
             if not is_retriable(exc):
                 raise exc
@@ -97,8 +101,8 @@ async def _ask(cluster: Cluster, leader: int, tps: dict[TopicPartition, int], is
         conn = await cluster.connection(leader)
         version = conn.version_for(LIST_OFFSETS, min_version=1, max_version=7)
         response = await conn.request(LIST_OFFSETS, _request(tps, isolation_level), version=version)
-    except (KafkaConnectionError, KafkaTimeoutError) as exc:
-        errors.append(exc)
+    except (KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError) as exc:
+        errors.append(exc)  # raised, or retried, outside the nursery: never an ExceptionGroup
         return
     assert response is not None
     for t in response["topics"]:

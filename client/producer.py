@@ -63,6 +63,18 @@ _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,
 })  # fmt: skip
+# Answers that prove the broker did not append the batch: after only these,
+# a batch given up on leaves its sequence numbers free for the next one.
+# Any other failure (a timeout, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a lost
+# connection) may hide an append, so the partition takes a new producer id.
+_NOT_APPENDED = frozenset({
+    ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD,
+    ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.INVALID_TIMESTAMP, ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, ErrorCode.INVALID_REQUIRED_ACKS, ErrorCode.INVALID_TOPIC_EXCEPTION,
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.UNKNOWN_PRODUCER_ID,
+    ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
+})  # fmt: skip
 # Answers after which the partition's sequence state is wrong at the broker:
 # move that partition to a fresh producer id.
 _RESET_PRODUCER = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID,
@@ -101,7 +113,6 @@ class Producer(ClientBase[ProducerConfig]):
         self._linger = cfg.linger_ms / 1000
         self._buffer_memory = cfg.buffer_memory
         self._max_record_size = cfg.max_request_size - BATCH_OVERHEAD
-        self._sender_done = trio.Event()
         self._seen_metadata: object = None
         self._refreshing_metadata = False
 
@@ -215,6 +226,8 @@ class Producer(ClientBase[ProducerConfig]):
         reserve = max(self._batch_size, size + BATCH_OVERHEAD)
         if self._buffered + reserve > self._buffer_memory:
             await self._wait_for_memory(reserve)
+            if self._closing:  # closed while we waited: nobody would send the batch
+                raise ClosedError("producer is closed")
             batch = queue.open  # another send may have opened one meanwhile
             if batch is not None and batch.size + size <= self._batch_size:
                 return batch
@@ -241,6 +254,8 @@ class Producer(ClientBase[ProducerConfig]):
         t = self._topics.get(name)
         if t is None:
             count = await self._topic_partitions(name)
+            if self._closing:
+                raise ClosedError("producer is closed")
             t = self._topics.get(name)  # another send may have got there first
             if t is None:
                 t = self._topics[name] = _Topic(name)
@@ -291,6 +306,7 @@ class Producer(ClientBase[ProducerConfig]):
                 for queue in self._queues.values():
                     if queue.open is not None:
                         queue.close_open()
+                        self._batch_closed(queue)
                 self._wake.set()
                 await self._memory_freed.wait()
             return
@@ -325,11 +341,10 @@ class Producer(ClientBase[ProducerConfig]):
                 with trio.move_on_at(deadline):
                     await wake.wait()
         finally:
-            self._sender_done.set()
             self._fail_all(ClosedError("producer closed before the record was delivered"))
 
     def _has_unfinished(self) -> bool:
-        return any(q.open or q.ready or q.in_flight for q in self._queues.values())
+        return any(q.open is not None or q.ready or q.in_flight is not None for q in self._queues.values())
 
     def _drain(self, now: float) -> float:
         """Close lingered batches, start requests for what can go; returns
@@ -466,6 +481,8 @@ class Producer(ClientBase[ProducerConfig]):
             assert cls is not None
             message = answer.get("error_message") or cls.code.name
             error = cls(f"{message} ({queue.topic}-{queue.partition})")
+            if code not in _NOT_APPENDED:
+                batch.ambiguous = True  # e.g. REQUEST_TIMED_OUT: it may be in the log
             if code in _STALE_METADATA:
                 self.cluster.invalidate()
             if code in _RESET_PRODUCER:

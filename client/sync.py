@@ -73,6 +73,10 @@ class _SyncClient:
         finally:
             if not self._finished.done():
                 self._finished.set_result(None)
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """The client is gone: settle whatever still waits on it."""
 
     async def _run(self) -> None:
         assert self._stop is not None
@@ -90,10 +94,12 @@ class _SyncClient:
 
     def close(self) -> None:
         """Close the client (a producer delivers what it holds first)."""
-        if not self._finished.done():
-            self._request_stop()
-            self._finished.result()
-        self._thread.close()
+        try:
+            if not self._finished.done():
+                self._request_stop()
+                self._finished.result()
+        finally:
+            self._thread.close()
 
     def _request_stop(self) -> None:
         if self._stop is not None:
@@ -114,6 +120,7 @@ class SyncProducer(_SyncClient):
         self._lock = threading.Lock()
         self._space = threading.Semaphore(_QUEUE_LIMIT)
         self._pump_idle = False
+        self._dead = False
         self._wake: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         super().__init__(Producer(**options), "riverlog-producer")
@@ -143,17 +150,22 @@ class SyncProducer(_SyncClient):
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued (up to `timeout` s), then stop."""
-        if not self._finished.done():
-            future: Future[None] = Future()
-            self._put(("close", timeout, future))
-            future.result()
-        super().close()
+        try:
+            if not self._finished.done():
+                future: Future[None] = Future()
+                self._put(("close", timeout, future))
+                future.result()
+        finally:
+            super().close()
 
     def _put(self, item: tuple) -> None:
-        if self._finished.done():
-            raise ClosedError("SyncProducer is closed")
-        self._space.acquire()
+        while not self._space.acquire(timeout=0.5):  # the queue is full: wait, unless it died
+            if self._finished.done():
+                raise ClosedError("SyncProducer is closed")
         with self._lock:
+            if self._dead:
+                self._space.release()
+                raise ClosedError("SyncProducer is closed")
             self._items.append(item)
             wake = self._wake if self._pump_idle else None
             self._pump_idle = False
@@ -199,13 +211,25 @@ class SyncProducer(_SyncClient):
     def _request_stop(self) -> None:
         pass  # close() queued the stop behind the records
 
+    def _abandon(self) -> None:
+        """The pump is gone (closed or crashed): fail what it never took."""
+        with self._lock:
+            self._dead = True  # _put checks this under the same lock
+            items = list(self._items)
+            self._items.clear()
+        for _, _, future in items:
+            self._space.release()
+            if not future.done():
+                future.set_exception(ClosedError("SyncProducer closed before the record was sent"))
+
 
 def _resolver(future: Future, callback: DeliveryCallback | None) -> DeliveryCallback:
     def on_delivery(metadata: RecordMetadata | None, error: BaseException | None) -> None:
-        if error is None:
-            future.set_result(metadata)  # type: ignore[arg-type]
-        else:
-            future.set_exception(error)
+        if not future.done():  # the caller may have cancelled it: the record went anyway
+            if error is None:
+                future.set_result(metadata)  # type: ignore[arg-type]
+            else:
+                future.set_exception(error)
         if callback is not None:
             callback(metadata, error)
 

@@ -172,8 +172,6 @@ def build_batch_columns(
     return b"".join((head, tail, payload))
 
 
-
-
 def _nullable_bytes(b, what: str):
     if b is None or isinstance(b, _BYTES_LIKE):
         return b

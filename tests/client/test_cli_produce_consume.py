@@ -325,3 +325,17 @@ def test_format_prints_null_key_and_value_as_nothing_and_size_minus_1():
 def test_format_escapes_and_literal_percent():
     record = ConsumerRecord("t", 3, 7, 1000, 0, b"k", b"\xff", [])
     assert compile_format("%p\\t%o\\r\\n\\0\\\\%%%s")(record) == b"3\t7\r\n\0\\%\xff"
+
+
+def test_review_fixes_too_large_line_offset_past_end_with_e(bootstrap):
+    # A line over max_request_size fails that record only; the others are delivered and counted.
+    create(bootstrap, "pc-big-line")
+    big = b"x" * 2_000_000
+    result = riverlog("produce", "pc-big-line", "--bootstrap", bootstrap, input=b"small\n" + big + b"\nafter\n")
+    assert result.exit_code == 1
+    assert "1 failed" in result.stderr and "Traceback" not in result.stderr
+    assert consume_all(bootstrap, "pc-big-line") == b"small\nafter\n"
+    # -e with an offset past the end is the same error as without -e.
+    result = riverlog("consume", "pc-big-line", "--offset", "10", "-e", "--bootstrap", bootstrap)
+    assert result.exit_code == 1
+    assert_one_line_error(result.stderr, "offset 10 is out of range for pc-big-line-0")

@@ -18,6 +18,7 @@ from client.consumer import (
 )
 from client import fetcher
 from client.fetcher import CompletedFetch, PartitionState
+from client.protocol import ErrorCode
 from client.records import Compression, TimestampType, build_batch
 from client.types import TopicPartition
 from tests.client.test_connection import FakeBroker
@@ -504,3 +505,49 @@ async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout
         with pytest.raises((KafkaConnectionError, KafkaTimeoutError), match=f"no broker reachable at 127.0.0.1:{port}"):
             await c.poll(timeout=10)
         assert trio.current_time() - start < 5
+
+
+async def test_breaking_out_of_async_for_skips_nothing(bootstrap, nursery):
+    conn = await admin(nursery, bootstrap)
+    await create_topic(conn, "iter-break")
+    await produce(conn, "iter-break", 0, [(None, b"%d" % i, 1, []) for i in range(20)])
+    tp = TopicPartition("iter-break", 0)
+    async with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
+        c.assign([tp])
+        async for record in c:
+            assert record.offset == 0
+            break
+        assert await c.position(tp) == 1  # the records the iterator holds are not consumed yet
+        rest = await poll_all(c, 19)
+    assert [r.offset for r in rest] == list(range(1, 20))
+
+
+async def test_out_of_range_on_a_prefetch_delivers_the_buffered_records_first(nursery):
+    async def on_fetch(offset):
+        if offset == 0:
+            return 0, batch_at(0, 10)
+        return ErrorCode.OFFSET_OUT_OF_RANGE, b""  # the log start moved past 10 meanwhile
+
+    leader = FakeLeader(on_fetch)
+    async with Consumer(bootstrap_servers=await leader.start(nursery), auto_offset_reset="none") as c:
+        c.assign([T0])
+        c.seek(T0, 0)
+        await trio.sleep(0.3)  # the prefetch from 10 has been answered OFFSET_OUT_OF_RANGE
+        assert [r.offset for r in await poll_all(c, 10)] == list(range(10))
+        with pytest.raises(OffsetOutOfRangeError, match="offset 10 is out of range"):
+            await c.poll(timeout=5)
+
+
+async def test_a_batch_header_that_does_not_parse_is_the_partition_error(nursery):
+    async def on_fetch(offset):
+        good = batch_at(0, 3)
+        bad = bytearray(batch_at(3, 3))
+        bad[16] = 1  # magic 1: not a batch v2
+        return 0, good + bytes(bad)
+
+    leader = FakeLeader(on_fetch)
+    async with Consumer(bootstrap_servers=await leader.start(nursery), auto_offset_reset="earliest") as c:
+        c.assign([T0])
+        with pytest.raises(CorruptRecordError, match="t-0"):
+            for _ in range(10):
+                await c.poll(timeout=1)

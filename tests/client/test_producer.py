@@ -239,12 +239,15 @@ class ScriptedBroker(FakeBroker):
         self.codes = list(produce_codes)
         self.port = 0
         self.produced: list[bytes] = []
+        self.producer_ids = 0
 
     async def answer(self, header, body):
         if header.api_key == METADATA:
             return _fake_metadata(self.port)
         if header.api_key == 22:
-            return {"throttle_time_ms": 0, "error_code": 0, "producer_id": 77, "producer_epoch": 0}
+            self.producer_ids += 1
+            return {"throttle_time_ms": 0, "error_code": 0, "producer_id": 76 + self.producer_ids,
+                    "producer_epoch": 0}  # fmt: skip
         records = bytes(body["topic_data"][0]["partition_data"][0]["records"])
         self.produced.append(records)
         code = self.codes.pop(0) if self.codes else 0
@@ -323,3 +326,33 @@ async def test_broker_killed_and_restarted_loses_no_acknowledged_record_and_writ
             assert part == sorted(part)
     finally:
         broker.close()
+
+
+async def test_a_batch_that_may_have_been_written_is_not_followed_by_its_sequence_numbers(nursery):
+    # REQUEST_TIMED_OUT does not say the batch is not in the log: after giving
+    # up on it, reusing its sequences could make the broker take the next
+    # batch for a duplicate of it. The partition moves to a new producer id.
+    fake = ScriptedBroker([ErrorCode.REQUEST_TIMED_OUT, 0])
+    fake.port = await fake.serve(nursery)
+    async with Producer(bootstrap_servers=f"127.0.0.1:{fake.port}", retries=0) as producer:
+        with pytest.raises(Exception, match="REQUEST_TIMED_OUT"):
+            await (await producer.send("t", b"first"))
+        await (await producer.send("t", b"second"))
+    first, second = (RecordBatch(b) for b in fake.produced)
+    assert (first.producer_id, first.base_sequence) == (77, 0)
+    assert (second.producer_id, second.base_sequence) == (78, 0)
+
+
+async def test_a_raising_delivery_callback_does_not_stop_the_producer(bootstrap):
+    await create_topic(bootstrap, "p-bad-callback")
+
+    def broken(metadata, error):
+        raise RuntimeError("application bug")
+
+    seen = []
+    async with Producer(bootstrap_servers=bootstrap, linger_ms=20) as producer:
+        first = await producer.send("p-bad-callback", b"a", on_delivery=broken)
+        second = await producer.send("p-bad-callback", b"b", on_delivery=lambda md, err: seen.append(md.offset))
+        assert [(await first).offset, (await second).offset] == [0, 1]
+        assert (await (await producer.send("p-bad-callback", b"c"))).offset == 2
+    assert seen == [1]

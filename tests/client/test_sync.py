@@ -125,3 +125,13 @@ def test_sync_faces_cover_the_same_features(bootstrap, codec):
     with SyncAdmin(bootstrap_servers=bootstrap) as admin:
         assert admin.delete_records({tp0: 2}) == {tp0: 2}
         assert admin.list_offsets({tp0: "earliest"})[tp0].offset == 2
+
+
+def test_a_cancelled_sync_future_does_not_break_the_producer(bootstrap):
+    with SyncProducer(bootstrap_servers=bootstrap, linger_ms=50) as producer:
+        futures = [producer.send("s-cancel", b"%d" % i, partition=0) for i in range(50)]
+        for f in futures[::2]:
+            f.cancel()  # the record is queued or sent already: it goes anyway, its future says cancelled
+        producer.flush(timeout=30)
+        assert producer.send("s-cancel", b"after", partition=0).result(timeout=30).offset == 50
+    assert all(f.done() for f in futures)
