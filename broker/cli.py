@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from client.cli import CLIENT_COMMANDS
-from client.records import CorruptRecordError, RecordBatch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,6 +71,8 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
 
     Exits with status 1 if a file holds a corrupt or torn batch.
     """
+    from client.records import CorruptRecordError, RecordBatch  # not at import: --help stays fast
+
     bad = False
     for path in files:
         click.echo(f"Dumping {path}")
