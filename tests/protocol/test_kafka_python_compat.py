@@ -19,6 +19,14 @@ from kafka.protocol.admin.configs import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 )
+from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
+    DescribeGroupsRequest,
+    DescribeGroupsResponse,
+    ListGroupsRequest,
+    ListGroupsResponse,
+)
 from kafka.protocol.admin.topics import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
@@ -30,6 +38,22 @@ from kafka.protocol.admin.topics import (
     DeleteTopicsResponse,
 )
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+from kafka.protocol.consumer.group import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
+)
 from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
 from kafka.protocol.metadata import (
     ApiVersionsRequest,
@@ -63,6 +87,16 @@ THEIRS = {
         IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
         DeleteRecordsRequest, DeleteRecordsResponse,
         DescribeClusterRequest, DescribeClusterResponse,
+        OffsetCommitRequest, OffsetCommitResponse,
+        OffsetFetchRequest, OffsetFetchResponse,
+        JoinGroupRequest, JoinGroupResponse,
+        HeartbeatRequest, HeartbeatResponse,
+        LeaveGroupRequest, LeaveGroupResponse,
+        SyncGroupRequest, SyncGroupResponse,
+        DescribeGroupsRequest, DescribeGroupsResponse,
+        ListGroupsRequest, ListGroupsResponse,
+        DeleteGroupsRequest, DeleteGroupsResponse,
+        OffsetDeleteRequest, OffsetDeleteResponse,
     )
 }
 
