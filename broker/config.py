@@ -76,6 +76,17 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = _INT64_MAX
     log_flush_offset_checkpoint_interval_ms: int = 60_000
+    # The group coordinator and its __consumer_offsets topic (Kafka's names, defaults).
+    offsets_topic_num_partitions: int = 50
+    offsets_topic_replication_factor: int = 3  # capped to the brokers present
+    offsets_topic_segment_bytes: int = 100 * 1024 * 1024
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1_800_000
+    group_initial_rebalance_delay_ms: int = 3000
+    group_max_size: int = _INT32_MAX
+    offset_metadata_max_bytes: int = 4096
+    offsets_retention_minutes: int = 10080
+    offsets_retention_check_interval_ms: int = 600_000
     log_defaults: LogConfig = field(default_factory=LogConfig)  # from the log.* names
 
     @property
@@ -187,6 +198,17 @@ _BROKER_NAMES = {
     "max.connections": ("max_connections", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "queued.max.requests": ("queued_max_requests", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "fetch.max.bytes": ("fetch_max_bytes", lambda n, r: _int(n, r, 1024, _INT32_MAX)),
+    "offsets.topic.num.partitions": ("offsets_topic_num_partitions", lambda n, r: _int(n, r, 1, 10_000)),
+    "offsets.topic.replication.factor": ("offsets_topic_replication_factor", lambda n, r: _int(n, r, 1, 32767)),
+    "offsets.topic.segment.bytes": ("offsets_topic_segment_bytes", lambda n, r: _int(n, r, 14, _INT32_MAX)),
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", lambda n, r: _int(n, r, 0, _INT32_MAX)),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", lambda n, r: _int(n, r, 0, _INT32_MAX)),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", lambda n, r: _int(n, r, 0, _INT32_MAX)),
+    "group.max.size": ("group_max_size", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "offset.metadata.max.bytes": ("offset_metadata_max_bytes", lambda n, r: _int(n, r, 0, _INT32_MAX)),
+    "offsets.retention.minutes": ("offsets_retention_minutes", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "offsets.retention.check.interval.ms": (
+        "offsets_retention_check_interval_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     # No Kafka name: Kafka leaves the partition count unbounded.
     "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),

@@ -14,6 +14,7 @@ import logging
 import trio
 
 from broker.config import BrokerConfig
+from broker.group.service import GroupService
 from broker.handlers import build_registry, default_modules
 from broker.meta_properties import load_or_create_cluster_id
 from broker.metadata.controller import QuorumController
@@ -48,6 +49,7 @@ class Broker:
         self.requests_in_flight = 0  # being worked on, across connections
         self._producer_ids: ProducerIdAllocator | None = None
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
+        self.groups = GroupService(self)
 
     # -- what handlers read ------------------------------------------------------
 
@@ -155,11 +157,13 @@ class Broker:
                 self.log_manager.update_config(name, self.topic_config(name))
             self._apply_metadata(MetadataImage.empty(self.image.cluster_id, self.config.node_id), self.image)
             self.controller.on_change(self._apply_metadata)
+            self.groups.load()  # groups and offsets back before the first request
             async with trio.open_nursery() as nursery:
                 self._accepting = trio.CancelScope()
                 self._connections_nursery = nursery
                 nursery.start_soon(self._accept, listeners)
                 nursery.start_soon(self._storage_timers)
+                nursery.start_soon(self.groups.run)
                 log.info(
                     "riverlog broker %d ready on %s:%d (data in %s)",
                     self.config.node_id, host, self.port, ", ".join(map(str, self.config.log_dirs)),

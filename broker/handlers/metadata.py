@@ -8,6 +8,7 @@ synchronous, so the answer already lists the new topic.
 
 from __future__ import annotations
 
+from broker.group.record_codec import OFFSETS_TOPIC
 from broker.metadata.validation import topic_name_error
 from client.protocol import ErrorCode
 
@@ -51,7 +52,7 @@ async def handle(ctx, request: dict) -> dict:
             }
             for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
         ]
-        topics.append({"error_code": 0, "name": name, "is_internal": False, "partitions": partitions})
+        topics.append({"error_code": 0, "name": name, "is_internal": name == OFFSETS_TOPIC, "partitions": partitions})
     brokers = [
         {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in image.unfenced_brokers()
     ]

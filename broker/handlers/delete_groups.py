@@ -1,0 +1,11 @@
+"""DeleteGroups (0-2): answered by the group coordinator (broker/group)."""
+
+from __future__ import annotations
+
+API_KEY = 42
+MIN_VERSION = 0
+MAX_VERSION = 2
+
+
+async def handle(ctx, request: dict) -> dict:
+    return await ctx.broker.groups.call("delete_groups", ctx, request)

@@ -1,0 +1,11 @@
+"""Heartbeat (0-4): answered by the group coordinator (broker/group)."""
+
+from __future__ import annotations
+
+API_KEY = 12
+MIN_VERSION = 0
+MAX_VERSION = 4
+
+
+async def handle(ctx, request: dict) -> dict:
+    return await ctx.broker.groups.call("heartbeat", ctx, request)

@@ -1,0 +1,11 @@
+"""JoinGroup (0-9): answered by the group coordinator (broker/group)."""
+
+from __future__ import annotations
+
+API_KEY = 11
+MIN_VERSION = 0
+MAX_VERSION = 9
+
+
+async def handle(ctx, request: dict) -> dict:
+    return await ctx.broker.groups.call("join_group", ctx, request)

@@ -1,0 +1,14 @@
+"""ListGroups (0-4): answered by the group coordinator (broker/group).
+
+v5's group-type filter belongs to KIP-848 groups, not served.
+"""
+
+from __future__ import annotations
+
+API_KEY = 16
+MIN_VERSION = 0
+MAX_VERSION = 4
+
+
+async def handle(ctx, request: dict) -> dict:
+    return await ctx.broker.groups.call("list_groups", ctx, request)

@@ -1,0 +1,14 @@
+"""OffsetFetch (0-8): answered by the group coordinator (broker/group).
+
+v9's member epochs belong to the new consumer protocol (KIP-848), not served.
+"""
+
+from __future__ import annotations
+
+API_KEY = 9
+MIN_VERSION = 0
+MAX_VERSION = 8
+
+
+async def handle(ctx, request: dict) -> dict:
+    return await ctx.broker.groups.call("offset_fetch", ctx, request)
