@@ -1,4 +1,4 @@
-"""The client side of the ``riverlog`` command line: topics, offsets, cluster.
+"""The client side of the ``riverlog`` command line: topics, offsets, cluster, groups.
 
 Registered on the ``riverlog`` group by broker/cli.py (`CLIENT_COMMANDS`).
 ``riverlog --help`` must stay fast, so this module imports only click and
@@ -288,6 +288,161 @@ def cluster_describe(bootstrap, timeout) -> None:
     click.echo(f"Cluster id: {description.cluster_id}")
     click.echo(f"Controller: {description.controller_id}")
     _table([(b.node_id, b.host, b.port, b.rack or "") for b in description.brokers], ("BROKER", "HOST", "PORT", "RACK"))
+
+
+# -- group -------------------------------------------------------------------
+
+
+@click.group()
+def group() -> None:
+    """List, describe and delete consumer groups; reset their offsets."""
+
+
+@group.command("list")
+@client_options
+def group_list(bootstrap, timeout) -> None:
+    """List the groups of every broker: id, state and protocol type."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            return await admin.list_groups()
+
+    rows = [(g.group_id, g.state or "-", g.protocol_type or "-") for g in run_client_command(run)]
+    _table(rows, ("GROUP", "STATE", "PROTOCOL-TYPE"))
+
+
+@group.command("describe")
+@click.argument("group_id", metavar="GROUP")
+@client_options
+def group_describe(group_id, bootstrap, timeout) -> None:
+    """Show GROUP's members and, per partition, its committed offset, the
+    log end offset and the lag (kafka-consumer-groups.sh --describe)."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+        from client.offsets import list_offsets
+
+        async with Admin(**settings) as admin:
+            description = (await admin.describe_groups([group_id]))[group_id]
+            committed = await admin.list_group_offsets(group_id)
+            owner = {tp: m for m in description.members if isinstance(m.assignment, list) for tp in m.assignment}
+            tps = sorted(set(committed) | set(owner))
+            existing = set(await admin.list_topics(include_internal=True))  # a deleted topic's offsets stay
+            ends = await list_offsets(admin.cluster, {tp: "latest" for tp in tps if tp.topic in existing})
+            return description, committed, owner, tps, ends
+
+    description, committed, owner, tps, ends = run_client_command(run)
+    protocol = "/".join(p for p in (description.protocol_type, description.protocol) if p)
+    click.echo(f"Group: {group_id}\tState: {description.state}\tProtocol: {protocol or '-'}\t"
+               f"Members: {len(description.members)}")  # fmt: skip
+    if description.members:
+        click.echo()
+        _table([(m.member_id, m.client_id, m.client_host, _partition_list(m.assignment))
+                for m in description.members], ("MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS"))  # fmt: skip
+    if tps:
+        click.echo()
+        rows = []
+        for tp in tps:
+            offset = committed[tp].offset if committed.get(tp) is not None else None
+            end = ends[tp].offset if tp in ends else None
+            lag = end - offset if offset is not None and end is not None else None
+            member = owner.get(tp)
+            rows.append((tp.topic, tp.partition, _or_dash(offset), _or_dash(end), _or_dash(lag),
+                         member.member_id if member else "-"))  # fmt: skip
+        _table(rows, ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"))
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
+def _partition_list(assignment: Any) -> str:
+    """topic:0,1 topic2:3 for a consumer's partitions; a byte count for other protocols'."""
+    if isinstance(assignment, bytes):
+        return f"({len(assignment)} bytes)"
+    by_topic: dict[str, list[int]] = {}
+    for topic_name, partition in sorted(assignment):
+        by_topic.setdefault(topic_name, []).append(partition)
+    return " ".join(f"{t}:{','.join(map(str, ps))}" for t, ps in by_topic.items()) or "-"
+
+
+@group.command("reset-offsets")
+@click.argument("group_id", metavar="GROUP")
+@click.option("--topic", "topic_name", required=True, metavar="TOPIC", help="The topic whose offsets to reset.")
+@click.option("--partition", type=click.IntRange(min=0), metavar="P", help="Only this partition (default: every one).")
+@click.option("--to-earliest", "target", flag_value="earliest", help="To each partition's earliest offset.")
+@click.option("--to-latest", "target", flag_value="latest", help="To each partition's log end offset.")
+@click.option("--to-offset", type=click.IntRange(min=0), metavar="N",
+              help="To offset N (kept within each partition's earliest and latest).")
+@click.option("--dry-run", is_flag=True, help="Show the new offsets without committing them.")
+@client_options
+def group_reset_offsets(group_id, topic_name, partition, target, to_offset, dry_run, bootstrap, timeout) -> None:
+    """Commit new offsets for GROUP on TOPIC. The group must be inactive
+    (no members): a running consumer would overwrite them. Prints the new
+    offsets."""
+    if (target is not None) + (to_offset is not None) != 1:
+        raise ArgumentError("give exactly one of --to-earliest, --to-latest, --to-offset N")
+    settings = client_settings(bootstrap, timeout)
+
+    async def run():
+        from client.admin import Admin
+        from client.protocol.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
+        from client.types import TopicPartition
+
+        async with Admin(**settings) as admin:
+            try:
+                state = (await admin.describe_groups([group_id]))[group_id].state
+            except GroupIdNotFoundError:
+                state = "Dead"  # no such group yet: the commit creates it
+            if state not in ("Empty", "Dead"):
+                return state, None
+            description = (await admin.describe_topics([topic_name]))[topic_name]
+            numbers = [p.partition for p in description.partitions]
+            if partition is not None and partition not in numbers:
+                raise UnknownTopicOrPartitionError(f"UNKNOWN_TOPIC_OR_PARTITION: {topic_name} has no partition "
+                                                   f"{partition} (it has {len(numbers)})")  # fmt: skip
+            tps = [TopicPartition(topic_name, p) for p in ([partition] if partition is not None else numbers)]
+            earliest = await admin.list_offsets({tp: "earliest" for tp in tps})
+            latest = await admin.list_offsets({tp: "latest" for tp in tps})
+            if target == "earliest":
+                new = {tp: earliest[tp].offset for tp in tps}
+            elif target == "latest":
+                new = {tp: latest[tp].offset for tp in tps}
+            else:  # as Kafka's tool: an offset out of range becomes the nearest end
+                new = {tp: min(max(to_offset, earliest[tp].offset), latest[tp].offset) for tp in tps}
+            if not dry_run:
+                await admin.alter_group_offsets(group_id, new)
+            return state, new
+
+    state, new = run_client_command(run)
+    if new is None:
+        raise CommandError(f"Assignments can only be reset if the group '{group_id}' is inactive, "
+                           f"but the current state is {state}.")  # fmt: skip
+    _table([(group_id, tp.topic, tp.partition, offset) for tp, offset in new.items()],
+           ("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"))
+    if dry_run:
+        click.echo("(dry run: nothing committed)", err=True)
+
+
+@group.command("delete")
+@click.argument("group_id", metavar="GROUP")
+@client_options
+def group_delete(group_id, bootstrap, timeout) -> None:
+    """Delete GROUP and its committed offsets; it must have no members."""
+    settings = client_settings(bootstrap, timeout)
+
+    async def run() -> None:
+        from client.admin import Admin
+
+        async with Admin(**settings) as admin:
+            await admin.delete_groups([group_id])
+
+    run_client_command(run)
+    click.echo(f"Deleted group {group_id}.")
 
 
 # -- produce / consume -------------------------------------------------------
@@ -716,4 +871,4 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
 
 
 # What broker/cli.py adds to the ``riverlog`` group.
-CLIENT_COMMANDS: list[click.Command] = [topic, offsets, cluster, produce, consume]
+CLIENT_COMMANDS: list[click.Command] = [topic, offsets, cluster, group, produce, consume]
