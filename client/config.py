@@ -119,15 +119,49 @@ class ConsumerConfig(ClientConfig):
     max_poll_records: int = 500
     check_crcs: bool = True
     isolation_level: str = "read_uncommitted"
+    # Consumer groups (client/group/membership.py). group_id None: no group,
+    # so no subscribe, commit or committed. max_poll_interval_ms is also the
+    # rebalance timeout JoinGroup announces, as in Java.
+    group_id: str | None = None
+    group_instance_id: str | None = None
+    session_timeout_ms: int = 45_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    partition_assignment_strategy: list[str] | str = dataclasses.field(
+        default_factory=lambda: ["range", "cooperative-sticky"])  # Java 3.x's default
+    enable_auto_commit: bool = True
+    auto_commit_interval_ms: int = 5_000
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self._check_group()
         if self.auto_offset_reset not in ("earliest", "latest", "none"):
             raise ConfigError(f"auto_offset_reset must be earliest, latest or none, got {self.auto_offset_reset!r}")
         if self.isolation_level not in ("read_uncommitted", "read_committed"):
             raise ConfigError(f"isolation_level must be read_uncommitted or read_committed, got {self.isolation_level!r}")
         if self.max_poll_records < 1:
             raise ConfigError("max_poll_records must be at least 1")
+
+
+    def _check_group(self) -> None:
+        from client.group.assignors import ASSIGNORS  # the group package imports config
+
+        strategies = self.partition_assignment_strategy
+        if isinstance(strategies, str):
+            strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+        self.partition_assignment_strategy = list(strategies)
+        unknown = [s for s in self.partition_assignment_strategy if s not in ASSIGNORS]
+        if unknown or not self.partition_assignment_strategy:
+            names = ", ".join(ASSIGNORS)
+            raise ConfigError(f"partition_assignment_strategy must name some of {names}, got {strategies!r}")
+        if self.group_id is not None and not self.group_id:
+            raise ConfigError("group_id must not be empty (None: no group)")
+        if self.heartbeat_interval_ms < 1 or self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ConfigError("heartbeat_interval_ms must be positive and below session_timeout_ms")
+        if self.group_id is None:
+            self.enable_auto_commit = False  # Java: nothing to commit to without a group
+        if self.auto_commit_interval_ms < 1 or self.max_poll_interval_ms < 1:
+            raise ConfigError("auto_commit_interval_ms and max_poll_interval_ms must be positive")
 
 
 @dataclass

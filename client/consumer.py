@@ -5,8 +5,10 @@
         async for record in c:
             ...
 
-Partitions come from `assign` (a group coordinator will later call the same
-`assign` on rebalance). Fetching runs in the background (client/fetcher.py,
+Partitions come from `assign`, or from a consumer group with `subscribe`
+(group_id set; client/group/membership.py runs the membership and states
+which task runs what: rebalance callbacks run inside `poll`, as in Java).
+The two are exclusive, as in Java. Fetching runs in the background (client/fetcher.py,
 which also states the error policy); `poll` hands out what is buffered.
 Positions follow Kafka: a partition's position is the offset of the next
 record `poll` will return, and advances as `poll` returns records.
@@ -14,16 +16,18 @@ record `poll` will return, and advances as `poll` returns records.
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import trio
 
 from client.allocator import keep_freed_memory
 from client.base import ClientBase
 from client.config import ConsumerConfig
-from client.errors import ClosedError
+from client.errors import ClosedError, ConfigError
 from client.fetcher import Fetcher, NoOffsetForPartitionError
+from client.group.membership import Callback, CommitFailedError, GroupMembership, IllegalStateError, Listener
 from client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError  # type: ignore[attr-defined]
 from client.records import CorruptRecordError
 from client.types import ConsumerRecord, TopicPartition
@@ -36,11 +40,20 @@ class Consumer(ClientBase[ConsumerConfig]):
         super().__init__(**options)
         self._fetcher: Fetcher | None = None
         self._iter_buffer: deque[ConsumerRecord] = deque()
+        self._group: GroupMembership | None = None
 
     async def _start(self) -> None:
         keep_freed_memory()
         self._fetcher = Fetcher(self.cluster, self.config)
         self.nursery.start_soon(self._fetcher.run, self.nursery)
+        if self.config.group_id is not None:
+            self._group = GroupMembership(self.cluster, self.config, self._set_assignment, self._positions,
+                                          self._fetcher.seek, self._fetcher.wake_poll, self.nursery)  # fmt: skip
+            self.nursery.start_soon(self._group.run)
+
+    async def _close_gracefully(self) -> None:
+        if self._group is not None:
+            await self._group.close()
 
     async def _shutdown(self, exc_type, exc, tb):
         if self._fetcher is not None:
@@ -58,8 +71,81 @@ class Consumer(ClientBase[ConsumerConfig]):
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Replace the assignment. Partitions kept keep their position;
         new ones start from auto_offset_reset unless sought."""
+        if self._group is not None and self._group.subscribed:
+            raise IllegalStateError("assign() and subscribe() are exclusive: unsubscribe() first")
+        self._set_assignment(partitions)
+
+    def _set_assignment(self, partitions: Iterable[TopicPartition]) -> None:
         self._f.assign(partitions)
         self._drop_iterated(lambda r: TopicPartition(r.topic, r.partition) not in self._f.assignment)
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        """The next offset to deliver per assigned partition that has one:
+        what a commit of "everything consumed" commits."""
+        out = {tp: state.position for tp, state in self._f.assignment.items() if state.position is not None}
+        for record in self._iter_buffer:  # taken by `async for` but not yet yielded
+            tp = TopicPartition(record.topic, record.partition)
+            out[tp] = min(out.get(tp, record.offset), record.offset)
+        return out
+
+    # -- consumer groups -------------------------------------------------------
+
+    @property
+    def _g(self) -> GroupMembership:
+        self._check_open()
+        if self._group is None:
+            raise ConfigError("consumer groups need group_id")
+        return self._group
+
+    def subscribe(self, topics: Iterable[str] | re.Pattern | None = None, *, pattern: str | re.Pattern | None = None,
+                  on_assigned: Callback | None = None, on_revoked: Callback | None = None,
+                  on_lost: Callback | None = None) -> None:  # fmt: skip
+        """Join group_id for `topics` (or every topic `pattern` fully
+        matches); the group assigns partitions. Callbacks (plain or async,
+        given a set of TopicPartition) run inside poll: on_revoked before
+        partitions go (after auto-commit), on_assigned after new ones come,
+        on_lost (default on_revoked) when the group took them away already."""
+        group = self._g
+        if self._f.assignment and not group.subscribed:
+            raise IllegalStateError("assign() and subscribe() are exclusive: assign([]) first")
+        if isinstance(topics, re.Pattern):
+            topics, pattern = None, topics
+        if (topics is None) == (pattern is None):
+            raise ValueError("subscribe to either a list of topics or a pattern")
+        names = None if topics is None else [topics] if isinstance(topics, str) else list(topics)
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        group.subscribe(names, regex, Listener(on_assigned, on_revoked, on_lost))
+
+    async def unsubscribe(self) -> None:
+        """Revoke the group's partitions (on_revoked, auto-commit) and leave."""
+        await self._g.unsubscribe()
+
+    def subscription(self) -> set[str]:
+        group = self._g
+        return set(group.topics if group.topics is not None else group._subscription_topics)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit `offsets` (the next offset to read, per partition), or the
+        positions of every assigned partition, and wait for the answer.
+        Raises CommitFailedError if the group gave the partitions away."""
+        await self._g.commit(self._positions() if offsets is None else offsets)
+
+    def commit_async(self, offsets: Mapping[TopicPartition, int] | None = None,
+                     callback: Callable | None = None) -> None:  # fmt: skip
+        """Commit in the background; `callback(offsets, error_or_None)`."""
+        self._g.commit_async(self._positions() if offsets is None else offsets, callback)
+
+    async def committed(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offset per partition (None: none)."""
+        return await self._g.committed(tps)
+
+    @property
+    def member_id(self) -> str:
+        return self._g.member_id
+
+    @property
+    def generation(self) -> int:
+        return self._g.generation
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._f.assignment)
@@ -111,6 +197,9 @@ class Consumer(ClientBase[ConsumerConfig]):
         [] on timeout. Raises a partition's error (see client/fetcher.py)."""
         fetcher = self._f
         await trio.lowlevel.checkpoint()
+        group = self._group
+        if group is not None:  # rebalance callbacks and auto-commit run here
+            await group.before_poll()
         limit = self.config.max_poll_records if max_records is None else max_records
         if limit < 1:
             raise ValueError("max_records must be at least 1")
@@ -119,6 +208,8 @@ class Consumer(ClientBase[ConsumerConfig]):
             return [buffer.popleft() for _ in range(min(limit, len(buffer)))]
         deadline = trio.current_time() + timeout
         while True:
+            if group is not None:
+                await group.before_poll()
             fetcher.raise_error()
             records = fetcher.drain(limit)
             if records:
@@ -150,6 +241,7 @@ class Consumer(ClientBase[ConsumerConfig]):
 
 
 __all__ = [
-    "Consumer", "ConsumerRecord", "CorruptRecordError", "NoOffsetForPartitionError",
+    "CommitFailedError", "Consumer", "IllegalStateError",
+    "ConsumerRecord", "CorruptRecordError", "NoOffsetForPartitionError",
     "OffsetOutOfRangeError", "TopicPartition", "UnknownTopicOrPartitionError",
 ]

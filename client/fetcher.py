@@ -447,6 +447,10 @@ class Fetcher:
     async def wait_for_data(self) -> None:
         await self._data_ready.wait()
 
+    def wake_poll(self) -> None:
+        """Wake a poll waiting for data (the group has work for it)."""
+        self._notify()
+
     def close(self) -> None:
         self.closed = True
         self._notify()

@@ -22,8 +22,9 @@ it) is full. Delivery callbacks run on the background thread.
 from __future__ import annotations
 
 import collections
+import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -272,10 +273,52 @@ class SyncConsumer(_SyncClient):
     def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[ConsumerRecord]:
         return self._call(self._client.poll, timeout, max_records)
 
+    # -- consumer groups (group_id) --------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] | re.Pattern | None = None, *, pattern: str | re.Pattern | None = None,
+                  on_assigned: Callable | None = None, on_revoked: Callable | None = None,
+                  on_lost: Callable | None = None) -> None:  # fmt: skip
+        """As Consumer.subscribe. The callbacks run during poll (which
+        blocks meanwhile) on a worker thread, so they may call this
+        consumer's methods (commit in on_revoked, as Java code does)."""
+        topics = topics if topics is None or isinstance(topics, (str, re.Pattern)) else list(topics)
+        callbacks = [_on_worker_thread(cb) for cb in (on_assigned, on_revoked, on_lost)]
+        self._call_sync(lambda: self._client.subscribe(topics, pattern=pattern, on_assigned=callbacks[0],
+                                                       on_revoked=callbacks[1], on_lost=callbacks[2]))  # fmt: skip
+
+    def unsubscribe(self) -> None:
+        self._call(self._client.unsubscribe)
+
+    def subscription(self) -> set[str]:
+        return self._call_sync(self._client.subscription)
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self._call(self._client.commit, offsets)
+
+    def commit_async(self, offsets: Mapping[TopicPartition, int] | None = None,
+                     callback: Callable | None = None) -> None:  # fmt: skip
+        """As Consumer.commit_async; `callback` runs on the background thread."""
+        self._call_sync(self._client.commit_async, offsets, callback)
+
+    def committed(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        return self._call(self._client.committed, list(tps))
+
     def __iter__(self) -> Iterator[ConsumerRecord]:
         """Records forever, fetched a poll at a time."""
         while True:
             yield from self.poll(timeout=1.0)
+
+
+def _on_worker_thread(callback: Callable | None) -> Callable | None:
+    """A rebalance callback, run off the Trio thread so it may block on the
+    SyncConsumer (whose calls are carried over to the Trio thread)."""
+    if callback is None:
+        return None
+
+    async def run(partitions: set[TopicPartition]) -> None:
+        await trio.to_thread.run_sync(callback, partitions)
+
+    return run
 
 
 class SyncAdmin(_SyncClient):
@@ -313,3 +356,21 @@ class SyncAdmin(_SyncClient):
 
     def describe_cluster(self):
         return self._call(self._client.describe_cluster)
+
+    def list_groups(self):
+        return self._call(self._client.list_groups)
+
+    def describe_groups(self, group_ids: list[str]):
+        return self._call(self._client.describe_groups, group_ids)
+
+    def list_group_offsets(self, group_id: str, partitions: list[TopicPartition] | None = None):
+        return self._call(self._client.list_group_offsets, group_id, partitions)
+
+    def alter_group_offsets(self, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+        self._call(self._client.alter_group_offsets, group_id, offsets)
+
+    def delete_groups(self, group_ids: list[str]) -> None:
+        self._call(self._client.delete_groups, group_ids)
+
+    def delete_group_offsets(self, group_id: str, partitions: list[TopicPartition]) -> None:
+        self._call(self._client.delete_group_offsets, group_id, partitions)

@@ -213,3 +213,24 @@ async def test_a_coordinator_that_never_answers_times_out_naming_the_error(nurse
     async with admin:
         with pytest.raises(KafkaTimeoutError, match="DescribeGroups did not finish within 3.0 s: NOT_COORDINATOR"):
             await admin.describe_groups(["g"])
+
+
+def test_sync_admin_group_methods(bootstrap):
+    from client.sync import SyncAdmin
+
+    make_topic(bootstrap, "sa-topic")
+    tp0 = TopicPartition("sa-topic", 0)
+    with member(bootstrap, "sa-group", "sa-topic", commit={0: 2}):
+        with SyncAdmin(bootstrap_servers=bootstrap) as admin:
+            assert GroupListing("sa-group", "consumer", "Stable") in admin.list_groups()
+            assert admin.describe_groups(["sa-group"])["sa-group"].state == "Stable"
+    with SyncAdmin(bootstrap_servers=bootstrap) as admin:
+        assert admin.list_group_offsets("sa-group")[tp0].offset == 2
+        admin.alter_group_offsets("sa-group", {tp0: 4})
+        assert admin.list_group_offsets("sa-group", [tp0])[tp0].offset == 4
+        admin.delete_groups(["sa-group"])
+        with pytest.raises(GroupIdNotFoundError):
+            admin.describe_groups(["sa-group"])
+        admin.alter_group_offsets("sa-other", {tp0: 1})
+        admin.delete_group_offsets("sa-other", [tp0])
+        assert admin.list_group_offsets("sa-other") == {}
