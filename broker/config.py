@@ -76,6 +76,7 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = _INT64_MAX
     log_flush_offset_checkpoint_interval_ms: int = 60_000
+    log_cleaner_backoff_ms: int = 15_000
     # The group coordinator and its __consumer_offsets topic (Kafka's names, defaults).
     offsets_topic_num_partitions: int = 50
     offsets_topic_replication_factor: int = 3  # capped to the brokers present
@@ -212,6 +213,7 @@ _BROKER_NAMES = {
     # No Kafka name: Kafka leaves the partition count unbounded.
     "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),
+    "log.cleaner.backoff.ms": ("log_cleaner_backoff_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.offset.checkpoint.interval.ms": (
         "log_flush_offset_checkpoint_interval_ms",

@@ -213,7 +213,7 @@ class Broker:
             self.connections -= 1
 
     async def _storage_timers(self) -> None:
-        """flush.ms, retention and checkpoints on Kafka's broker intervals.
+        """flush.ms, retention, checkpoints and compaction on Kafka's broker intervals.
 
         They run on the Trio thread, between requests: a Log is not
         thread-safe, and appends run here too.
@@ -222,6 +222,8 @@ class Broker:
             (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(now_ms())),
             (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(now_ms())),
             (self.config.log_flush_offset_checkpoint_interval_ms, self.log_manager.checkpoint),
+            # Kafka's cleaner thread wakes every log.cleaner.backoff.ms when idle.
+            (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(now_ms())),
         ]
         due = [trio.current_time() + ms / 1000 for ms, _ in jobs]
         while True:

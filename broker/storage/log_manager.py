@@ -40,6 +40,8 @@ DELETE_DIR_SUFFIX = "-delete"
 INTERNAL_DIR_PREFIX = "__cluster_metadata-"
 
 
+MIN_CLEANABLE_DIRTY_RATIO = 0.5  # Kafka's default min.cleanable.dirty.ratio
+
 class LogManager:
     def __init__(self, data_dirs: list[Path], default_config: LogConfig | None = None) -> None:
         if not data_dirs:
@@ -52,6 +54,7 @@ class LogManager:
         self._locks: list[int] = []
         self._deleting: list[tuple[int, Log, Path]] = []  # (remove at ms, log, renamed dir)
         self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
+        self._clean_sizes: dict[tuple[str, int], int] = {}  # a log's size after its last pass
         self.had_clean_shutdown: dict[Path, bool] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -223,8 +226,15 @@ class LogManager:
         for tp, lg in self._logs.items():
             if not lg.config.compact or tp in self.uncleanable:
                 continue
+            # Kafka's min.cleanable.dirty.ratio (0.5): a pass only once at least
+            # half the log was written since the last one, so a compacted log
+            # is not rewritten over and over for nothing.
+            size = lg.size_bytes
+            if size - self._clean_sizes.get(tp, 0) < MIN_CLEANABLE_DIRTY_RATIO * size:
+                continue
             try:
                 cleaned += clean_log(lg, now, high_watermark=(high_watermarks or {}).get(tp)).segments_cleaned
+                self._clean_sizes[tp] = lg.size_bytes
             except Exception:
                 log.exception("%s: compaction failed; the partition is marked uncleanable", lg.name)
                 self.uncleanable.add(tp)
