@@ -214,15 +214,57 @@ def stop_all(members: list[KafkaPythonMember]) -> None:
         assert not m.is_alive()
 
 
-def test_kafka_python_members_share_partitions_and_take_over_after_a_leave(group_broker):
-    create_topic(group_broker.bootstrap, "shared", 6)
-    members = [KafkaPythonMember(group_broker.bootstrap, "g-kafka-python", "shared") for _ in range(3)]
+# A kafka-python member in its own process (killed without a LeaveGroup);
+# it prints its assignment whenever it changes. Long polls: see KafkaPythonMember.
+_KAFKA_PYTHON_MEMBER_SCRIPT = """
+import json, sys
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+bootstrap, group, topic, session, heartbeat = sys.argv[1:6]
+class Listener(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked):
+        print("[]", flush=True)
+    def on_partitions_assigned(self, assigned):
+        print(json.dumps(sorted(tp.partition for tp in assigned)), flush=True)
+consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                         fetch_max_wait_ms=100, session_timeout_ms=int(session),
+                         heartbeat_interval_ms=int(heartbeat))
+consumer.subscribe([topic], listener=Listener())
+while True:
+    consumer.poll(timeout_ms=2000)
+"""
+
+
+class KafkaPythonProcess(MemberProcess):
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _KAFKA_PYTHON_MEMBER_SCRIPT, bootstrap, group, topic,
+             str(SESSION_TIMEOUT_MS), str(HEARTBEAT_INTERVAL_MS)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.assigned = frozenset()
+        threading.Thread(target=self._read, daemon=True).start()
+
+
+def test_kafka_python_members_share_partitions_and_take_over_after_leave_and_crash(group_broker):
+    bootstrap = group_broker.bootstrap
+    create_topic(bootstrap, "shared", 6)
+    members = [KafkaPythonMember(bootstrap, "g-kafka-python", "shared") for _ in range(2)]
+    crashing = KafkaPythonProcess(bootstrap, "g-kafka-python", "shared")
     try:
-        wait_until(lambda: is_balanced([m.assigned for m in members], 6), 20, "three members with two each")
+        wait_until(lambda: is_balanced([m.assigned for m in members] + [crashing.assigned], 6), 30,
+                   "three members with two each")  # fmt: skip
         stop_all([members.pop()])  # returns once close() has sent the LeaveGroup
-        took = wait_until(lambda: is_balanced([m.assigned for m in members], 6), 10, "two members after a leave")
+        took = wait_until(lambda: is_balanced([members[0].assigned, crashing.assigned], 6), 10,
+                          "two members after a leave")  # fmt: skip
         assert took < SESSION_TIMEOUT_MS / 1000
+
+        crashing.kill()  # no LeaveGroup: the session timeout removes it
+        wait_until(lambda: members[0].assigned == frozenset(range(6)), 15, "the survivor owning every partition")
+
+        members.append(KafkaPythonMember(bootstrap, "g-kafka-python", "shared"))
+        wait_until(lambda: is_balanced([m.assigned for m in members], 6), 15, "a new member taking three")
     finally:
+        crashing.kill()
         stop_all(members)
 
 
