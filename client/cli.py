@@ -725,22 +725,29 @@ def parse_offset(spec: str) -> tuple[str, int]:
 
 @click.command("consume")
 @click.argument("topic_name", metavar="TOPIC")
-@click.option("--partition", type=click.IntRange(min=0), help="Read only this partition (default: every one).")
+@click.option("--group", "group_id", metavar="GROUP",
+              help="Read as a member of consumer group GROUP, from its committed offsets, committing as it "
+                   "goes; see below.")
+@click.option("--partition", type=click.IntRange(min=0),
+              help="Read only this partition (default: every one). Not with --group.")
 @click.option("--offset", "offset_spec", default="beginning", show_default=True, metavar="WHERE",
               help="Where each partition starts: beginning, end (wait for new records), an offset N, "
-                   "-N (N records before the end) or s@MS (the first record at or after a timestamp in ms).")
+                   "-N (N records before the end) or s@MS (the first record at or after a timestamp in ms). "
+                   "With --group: beginning or end, for partitions the group has committed no offset for.")
 @click.option("--max-messages", type=click.IntRange(min=1), metavar="N", help="Exit after N records.")
 @click.option("-e", "--exit-at-end", is_flag=True,
-              help="Exit once every partition is read up to where it ended when the command started.")
+              help="Exit once every partition is read up to where it ended when the command started "
+                   "(with --group: when it was assigned to this member).")
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Exit when no record has come for this long.")
 @click.option("-f", "--format", "fmt", metavar="FMT",
               help="Print each record as FMT (kcat's -f) instead of its value and a newline; see above.")
 @client_options
-def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_timeout, fmt, bootstrap, timeout):
+def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_end, idle_timeout, fmt,
+            bootstrap, timeout):  # fmt: skip
     """Print TOPIC's records on stdout: by default each value and a newline,
     from the beginning of every partition, waiting for more until Ctrl-C
-    (exit status 0).
+    or SIGTERM (exit status 0).
 
     Values are written as they are, binary or not. A null key or value
     prints as nothing (its size as -1). --format FMT takes kcat's
@@ -755,7 +762,20 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
     e.g. --format '%p:%o %k=%s\\n'.
 
     An offset past a partition's end is an error (exit status 1). Without
-    consumer groups, no position is stored: each run starts where --offset says.
+    --group, no position is stored: each run starts where --offset says.
+
+    With --group GROUP the command joins consumer group GROUP subscribed to
+    TOPIC: the group splits TOPIC's partitions among the members running
+    with that GROUP, and each partition starts at the group's committed
+    offset, or, if it has none, at the beginning (the default) or the end
+    (--offset end). After each batch is written and flushed its offsets are
+    committed, so a record is committed only once printed; one printed just
+    before a crash is printed again by the next run (at least once). On exit
+    (Ctrl-C, SIGTERM, --max-messages, --exit-at-end, --idle-timeout) the
+    command commits and leaves the group, so the others take its partitions
+    at once. A second Ctrl-C skips that last commit. A rebalance that gave
+    partitions away before their commit is a warning on stderr: their new
+    owner prints those records again.
     """
     import sys
 
@@ -767,7 +787,18 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
     settings["auto_offset_reset"] = {"beginning": "earliest", "offset": "none"}.get(start, "latest")
     if start in ("from_end", "timestamp"):
         settings["auto_offset_reset"] = "earliest"  # an offset we looked up that retention removed since
+    if group_id is not None:
+        if partition is not None:
+            raise ArgumentError("--partition cannot be used with --group: the group assigns the partitions")
+        if start not in ("beginning", "end"):
+            raise ArgumentError(f"--offset with --group must be beginning or end, got {offset_spec!r}")
+        # Commits are ours, after printing. A 1 s heartbeat: the other members
+        # learn of a rebalance (one of us starting or leaving) within a second.
+        settings.update(group_id=group_id, enable_auto_commit=False, session_timeout_ms=10_000,
+                        heartbeat_interval_ms=1_000)  # fmt: skip
     out = sys.stdout.buffer  # values are written as they are
+    assigned = False  # --group: the group's assignment is in effect (not between a revoke and the next assign)
+    reading = False  # --group: a revoke commits only while reading; at exit the last commit is ours
 
     async def run() -> None:
         import signal
@@ -776,11 +807,24 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
 
         from client.consumer import Consumer
 
+        nonlocal reading
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with Consumer(**settings) as consumer:
-                with trio.CancelScope() as scope:
-                    consumer.nursery.start_soon(_on_interrupt, signals, [scope])
-                    await read(consumer, await assign(consumer))
+                with trio.CancelScope() as finishing:
+                    with trio.CancelScope() as scope:
+                        # A first Ctrl-C stops reading; with a group a second one skips the last commit.
+                        scopes = [scope, finishing] if group_id is not None else [scope]
+                        consumer.nursery.start_soon(_on_interrupt, signals, scopes)
+                        if group_id is None:
+                            await read(consumer, await assign(consumer))
+                        else:
+                            reading = True
+                            try:
+                                await read_group(consumer)
+                            finally:  # an error (a broken pipe): what poll gave may not be printed
+                                reading = False
+                    if group_id is not None:
+                        await commit(consumer)
 
     async def assign(consumer) -> dict | None:
         """Assign and position the partitions; their ends if --exit-at-end."""
@@ -824,6 +868,13 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
                     raise OffsetOutOfRangeError(f"offset {start_arg} is out of range for {tp.topic}-{tp.partition}")
         return {tp: ends[tp].offset for tp in tps}
 
+    def write(records) -> None:
+        if render is None:
+            out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
+        else:
+            out.write(b"".join([render(r) for r in records]))
+        out.flush()
+
     async def read(consumer, ends: dict | None) -> None:
         import trio
 
@@ -847,15 +898,101 @@ def consume(topic_name, partition, offset_spec, max_messages, exit_at_end, idle_
             if records:
                 idle_since = trio.current_time()
                 count += len(records)
-                if render is None:
-                    out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
-                else:
-                    out.write(b"".join([render(r) for r in records]))
-                out.flush()
+                write(records)
                 if max_messages is not None and count >= max_messages:
                     return
             elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
                 return
+
+    async def read_group(consumer) -> None:
+        """`read` as a member of the group: the group assigns partitions and
+        says where they start; each printed batch is committed. A partition's
+        end for -e is its log end offset when first seen assigned to us."""
+        import trio
+
+        def on_assigned(tps) -> None:
+            nonlocal assigned
+            assigned = True
+
+        async def on_revoked(tps) -> None:
+            nonlocal assigned
+            assigned = False
+            if reading:  # a position a reset moved without printing: the next owner starts there too
+                await commit(consumer)
+
+        def on_lost(tps) -> None:  # someone else's already: nothing to commit
+            nonlocal assigned
+            assigned = False
+
+        await consumer.cluster.topic(topic_name)  # an unknown topic: the same error as without --group
+        ends: dict = {}
+        consumer.subscribe([topic_name], on_assigned=on_assigned, on_revoked=on_revoked, on_lost=on_lost)
+        count = 0
+        idle_since = trio.current_time()
+        while True:
+            if exit_at_end and assigned and await read_to_ends(consumer, ends):
+                return
+            wait = 0.5 if exit_at_end else float("inf")
+            if idle_timeout is not None:
+                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
+            limit = None if max_messages is None else max_messages - count
+            records = await consumer.poll(wait, max_records=limit)
+            if exit_at_end:
+                records = keep_before_ends(consumer, records, ends)
+            if records:
+                idle_since = trio.current_time()
+                count += len(records)
+                write(records)
+                await commit(consumer)  # the positions: just past what was printed
+                if max_messages is not None and count >= max_messages:
+                    return
+            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+                return
+
+    async def read_to_ends(consumer, ends: dict) -> bool:
+        """-e with a group: pause each assigned partition read up to its end;
+        True once every one is (none assigned: at once)."""
+        from client.offsets import list_offsets
+
+        assignment = consumer.assignment()
+        new = [tp for tp in assignment if tp not in ends]
+        if new:
+            found = await list_offsets(consumer.cluster, {tp: "latest" for tp in new})
+            ends.update({tp: found[tp].offset for tp in new})
+        for tp in assignment - consumer.paused():
+            if await consumer.position(tp) >= ends[tp]:
+                consumer.pause(tp)
+        return consumer.paused() >= assignment
+
+    def keep_before_ends(consumer, records: list, ends: dict) -> list:
+        """The records before their partition's end; a partition with records
+        past it goes back to the first of them, so its position (what is
+        committed) stays just past what was printed."""
+        from client.types import TopicPartition
+
+        kept, back = [], {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp not in ends or r.offset < ends[tp]:  # no end yet: assigned in this very poll
+                kept.append(r)
+            else:
+                back.setdefault(tp, r.offset)
+        for tp, offset in back.items():
+            consumer.seek(tp, offset)
+        return kept
+
+    async def commit(consumer) -> None:
+        """Commit every assigned partition's position. Losing partitions to a
+        rebalance first is a warning: their new owner reads them again."""
+        from client.consumer import CommitFailedError
+        from client.protocol.errors import ErrorCode, KafkaError
+
+        try:
+            await consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            if isinstance(exc, KafkaError) and exc.code != ErrorCode.REBALANCE_IN_PROGRESS:
+                raise
+            click.echo(f"warning: {exc}", err=True)
 
     try:
         run_client_command(run)
