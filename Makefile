@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test bench bench-storage bench-broker bench-client run clean
+.PHONY: install test bench bench-storage bench-broker bench-client bench-group run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 	RIVERLOG_NO_NATIVE=1 $(PY) -m pytest -q -p no:cacheprovider tests/storage tests/records tests/native
 
-bench: bench-storage bench-broker bench-client
+bench: bench-storage bench-broker bench-client bench-group
 
 bench-storage: install
 	$(PY) -m bench.storage_bench
@@ -36,6 +36,10 @@ bench-broker: install
 # riverlog's Python client beside confluent-kafka against one broker.
 bench-client: install
 	$(PY) -m bench.client_bench
+
+# Consumer groups with confluent-kafka: takeover after a leave and a kill, latency added by a group.
+bench-group: install
+	$(PY) -m bench.group_bench
 
 run: install
 	$(VENV)/bin/riverlog broker start
