@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.workers import cpu_model, run_worker
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 6
@@ -184,25 +186,6 @@ def _worker_consume(a: dict) -> dict:
 WORKERS = {"produce": _worker_produce, "rtt": _worker_rtt, "consume": _worker_consume}
 
 
-def _run_worker(kind: str, args: dict, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "bench.broker_bench", "--worker", json.dumps({"kind": kind, **args})]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return {"error": f"{kind} worker timed out after {timeout:.0f}s"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"{kind} worker exit {proc.returncode}: {err.strip()[-500:]}"}
-    return json.loads(lines[-1])
-
-
 # ---------------------------------------------------------------- servers
 
 
@@ -303,7 +286,7 @@ def run(args) -> dict:
     standin = _standin(free_port(), work / "standin.log")
     report: dict = {
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "cpu": _cpu_model()},
+                    "cpu": cpu_model()},
         "command": "python -m bench.broker_bench " + " ".join(sys.argv[1:]),
         "params": vars(args) | {"partitions": PARTITIONS},
         "produce": [], "kcat": {}, "consume": None, "rtt": {},
@@ -323,7 +306,7 @@ def run(args) -> dict:
                     for name, server in servers.items():
                         pid = server.proc.pid
                         cpu0 = _cpu_seconds(pid)
-                        res = _run_worker("produce", {"bootstrap": server.bootstrap, "topic": topics[size],
+                        res = run_worker("bench.broker_bench", "produce", {"bootstrap": server.bootstrap, "topic": topics[size],
                                                       "size": size, "acks": acks, "records": n,
                                                       "timeout": args.timeout},
                                           timeout=args.timeout + 60)  # fmt: skip
@@ -366,7 +349,7 @@ def run(args) -> dict:
 
         runs = []
         for _ in range(args.runs):
-            runs.append(_run_worker("consume", {"bootstrap": broker.bootstrap, "topic": topics[1024],
+            runs.append(run_worker("bench.broker_bench", "consume", {"bootstrap": broker.bootstrap, "topic": topics[1024],
                                                 "timeout": args.timeout}, timeout=args.timeout + 60))  # fmt: skip
             print("  consume 1KiB riverlog: " + runs[-1].get("error", f"{runs[-1].get('records_per_s', 0):,.0f} rec/s"
                                                          f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
@@ -376,7 +359,7 @@ def run(args) -> dict:
                              "mb_per_s": _median([x["mb_per_s"] for x in ok])}  # fmt: skip
 
         for name, server in servers.items():
-            res = _run_worker("rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt", "size": 100,
+            res = run_worker("bench.broker_bench", "rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt", "size": 100,
                                       "count": args.rtt, "timeout": args.timeout}, timeout=args.timeout + 60)  # fmt: skip
             report["rtt"][name] = res
             print(f"  round trip {name}: " + res.get("error", f"p50 {res.get('p50_us', 0):.0f} us"), flush=True)
@@ -391,16 +374,6 @@ def run(args) -> dict:
         if not args.keep:  # --keep leaves the data dir and the servers' logs
             shutil.rmtree(work, ignore_errors=True)
     return report
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def print_table(report: dict) -> None:

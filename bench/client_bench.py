@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.workers import machine, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -142,30 +140,11 @@ WORKERS = {
 }
 
 
-def _run_worker(kind: str, args: dict, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "bench.client_bench", "--worker", json.dumps({"kind": kind, **args})]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return {"error": f"{kind} worker timed out after {timeout:.0f}s"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"{kind} worker exit {proc.returncode}: {err.strip()[-800:]}"}
-    return json.loads(lines[-1])
-
-
 # ---------------------------------------------------------------- the run
 
 
 def _fill(bootstrap: str, topic: str, size: int, records: int, timeout: float) -> None:
-    result = _run_worker("produce-confluent", {"bootstrap": bootstrap, "topic": topic, "size": size,
+    result = run_worker("bench.client_bench", "produce-confluent", {"bootstrap": bootstrap, "topic": topic, "size": size,
                                                "records": records}, timeout)  # fmt: skip
     if "error" in result:
         raise RuntimeError(f"filling {topic}: {result['error']}")
@@ -177,7 +156,7 @@ def run(args) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="client-bench-", dir=RESULTS))
     broker = BrokerProcess(work / "data", extra=["--set", f"num.partitions={PARTITIONS}"]).start()
-    report: dict = {"machine": _machine(), "runs": args.runs, "results": {}}
+    report: dict = {"machine": machine(), "runs": args.runs, "results": {}}
     try:
         for size in SIZES:
             n = args.records if size == 100 else args.records_1k
@@ -191,7 +170,7 @@ def run(args) -> dict:
                 for run_no in range(args.runs):
                     for client in ("confluent", "riverlog"):
                         topic = f"produce-{size}-{client}-{run_no}" if op == "produce" else f"consume-{size}"
-                        r = _run_worker(f"{op}-{client}", {"bootstrap": broker.bootstrap, "topic": topic,
+                        r = run_worker("bench.client_bench", f"{op}-{client}", {"bootstrap": broker.bootstrap, "topic": topic,
                                                            "size": size, "records": n}, args.timeout)  # fmt: skip
                         if "error" in r:
                             errors.append(r["error"])
@@ -214,18 +193,6 @@ def run(args) -> dict:
 
 def _fmt(v, spec: str = ",.0f") -> str:
     return "-" if v is None else format(v, spec)
-
-
-def _machine() -> dict:
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -63,6 +62,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from bench.workers import machine, run_worker, worker_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -238,36 +239,13 @@ WORKERS = {"member": _worker_member, "consume": _worker_consume, "produce": _wor
            "topics": _worker_topics}  # fmt: skip
 
 
-def _worker_argv(kind: str, args: dict) -> list[str]:
-    return [sys.executable, "-m", "bench.group_bench", "--worker", json.dumps({"kind": kind, **args})]
-
-
-def _run_worker(kind: str, args: dict, timeout: float) -> dict:
-    proc = subprocess.Popen(_worker_argv(kind, args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        return {"error": f"{kind} worker timed out after {timeout:.0f}s"}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"{kind} worker exit {proc.returncode}: {err.strip()[-500:]}"}
-    return json.loads(lines[-1])
-
-
 class LiveWorker:
     """A long-lived worker process; its JSON event lines are collected by a thread."""
 
     def __init__(self, kind: str, args: dict, log_path: Path) -> None:
         self.name = args.get("name", kind)
         self._stderr = open(log_path, "a")
-        self.proc = subprocess.Popen(_worker_argv(kind, args), cwd=ROOT, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(worker_argv("bench.group_bench", kind, args), cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True)  # fmt: skip
         self.events: list[dict] = []
         self._lock = threading.Lock()
@@ -415,11 +393,11 @@ def _latency_run(bootstrap: str, topic: str, mode: str, args, work: Path) -> dic
               "session_timeout_ms": args.session_timeout_ms, "heartbeat_ms": args.heartbeat_ms}  # fmt: skip
     consumer = LiveWorker("consume", common | {"name": f"{topic}-{mode}"}, work / "consumers.log")
     try:
-        warm = _run_worker("produce", {"bootstrap": bootstrap, "topic": topic, "warm": True}, 60)
+        warm = run_worker("bench.group_bench", "produce", {"bootstrap": bootstrap, "topic": topic, "warm": True}, 60)
         if "error" in warm or warm["undelivered"]:
             raise RuntimeError(f"warm-up produce failed: {warm}")
         consumer.wait_event("ready", args.timeout)
-        sent = _run_worker("produce", {"bootstrap": bootstrap, "topic": topic, "seconds": args.latency_seconds},
+        sent = run_worker("bench.group_bench", "produce", {"bootstrap": bootstrap, "topic": topic, "seconds": args.latency_seconds},
                            args.latency_seconds + 60)  # fmt: skip
         if "error" in sent:
             raise RuntimeError(f"timed produce failed: {sent['error']}")
@@ -454,7 +432,7 @@ def run(args) -> dict:
     extra = [x for k, v in BROKER_SETTINGS.items() for x in ("--set", f"{k}={v}")]
     broker = BrokerProcess(work / "data", extra=extra)
     report: dict = {
-        "machine": _machine(),
+        "machine": machine(),
         "command": "python -m bench.group_bench " + " ".join(sys.argv[1:]),
         "params": {k: v for k, v in vars(args).items() if k != "worker"} | {"partitions": PARTITIONS},
         "broker_settings": BROKER_SETTINGS,
@@ -468,7 +446,7 @@ def run(args) -> dict:
         broker.start()
         report["broker_started_t"] = time.time()
         latency_topics = [f"latency-{r}-{mode}" for r in range(args.runs) for mode in ("assign", "group")]
-        made = _run_worker("topics", {"bootstrap": broker.bootstrap, "names": ["takeover", *latency_topics]}, 60)
+        made = run_worker("bench.group_bench", "topics", {"bootstrap": broker.bootstrap, "names": ["takeover", *latency_topics]}, 60)
         if "error" in made:
             raise RuntimeError(made["error"])
         rng = random.Random(args.seed)
@@ -575,24 +553,6 @@ def print_table(report: dict) -> None:
             print(f"\nANOMALY ({how}): {s[how]['anomaly']}")
     for e in report["errors"]:
         print(f"error: {e}")
-
-
-def _machine() -> dict:
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import confluent_kafka
-
-    version = confluent_kafka.version()  # a (str, int) pair in most releases, a str in some
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "platform": platform.platform(), "confluent_kafka": version[0] if isinstance(version, tuple) else version,
-            "librdkafka": confluent_kafka.libversion()[0],
-            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
