@@ -521,8 +521,8 @@ async def test_commit_async_reports_to_its_callback(bootstrap, nursery):
 
 
 async def test_members_find_the_coordinator_again_after_a_broker_restart(tmp_path, nursery):
-    """The group side only: the coordinator comes back, heartbeats and
-    commits go on, and a newcomer after the restart gets its share."""
+    """The coordinator comes back, heartbeats and commits go on, records
+    produced after the restart are fetched, and a newcomer gets its share."""
     broker = BrokerProcess(tmp_path / "data", extra=FAST_GROUPS).start()
     try:
         bootstrap = broker.bootstrap
@@ -538,6 +538,9 @@ async def test_members_find_the_coordinator_again_after_a_broker_restart(tmp_pat
             with trio.fail_after(20):
                 await m.consumer.commit({tp: 10 + i for tp in mine})
                 assert await m.consumer.committed(mine) == {tp: 10 + i for tp in mine}
+        await produce(bootstrap, "restart4", 5, 4, tag="after-")
+        await wait_until(lambda: sum(len(m.records) for m in members) == 20, timeout=30,
+                         what="the records produced after the restart")  # fmt: skip
         members.append(Member(bootstrap, "g-restart", ["restart4"]))
         await nursery.start(members[-1].run)
         await wait_until(lambda: covers_exactly(members, tps), timeout=30, what="three members after the restart")
