@@ -35,13 +35,12 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.workers import cpu_model, run_worker
+from bench.workers import cpu_model, fmt, median, run_worker, work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -266,22 +265,12 @@ def _kcat(bootstrap: str, topic: str, path: Path, records: int, timeout: float) 
 # ---------------------------------------------------------------- main
 
 
-def _median(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def _fmt(v, spec: str = ",.0f") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def run(args) -> dict:
     from tests.integration.broker_process import BrokerProcess, free_port
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = RESULTS / f"broker-run-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = work_dir("broker")
     broker = BrokerProcess(work / "data")
     standin = _standin(free_port(), work / "standin.log")
     report: dict = {
@@ -321,7 +310,7 @@ def run(args) -> dict:
                                  f"{res['records_per_s']:,.0f} rec/s p50 {res['p50_ms']:.1f} ms"), flush=True)  # fmt: skip
                 for name in servers:
                     ok = [x for x in row["runs"][name] if "error" not in x]
-                    row[name] = {k: _median([x.get(k) for x in ok])
+                    row[name] = {k: median([x.get(k) for x in ok])
                                  for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb")}  # fmt: skip
                 rl, si = row["riverlog"]["records_per_s"], row["standin"]["records_per_s"]
                 row["ratio"] = rl / si if rl and si else None
@@ -340,8 +329,8 @@ def run(args) -> dict:
                     runs.append(res)
                     print(f"  kcat {name}: " + res.get("error", f"{res.get('records_per_s', 0):,.0f} rec/s"), flush=True)
                 ok = [x for x in runs if "error" not in x]
-                report["kcat"][name] = {"runs": runs, "records_per_s": _median([x["records_per_s"] for x in ok]),
-                                        "mb_per_s": _median([x["mb_per_s"] for x in ok])}  # fmt: skip
+                report["kcat"][name] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
+                                        "mb_per_s": median([x["mb_per_s"] for x in ok])}  # fmt: skip
             rl, si = (report["kcat"][k]["records_per_s"] for k in ("riverlog", "standin"))
             report["kcat"]["ratio"] = rl / si if rl and si else None
         else:
@@ -355,8 +344,8 @@ def run(args) -> dict:
                                                          f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
                   flush=True)  # fmt: skip
         ok = [x for x in runs if "error" not in x]
-        report["consume"] = {"runs": runs, "records_per_s": _median([x["records_per_s"] for x in ok]),
-                             "mb_per_s": _median([x["mb_per_s"] for x in ok])}  # fmt: skip
+        report["consume"] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
+                             "mb_per_s": median([x["mb_per_s"] for x in ok])}  # fmt: skip
 
         for name, server in servers.items():
             res = run_worker("bench.broker_bench", "rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt", "size": 100,
@@ -388,21 +377,21 @@ def print_table(report: dict) -> None:
         label = f"{row['size']}B acks={row['acks']} x{row['records']:,}"
         for name in ("riverlog", "standin"):
             r = row[name]
-            ratio = _fmt(row["ratio"], ".2f") if name == "riverlog" else ""
-            print(f"{label if name == 'riverlog' else '':<26}{name:<10}{_fmt(r['records_per_s']):>12}"
-                  f"{_fmt(r['mb_per_s'], '.1f'):>9}{_fmt(r['p50_ms'], '.1f'):>9}{_fmt(r['p99_ms'], '.1f'):>9}"
-                  f"{_fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
+            ratio = fmt(row["ratio"], ".2f") if name == "riverlog" else ""
+            print(f"{label if name == 'riverlog' else '':<26}{name:<10}{fmt(r['records_per_s']):>12}"
+                  f"{fmt(r['mb_per_s'], '.1f'):>9}{fmt(r['p50_ms'], '.1f'):>9}{fmt(r['p99_ms'], '.1f'):>9}"
+                  f"{fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
     k = report["kcat"]
     if "error" in k:
         print(f"\nkcat: {k['error']}")
     else:
         n = report["params"]["kcat_records"]
-        print(f"\nkcat -P -l, 100B lines, acks=1, x{n:,}: riverlog {_fmt(k['riverlog']['records_per_s'])} rec/s, "
-              f"stand-in {_fmt(k['standin']['records_per_s'])} rec/s, ratio {_fmt(k['ratio'], '.2f')}")  # fmt: skip
+        print(f"\nkcat -P -l, 100B lines, acks=1, x{n:,}: riverlog {fmt(k['riverlog']['records_per_s'])} rec/s, "
+              f"stand-in {fmt(k['standin']['records_per_s'])} rec/s, ratio {fmt(k['ratio'], '.2f')}")  # fmt: skip
     c = report["consume"]
     if c:
-        print(f"consume 1KiB from offset 0 (librdkafka, riverlog): {_fmt(c['records_per_s'])} rec/s, "
-              f"{_fmt(c['mb_per_s'], '.1f')} MB/s")  # fmt: skip
+        print(f"consume 1KiB from offset 0 (librdkafka, riverlog): {fmt(c['records_per_s'])} rec/s, "
+              f"{fmt(c['mb_per_s'], '.1f')} MB/s")  # fmt: skip
     for name, r in report["rtt"].items():
         if "error" in r:
             print(f"round trip {name}: {r['error']}")

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.workers import machine, run_worker
+from bench.workers import fmt, machine, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -180,8 +180,8 @@ def run(args) -> dict:
                 ratio = med["riverlog"] / med["confluent"] if med["riverlog"] and med["confluent"] else None
                 report["results"][key] = {"records": n, "rates": rates, "median": med, "ratio": ratio,
                                           "errors": errors}  # fmt: skip
-                print(f"{key}: riverlog {_fmt(med['riverlog'])} rec/s, confluent-kafka {_fmt(med['confluent'])}"
-                      f" rec/s, ratio {_fmt(ratio, '.2f')}", flush=True)  # fmt: skip
+                print(f"{key}: riverlog {fmt(med['riverlog'])} rec/s, confluent-kafka {fmt(med['confluent'])}"
+                      f" rec/s, ratio {fmt(ratio, '.2f')}", flush=True)  # fmt: skip
     finally:
         broker.close()
         if not args.keep:
@@ -190,9 +190,6 @@ def run(args) -> dict:
             shutil.rmtree(work, ignore_errors=True)
     return report
 
-
-def _fmt(v, spec: str = ",.0f") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,14 +56,13 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from bench.workers import machine, run_worker, worker_argv
+from bench.workers import fmt, machine, median, run_worker, work_dir, worker_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -413,22 +412,12 @@ def _latency_run(bootstrap: str, topic: str, mode: str, args, work: Path) -> dic
 # ---------------------------------------------------------------- the run
 
 
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def _fmt(v, spec: str = ".3f") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def run(args) -> dict:
     from tests.integration.broker_process import BrokerProcess
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = RESULTS / f"group-run-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = work_dir("group")
     extra = [x for k, v in BROKER_SETTINGS.items() for x in ("--set", f"{k}={v}")]
     broker = BrokerProcess(work / "data", extra=extra)
     report: dict = {
@@ -461,7 +450,7 @@ def run(args) -> dict:
                     continue
                 report["takeover"][how].append(res)
                 print(f"  {how} run {r + 1}: takeover {res['takeover_s']:.3f} s (survivors noticed after "
-                      f"{_fmt(res['noticed_s'])} s; stable after {res['stable_after_s']:.1f} s, then {phase_s:.3f} s)",
+                      f"{fmt(res['noticed_s'], '.3f')} s; stable after {res['stable_after_s']:.1f} s, then {phase_s:.3f} s)",
                       flush=True)  # fmt: skip
         for r in range(args.runs):
             modes = ("assign", "group") if r % 2 == 0 else ("group", "assign")
@@ -473,8 +462,8 @@ def run(args) -> dict:
                     print(f"  latency {mode} run {r + 1}: {e}", flush=True)
                     continue
                 report["latency"][mode].append(res)
-                print(f"  latency {mode} run {r + 1}: p50 {_fmt(res['p50_ms'], '.2f')} ms, p99 "
-                      f"{_fmt(res['p99_ms'], '.2f')} ms, max {_fmt(res['max_ms'], '.1f')} ms "
+                print(f"  latency {mode} run {r + 1}: p50 {fmt(res['p50_ms'], '.2f')} ms, p99 "
+                      f"{fmt(res['p99_ms'], '.2f')} ms, max {fmt(res['max_ms'], '.1f')} ms "
                       f"({res['received']}/{res['expected']})", flush=True)  # fmt: skip
     finally:
         try:
@@ -493,8 +482,8 @@ def _summarise(report: dict, args) -> None:
     session_s = args.session_timeout_ms / 1000
     s = {}
     for how, runs in report["takeover"].items():
-        s[how] = {"runs": len(runs), "takeover_s": _median([x["takeover_s"] for x in runs]),
-                  "noticed_s": _median([x["noticed_s"] for x in runs]),
+        s[how] = {"runs": len(runs), "takeover_s": median([x["takeover_s"] for x in runs]),
+                  "noticed_s": median([x["noticed_s"] for x in runs]),
                   "min_s": min((x["takeover_s"] for x in runs), default=None),
                   "max_s": max((x["takeover_s"] for x in runs), default=None)}  # fmt: skip
     if s["kill"]["takeover_s"] is not None:
@@ -509,8 +498,8 @@ def _summarise(report: dict, args) -> None:
         if slow:
             s["leave"]["anomaly"] = f"{len(slow)} leave takeover(s) over half the session timeout: {slow}"
     for mode, runs in report["latency"].items():
-        s[mode] = {"runs": len(runs), "p50_ms": _median([x["p50_ms"] for x in runs]),
-                   "p99_ms": _median([x["p99_ms"] for x in runs]),
+        s[mode] = {"runs": len(runs), "p50_ms": median([x["p50_ms"] for x in runs]),
+                   "p99_ms": median([x["p99_ms"] for x in runs]),
                    "received": sum(x["received"] for x in runs),
                    "expected": sum(x["expected"] or 0 for x in runs)}  # fmt: skip
     a, g = s["assign"], s["group"]
@@ -532,11 +521,11 @@ def print_table(report: dict) -> None:
     print("-" * len(hdr))
     for how, label in (("leave", "one member close()s (LeaveGroup)"), ("kill", "one member SIGKILLed")):
         r = s[how]
-        print(f"{label:<38}{_fmt(r['takeover_s']):>10}{_fmt(r['min_s']):>8}{_fmt(r['max_s']):>8}"
-              f"{_fmt(r['noticed_s']):>11}")  # fmt: skip
+        print(f"{label:<38}{fmt(r['takeover_s'], '.3f'):>10}{fmt(r['min_s'], '.3f'):>8}{fmt(r['max_s'], '.3f'):>8}"
+              f"{fmt(r['noticed_s'], '.3f'):>11}")  # fmt: skip
     k = s["kill"]
     if k.get("minus_session_s") is not None:
-        print(f"{'  kill minus session timeout':<38}{_fmt(k['minus_session_s']):>10}"
+        print(f"{'  kill minus session timeout':<38}{fmt(k['minus_session_s'], '.3f'):>10}"
               f"   (session.timeout.ms={p['session_timeout_ms']})")  # fmt: skip
     print()
     hdr = f"{'end-to-end latency, 1 record / 5 ms':<38}{'p50 ms':>10}{'p99 ms':>10}{'received':>16}"
@@ -544,10 +533,10 @@ def print_table(report: dict) -> None:
     print("-" * len(hdr))
     for mode, label in (("assign", "(a) assign() all 6 partitions"), ("group", "(b) group member, subscribed")):
         r = s[mode]
-        print(f"{label:<38}{_fmt(r['p50_ms'], '.2f'):>10}{_fmt(r['p99_ms'], '.2f'):>10}"
+        print(f"{label:<38}{fmt(r['p50_ms'], '.2f'):>10}{fmt(r['p99_ms'], '.2f'):>10}"
               f"{r['received']:>9}/{r['expected']:<6}")  # fmt: skip
     d = s["latency_added"]
-    print(f"{'added by the group (b - a)':<38}{_fmt(d['p50_ms'], '+.2f'):>10}{_fmt(d['p99_ms'], '+.2f'):>10}")
+    print(f"{'added by the group (b - a)':<38}{fmt(d['p50_ms'], '+.2f'):>10}{fmt(d['p99_ms'], '+.2f'):>10}")
     for how in ("leave", "kill"):
         if "anomaly" in s[how]:
             print(f"\nANOMALY ({how}): {s[how]['anomaly']}")

@@ -12,11 +12,33 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def work_dir(name: str) -> Path:
+    """A fresh directory under bench/results/ for one run's data and logs."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = RESULTS / f"{name}-run-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def median(values) -> float | None:
+    """The median of the values that are not None (failed runs); None if none."""
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
 
 
 def worker_argv(module: str, kind: str, args: dict) -> list[str]:
