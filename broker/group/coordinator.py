@@ -43,6 +43,8 @@ def _random_member_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4()}"
 
 
+_MIN_REBALANCE_TIMEOUT_MS = 1000
+
 class GroupCoordinator:
     def __init__(self, config: GroupConfig | None = None, *,
                  new_member_id: Callable[[str], str] = _random_member_id) -> None:
@@ -74,6 +76,10 @@ class GroupCoordinator:
         rebalance_timeout_ms = request.get("rebalance_timeout_ms", -1) if version >= 1 else -1
         if rebalance_timeout_ms < 0:
             rebalance_timeout_ms = session_timeout_ms  # v0: the session timeout doubles as it
+        # At least a second: a join round of 0 ms would complete and start
+        # again in the same tick, over and over (Java's consumer sends
+        # max.poll.interval.ms, never that small).
+        rebalance_timeout_ms = max(rebalance_timeout_ms, _MIN_REBALANCE_TIMEOUT_MS)
         protocol_type = request["protocol_type"]
         protocols = [(p["name"], bytes(p["metadata"])) for p in request["protocols"]]
         waiter = Waiter(handle, version)

@@ -444,8 +444,8 @@ def test_leave_v1_unknown_member_is_top_level_error():
 
 # --- static membership --------------------------------------------------------
 
-def static_stable(c, protocols=(("range", SUB),)):
-    ha, out = join(c, "", instance="ia", protocols=protocols)
+def static_stable(c, protocols=(("range", SUB),), **kw):
+    ha, out = join(c, "", instance="ia", protocols=protocols, **kw)
     a = answer(out, ha)["member_id"]
     h, out = sync(c, a, 1, {a: b"A"}, instance="ia")
     assert c.group("g").state is GroupState.STABLE
@@ -710,3 +710,23 @@ def test_replayed_members_get_fresh_sessions():
 def test_subscription_parser():
     assert subscription_topics(encode_subscription(["a", "bb"], version=3)) == {"a", "bb"}
     assert subscription_topics(b"\x00") is None
+
+
+def test_a_rebalance_timeout_of_zero_does_not_make_the_coordinator_spin():
+    # Two static members asking for rebalance_timeout_ms=0; one leaves and the
+    # other does not rejoin: "nobody rejoined, wait another round" must set a
+    # deadline in a later tick, not "now" again, round after round in one tick.
+    c = make()
+    a = static_stable(c, rebalance=0)
+    hb, out = join(c, "", 10, instance="ib", rebalance=0)
+    ha, out = join(c, a, 20, instance="ia", rebalance=0)
+    b = answer(out, hb)["member_id"]
+    gen = answer(out, ha)["generation_id"]
+    sync(c, b, gen, now=30, instance="ib")
+    sync(c, a, gen, {a: b"A", b: b"B"}, now=30, instance="ia")
+    assert c.group("g").state is GroupState.STABLE
+    out = c.leave_group(H(), {"group_id": "g", "members": [{"member_id": b, "group_instance_id": "ib"}]}, 4, 40)
+    assert c.group("g").state is GroupState.PREPARING_REBALANCE
+    for now in range(40, 5_000, 100):
+        c.tick(now)  # raised AssertionError ("made no progress") without the floor
+        heartbeat(c, a, gen, now=now, instance="ia")  # keeps its session; the answer does not matter here
