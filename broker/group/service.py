@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from client.protocol import ErrorCode
-from client.records import build_batch, iter_batches
+from client.records import CorruptRecordError, build_batch, iter_batches
 
 from . import record_codec
 from .config import GroupConfig
@@ -137,23 +137,39 @@ class GroupService:
                 data = plog.read(offset, _READ_CHUNK).slice
                 if data is None:
                     break
-                raw = data.read()
-                batches = list(iter_batches(raw))
+                try:
+                    batches = list(iter_batches(data.read()))
+                except CorruptRecordError as exc:
+                    batches = []
+                    log.error("%s-%d at offset %d: %s", OFFSETS_TOPIC, index, offset, exc)
                 if not batches:
+                    log.error("%s-%d: stopped loading at offset %d of %d: no whole batch there",
+                              OFFSETS_TOPIC, index, offset, plog.log_end_offset)  # fmt: skip
                     break
                 for batch in batches:
-                    if batch.is_control:
-                        continue
-                    for record in batch.records():
-                        try:
-                            self.coordinator.replay(record_codec.decode(record.key or b"", record.value), now)
-                            replayed += 1
-                        except ValueError as exc:  # FormatError: not ours, or damaged; skip it
-                            log.warning("%s-%d offset %d: skipping a record: %s", OFFSETS_TOPIC, index,
-                                        record.offset, exc)  # fmt: skip
+                    replayed += self._replay_batch(batch, index, now)
                 offset = batches[-1].next_offset
         if replayed:
             log.info("loaded %d records of %s into the group coordinator", replayed, OFFSETS_TOPIC)
+        return replayed
+
+    def _replay_batch(self, batch, index: int, now: int) -> int:
+        """Replay one batch's records; a damaged batch or record is logged
+        and skipped, so one bad record cannot keep the broker from starting."""
+        if batch.is_control:
+            return 0
+        try:
+            records = batch.records()
+        except CorruptRecordError as exc:
+            log.error("%s-%d: skipping the batch at offset %d: %s", OFFSETS_TOPIC, index, batch.base_offset, exc)
+            return 0
+        replayed = 0
+        for record in records:
+            try:
+                self.coordinator.replay(record_codec.decode(record.key or b"", record.value), now)
+                replayed += 1
+            except Exception as exc:  # noqa: BLE001 - a FormatError, or a record the coordinator refuses
+                log.error("%s-%d offset %d: skipping a record: %s", OFFSETS_TOPIC, index, record.offset, exc)
         return replayed
 
     # -- requests ------------------------------------------------------------
@@ -209,7 +225,8 @@ class GroupService:
     # -- time ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Tick the coordinator at its deadlines, forever."""
+        """Tick the coordinator at its deadlines, forever. A coordinator fault
+        costs one tick (logged, then a second's pause), never the broker."""
         while True:
             self._wake = trio.Event()
             deadline = self.coordinator.next_deadline_ms()
@@ -218,4 +235,8 @@ class GroupService:
             else:
                 with trio.move_on_after(max(deadline - _now_ms(), 0) / 1000):
                     await self._wake.wait()
-            self._apply(self.coordinator.tick(_now_ms()))
+            try:
+                self._apply(self.coordinator.tick(_now_ms()))
+            except Exception:  # noqa: BLE001 - see the docstring
+                log.exception("group coordinator tick failed")
+                await trio.sleep(1)

@@ -41,6 +41,10 @@ class HandlerSpec:
     min_version: int
     max_version: int
     handle: Handle
+    # A handler that waits on other clients (JoinGroup, SyncGroup: until the
+    # group's members come, up to their rebalance timeout) must not hold a
+    # slot of queued.max.requests meanwhile, or parked joins starve the broker.
+    parks: bool = False
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
@@ -50,7 +54,8 @@ def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
     """The handlers by API key, each checked against the protocol tables."""
     registry: dict[int, HandlerSpec] = {}
     for module in modules:
-        spec = HandlerSpec(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle)
+        spec = HandlerSpec(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
+                           getattr(module, "PARKS", False))  # fmt: skip
         api = APIS.get(spec.api_key)
         if api is None or not (api.request.is_valid(spec.min_version) and api.request.is_valid(spec.max_version)):
             raise ValueError(f"{module.__name__} declares versions the protocol tables do not have")

@@ -155,8 +155,11 @@ class Connection:
             raise CloseConnection(f"unsupported version {header.api_version} of api key {header.api_key}")
         request = codec.decode(APIS[header.api_key].request, header.api_version, buf[pos:])
         ctx = RequestContext(self.broker, header, self.peer)
-        async with self.broker.request_limiter:
+        if spec.parks:  # waits on other clients: no queued.max.requests slot (see HandlerSpec)
             body = await spec.handle(ctx, request)
+        else:
+            async with self.broker.request_limiter:
+                body = await spec.handle(ctx, request)
         if body is None:
             return None
         out = encode_response_segments(header.api_key, header.api_version, header.correlation_id, body)

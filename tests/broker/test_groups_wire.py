@@ -101,3 +101,54 @@ def test_partition_for_is_kafkas_abs_of_the_hash_modulo_the_count():
     assert partition_for("hello", 50) == 99162322 % 50
     assert partition_for("polygenelubricants", 50) == 0  # Kafka's Utils.abs maps MIN_VALUE to 0
     assert all(0 <= partition_for(f"g{i}", 7) < 7 for i in range(200))
+
+
+async def test_a_parked_join_does_not_hold_a_request_slot(tmp_path, nursery):
+    # One slot for the whole broker (queued.max.requests=1) and a JoinGroup
+    # parked by the initial rebalance delay: other requests still get answers.
+    config = BrokerConfig.from_properties({
+        "listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "data"), "queued.max.requests": "1",
+        "group.initial.rebalance.delay.ms": "3000", "offsets.topic.num.partitions": "1",
+    })  # fmt: skip
+    broker = await nursery.start(Broker(config).serve)
+    joiner, other = await _connect(broker), await _connect(broker)
+    join = {"group_id": "slow", "session_timeout_ms": 10_000, "rebalance_timeout_ms": 10_000, "member_id": "",
+            "group_instance_id": None, "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}
+    _, first = await _call(joiner, JOIN, 5, join)
+    parked = {**join, "member_id": first["member_id"]}
+    from client.protocol import RequestHeader, encode_frame, encode_request
+
+    await joiner.send_all(encode_frame(encode_request(RequestHeader(JOIN, 5, 2, "t"), parked)))  # parks ~3 s
+    await trio.sleep(0.2)
+    with trio.fail_after(1.5):
+        _, meta = await _call(other, 3, 1, {"topics": []})
+    assert meta["brokers"]
+
+
+async def test_a_damaged_record_in_consumer_offsets_does_not_stop_the_broker(tmp_path, nursery):
+    from broker.storage.log_manager import LogManager
+    from client.records import build_batch
+
+    config = _config(tmp_path / "data")
+    async with trio.open_nursery() as first:
+        broker = await first.start(Broker(config).serve)
+        peer = await _connect(broker)
+        await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
+        commit = {"group_id": "solid", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
+                  "retention_time_ms": -1, "topics": [{"name": "t", "partitions": [
+                      {"partition_index": 0, "committed_offset": 7, "committed_leader_epoch": -1,
+                       "committed_metadata": None}]}]}  # fmt: skip
+        _, answer = await _call(peer, COMMIT, 7, commit)
+        assert answer["topics"][0]["partitions"][0]["error_code"] == 0
+        broker.request_stop()
+    # Garbage keys and values in every partition of the topic, behind the good record.
+    manager = LogManager([tmp_path / "data"], config.log_defaults)
+    manager.startup()
+    for lg in manager.all_logs():
+        if lg.name.startswith(OFFSETS_TOPIC):
+            lg.append_as_leader(build_batch([(b"\x00\x09junk", b"x", 1, ()), (b"\x00\x01\x00", None, 1, ())]), 0)
+    manager.shutdown()
+    again = await nursery.start(Broker(config).serve)
+    peer = await _connect(again)
+    _, fetched = await _call(peer, FETCH_OFFSETS, 7, {"group_id": "solid", "topics": None, "require_stable": False})
+    assert [p["committed_offset"] for t in fetched["topics"] for p in t["partitions"]] == [7]
