@@ -199,11 +199,15 @@ class GroupMembership:
                 if self.config.enable_auto_commit:
                     positions = self._positions()
                     await self._commit_quietly({tp: positions[tp] for tp in action.partitions if tp in positions})
-                await _call(self.listener.on_revoked, action.partitions)
-                self._set_assignment(action.assignment)
+                try:
+                    await _call(self.listener.on_revoked, action.partitions)
+                finally:  # revoked even if the listener raised (Java's rule): no fetch, no commit of them
+                    self._set_assignment(action.assignment)
             elif action.kind == "lost":
-                await _call(self.listener.on_lost or self.listener.on_revoked, action.partitions)
-                self._set_assignment(action.assignment)
+                try:
+                    await _call(self.listener.on_lost or self.listener.on_revoked, action.partitions)
+                finally:
+                    self._set_assignment(action.assignment)
             else:
                 self._set_assignment(action.assignment)
                 for tp, offset in action.positions.items():
@@ -228,15 +232,17 @@ class GroupMembership:
         """Revoke (or, outside a generation, lose) everything, in this task."""
         self._drop_actions()
         owned = set(self.owned)
-        if owned:
-            if self.generation >= 0:
-                if commit and self.config.enable_auto_commit:
-                    await self._commit_quietly(self._positions())
-                await _call(self.listener.on_revoked, owned)
-            else:
-                await _call(self.listener.on_lost or self.listener.on_revoked, owned)
-        self._set_assignment(set())
-        self.owned = set()
+        try:
+            if owned:
+                if self.generation >= 0:
+                    if commit and self.config.enable_auto_commit:
+                        await self._commit_quietly(self._positions())
+                    await _call(self.listener.on_revoked, owned)
+                else:
+                    await _call(self.listener.on_lost or self.listener.on_revoked, owned)
+        finally:
+            self._set_assignment(set())
+            self.owned = set()
 
     async def close(self) -> None:
         """Commit (auto-commit), revoke, and leave unless a static member."""

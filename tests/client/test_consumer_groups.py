@@ -548,3 +548,26 @@ async def test_members_find_the_coordinator_again_after_a_broker_restart(tmp_pat
             await m.stop()
     finally:
         broker.close()
+
+
+async def test_a_raising_on_revoked_still_revokes(bootstrap, nursery):
+    # Java's rule: the listener's exception reaches poll, but the partitions
+    # are revoked all the same, so they are neither fetched nor committed.
+    tps = await make_topic(bootstrap, nursery, "raise2", 2)
+
+    async def broken(partitions):
+        raise RuntimeError("listener bug")
+
+    async with Consumer(bootstrap_servers=bootstrap, group_id="g-raise", **MEMBER) as c:
+        c.subscribe(["raise2"], on_revoked=broken)
+        with trio.fail_after(10):
+            while c.assignment() != set(tps):
+                await c.poll(timeout=0.1)
+        other = Member(bootstrap, "g-raise", ["raise2"])
+        await nursery.start(other.run)
+        with trio.fail_after(15):
+            with pytest.raises(RuntimeError, match="listener bug"):
+                while True:
+                    await c.poll(timeout=0.1)
+        assert c.assignment() != set(tps)  # the revoked partitions are gone even though the listener raised
+        await other.stop()
