@@ -144,6 +144,8 @@ class GroupMembership:
         self._next_auto_commit = 0.0
         self._group_counts: dict[str, int] = {}  # leader: partition counts it assigned from
         self._subscription_topics: list[str] = []  # what the last JoinGroup asked for
+        self._commit_seq = 0  # numbers commits, so a retried one never overtakes a newer one
+        self._latest_commit: dict[TopicPartition, int] = {}  # partition -> the newest commit of it
 
     @property
     def subscribed(self) -> bool:
@@ -274,9 +276,21 @@ class GroupMembership:
             assert cls is not None
             raise cls("not in a group generation: poll to rejoin")
 
+        # A commit retried after a newer one of the same partitions was made
+        # (an auto-commit waiting out a rebalance, say) must not land after it
+        # and move the group's offsets back: each attempt sends only the
+        # partitions no later commit has claimed.
+        self._commit_seq += 1
+        seq = self._commit_seq
+        for tp in offsets:
+            self._latest_commit[tp] = seq
+
         async def attempt(conn: BrokerConnection) -> None:
+            live = {tp: o for tp, o in offsets.items() if self._latest_commit.get(tp) == seq}
+            if not live:
+                return  # superseded by a later commit of every one of them
             generation, member = (self.generation, self.member_id) if self.subscribed else (-1, "")
-            body = commit_request(self.group_id, generation, member, self.config.group_instance_id, offsets)
+            body = commit_request(self.group_id, generation, member, self.config.group_instance_id, live)
             response = await conn.request(OFFSET_COMMIT, body, version=conn.version_for(OFFSET_COMMIT, max_version=8))
             assert response is not None
             for tp, code in commit_errors(response).items():

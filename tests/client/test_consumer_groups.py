@@ -571,3 +571,47 @@ async def test_a_raising_on_revoked_still_revokes(bootstrap, nursery):
                     await c.poll(timeout=0.1)
         assert c.assignment() != set(tps)  # the revoked partitions are gone even though the listener raised
         await other.stop()
+
+
+async def test_a_retried_commit_never_lands_after_a_newer_one_of_the_same_partition(nursery):
+    """The first commit's answer is a retriable error that arrives after a
+    second commit of the same partition succeeded: its retry must not send
+    the older offset again (it would move the group's offset back)."""
+    from client.cluster import Cluster
+    from client.config import ConsumerConfig
+    from client.group.membership import GroupMembership as Membership
+    from client.protocol import ErrorCode
+
+    tp = TopicPartition("t", 0)
+    release = trio.Event()
+    sent: list[int] = []
+
+    class Coordinator:
+        def version_for(self, api_key, **kw):
+            return 8
+
+        async def request(self, api_key, body, version=None):
+            offset = body["topics"][0]["partitions"][0]["committed_offset"]
+            sent.append(offset)
+            code = 0
+            if offset == 100 and sent.count(100) == 1:
+                await release.wait()  # answered only once the newer commit is done
+                code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS  # retriable: the commit is tried again
+            return {"throttle_time_ms": 0, "topics": [{"name": "t", "partitions": [
+                {"partition_index": 0, "error_code": code}]}]}  # fmt: skip
+
+    config = ConsumerConfig(group_id="g", retry_backoff_ms=1)
+    membership = Membership(Cluster(config, nursery), config, lambda a: None, dict, lambda tp, o: None,
+                            lambda: None, nursery)  # fmt: skip
+    coordinator = Coordinator()
+
+    async def connection():
+        return coordinator
+
+    membership._connection = connection
+    async with trio.open_nursery() as n:
+        n.start_soon(membership.commit, {tp: 100})
+        await trio.sleep(0.05)
+        await membership.commit({tp: 150})
+        release.set()
+    assert sent == [100, 150]  # no second 100 after the 150
