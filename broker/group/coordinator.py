@@ -39,8 +39,13 @@ E = ErrorCode
 _TICK_ROUNDS_MAX = 10_000
 
 
+_MEMBER_ID_PREFIX_MAX = 255  # of the client id (or instance id) a member id starts with
+
+
 def _random_member_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4()}"
+    # Kafka uses the whole client id; a client id can be 32 KB, and the member
+    # id must still fit the int16-length strings of the group's record.
+    return f"{prefix[:_MEMBER_ID_PREFIX_MAX]}-{uuid.uuid4()}"
 
 
 _MIN_REBALANCE_TIMEOUT_MS = 1000

@@ -730,3 +730,15 @@ def test_a_rebalance_timeout_of_zero_does_not_make_the_coordinator_spin():
     for now in range(40, 5_000, 100):
         c.tick(now)  # raised AssertionError ("made no progress") without the floor
         heartbeat(c, a, gen, now=now, instance="ia")  # keeps its session; the answer does not matter here
+
+
+def test_a_huge_client_id_still_makes_a_member_id_the_group_record_can_hold():
+    from broker.group.coordinator import GroupCoordinator
+    from broker.group.record_codec import encode
+    from broker.group.records_model import GroupMetadataRecord
+
+    c = GroupCoordinator(GroupConfig(group_initial_rebalance_delay_ms=0))
+    h, out = join(c, "", 0, version=3, client_id="c" * 32_000)  # v3: an id at once, no handshake
+    member_id = answer(out, h)["member_id"]
+    assert len(member_id) < 300 and member_id.startswith("c" * 255 + "-")
+    encode(GroupMetadataRecord.of(c.group("g")))  # raised ValueError (string too long) before
