@@ -493,10 +493,16 @@ def _has_fileno(stream: Any) -> bool:
     return True
 
 
-async def _read_lines(stream: Any):
+class _LineTooLong:
+    """Stands for a line longer than any record may be: it is not kept."""
+
+
+async def _read_lines(stream: Any, max_line: int):
     """The stream's lines, without their trailing \\n, a list per chunk read.
     Reads happen in a thread so the producer's sender keeps running while
-    a slow pipe or a terminal makes us wait."""
+    a slow pipe or a terminal makes us wait. A line over `max_line` bytes
+    (binary input without newlines, say) is dropped as it is read and given
+    as a `_LineTooLong`: memory stays bounded whatever the input."""
     import trio
 
     read = getattr(stream, "read1", stream.read)  # read1: what is there now, up to the chunk size
@@ -510,14 +516,23 @@ async def _read_lines(stream: Any):
             return os.read(fd, n)
 
     rest = b""
+    skipping = False  # inside a line already over max_line: drop up to its newline
     while True:
         chunk = await trio.to_thread.run_sync(read, _READ_CHUNK_BYTES, abandon_on_cancel=True)
         if not chunk:
-            if rest:
-                yield [rest]  # a last line without a newline is a record too
+            if rest or skipping:
+                yield [_LineTooLong() if skipping else rest]  # a last line without a newline is a record too
             return
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
+        if skipping and lines:
+            lines[0] = _LineTooLong()
+            skipping = False
+        elif skipping:
+            rest = b""
+        if len(rest) > max_line:
+            rest, skipping = b"", True
+        lines = [_LineTooLong() if isinstance(x, bytes) and len(x) > max_line else x for x in lines]
         if lines:
             yield lines
 
@@ -623,9 +638,14 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
         send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
         sep_len = len(separator) if separator is not None else 0
         line_number = 0
-        async for lines in _read_lines(stream):
+        limit = producer.config.max_request_size
+        async for lines in _read_lines(stream, limit):
             for line in lines:
                 line_number += 1
+                if isinstance(line, _LineTooLong):
+                    on_delivery(None, MessageTooLargeError(f"line {line_number} is over max_request_size ({limit})"))
+                    stats.sent += 1
+                    continue
                 key = None
                 if separator is not None:
                     key, found, value = line.partition(separator)

@@ -339,3 +339,25 @@ def test_review_fixes_too_large_line_offset_past_end_with_e(bootstrap):
     result = riverlog("consume", "pc-big-line", "--offset", "10", "-e", "--bootstrap", bootstrap)
     assert result.exit_code == 1
     assert_one_line_error(result.stderr, "offset 10 is out of range for pc-big-line-0")
+
+
+async def test_the_line_reader_drops_overlong_lines_as_it_reads():
+    import io
+
+    from client.cli import _LineTooLong, _read_lines
+
+    data = b"ok\n" + b"x" * 50 + b"\nfine\n" + b"y" * 3000 + b"\n" + b"z" * 40  # 3000: over several chunks
+    stream = io.BytesIO(data)
+    out = []
+    import client.cli as cli
+
+    old = cli._READ_CHUNK_BYTES
+    cli._READ_CHUNK_BYTES = 64  # many small reads, so long lines span chunks
+    try:
+        async for lines in _read_lines(stream, max_line=45):
+            out += lines
+    finally:
+        cli._READ_CHUNK_BYTES = old
+    shape = [x if isinstance(x, bytes) else "too long" for x in out]
+    assert shape == [b"ok", "too long", b"fine", "too long", b"z" * 40]
+    assert all(isinstance(x, (bytes, _LineTooLong)) for x in out)
