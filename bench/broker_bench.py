@@ -40,10 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.workers import cpu_model, fmt, median, run_worker, work_dir
+from bench.workers import ROOT, cpu_model, fmt, median, run_worker, serve_worker, work_dir, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 6
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -412,13 +410,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        a = json.loads(args.worker)
-        print(json.dumps(WORKERS[a.pop("kind")](a)), flush=True)
+        serve_worker(args.worker, WORKERS)
         return
     report = run(args)
     print_table(report)
-    out = RESULTS / "broker.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_report("broker", report)
     print(f"\nwrote {out.relative_to(ROOT)}")
 
 

@@ -32,10 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.workers import fmt, machine, run_worker
+from bench.workers import ROOT, RESULTS, fmt, machine, run_worker, serve_worker, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 6
 SIZES = (100, 1024)
 
@@ -202,12 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        a = json.loads(args.worker)
-        print(json.dumps(WORKERS[a.pop("kind")](a)), flush=True)
+        serve_worker(args.worker, WORKERS)
         return
     report = run(args)
-    out = RESULTS / "client.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_report("client", report)
     print(f"machine: {report['machine']}\nwrote {out.relative_to(ROOT)}")
 
 

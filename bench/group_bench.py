@@ -62,10 +62,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.workers import fmt, machine, median, run_worker, work_dir, worker_argv
+from bench.workers import ROOT, fmt, machine, median, run_worker, serve_worker, work_dir, worker_argv, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 6
 MEMBERS = 3
 SEND_INTERVAL_S = 0.005
@@ -556,15 +554,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        a = json.loads(args.worker)
-        out = WORKERS[a.pop("kind")](a)
-        if out is not None:
-            print(json.dumps(out), flush=True)
+        serve_worker(args.worker, WORKERS)
         return
     report = run(args)
     print_table(report)
-    out = RESULTS / "group.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_report("group", report)
     print(f"\nwrote {out.relative_to(ROOT)}")
 
 

@@ -64,6 +64,22 @@ def run_worker(module: str, kind: str, args: dict, timeout: float) -> dict:
     return json.loads(lines[-1])
 
 
+def serve_worker(spec: str, workers: dict) -> None:
+    """The child side of `run_worker`: run one worker, print its JSON answer."""
+    args = json.loads(spec)
+    result = workers[args.pop("kind")](args)
+    if result is not None:
+        print(json.dumps(result), flush=True)
+
+
+def write_report(name: str, report: dict) -> Path:
+    """bench/results/NAME.json, for the figures in README."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
 def cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
