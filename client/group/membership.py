@@ -146,6 +146,7 @@ class GroupMembership:
         self._subscription_topics: list[str] = []  # what the last JoinGroup asked for
         self._commit_seq = 0  # numbers commits, so a retried one never overtakes a newer one
         self._latest_commit: dict[TopicPartition, int] = {}  # partition -> the newest commit of it
+        self._commits_running: dict[int, trio.Event] = {}  # commit number -> set when it has finished
 
     @property
     def subscribed(self) -> bool:
@@ -279,47 +280,59 @@ class GroupMembership:
         # A commit retried after a newer one of the same partitions was made
         # (an auto-commit waiting out a rebalance, say) must not land after it
         # and move the group's offsets back: each attempt sends only the
-        # partitions no later commit has claimed.
+        # partitions no later commit has claimed, and the commit returns once
+        # those later commits have finished too, so what committed() reads
+        # afterwards is never older than this commit's offsets.
         self._commit_seq += 1
         seq = self._commit_seq
         for tp in offsets:
             self._latest_commit[tp] = seq
+        done = self._commits_running[seq] = trio.Event()
+        try:
+            await self._with_coordinator(lambda conn: self._commit_attempt(conn, seq, offsets))
+        finally:
+            done.set()
+            del self._commits_running[seq]
+        newer = {self._latest_commit[tp] for tp in offsets} - {seq}
+        for later in sorted(newer):
+            event = self._commits_running.get(later)
+            if event is not None:
+                await event.wait()
 
-        async def attempt(conn: BrokerConnection) -> None:
-            live = {tp: o for tp, o in offsets.items() if self._latest_commit.get(tp) == seq}
-            if not live:
-                return  # superseded by a later commit of every one of them
-            generation, member = (self.generation, self.member_id) if self.subscribed else (-1, "")
-            body = commit_request(self.group_id, generation, member, self.config.group_instance_id, live)
-            response = await conn.request(OFFSET_COMMIT, body, version=conn.version_for(OFFSET_COMMIT, max_version=8))
-            assert response is not None
-            for tp, code in commit_errors(response).items():
-                if code == 0:
-                    continue
-                if code in (ErrorCode.REBALANCE_IN_PROGRESS, ErrorCode.ILLEGAL_GENERATION) and self.subscribed:
-                    # A join of ours under way (cooperative: we keep partitions
-                    # through it): commit again once it has synced.
-                    joining = not self._stable or generation != self.generation
-                    if joining and offsets.keys() <= self.owned:
-                        with trio.move_on_after(self.config.max_poll_interval_ms / 1000):
-                            await self._synced.wait()
-                        if self.generation >= 0 and offsets.keys() <= self.owned:
-                            raise _Retry(backoff=False)
-                    elif code == ErrorCode.REBALANCE_IN_PROGRESS and offsets.keys() <= self.owned:
-                        raise _Retry()  # synced, but the group is not yet Stable: a moment more
-                if code in (ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID):
-                    if (generation, member) == (self.generation, self.member_id) and self.subscribed:
-                        self._member_error(code)
-                    raise CommitFailedError(
-                        f"commit of {tp.topic}-{tp.partition} failed: {ErrorCode(code).name}: the group "
-                        "rebalanced and assigned the partitions to another member")
-                if code == ErrorCode.REBALANCE_IN_PROGRESS:
-                    self._need_rejoin = True
-                    self._wake()
-                self._check_coordinator_code(code)
-                raise error_for_code(code)(f"OffsetCommit {tp.topic}-{tp.partition}")  # type: ignore[misc]
-
-        await self._with_coordinator(attempt)
+    async def _commit_attempt(self, conn: BrokerConnection, seq: int, offsets: dict[TopicPartition, int]) -> None:
+        """One OffsetCommit of what commit number `seq` still owns."""
+        live = {tp: o for tp, o in offsets.items() if self._latest_commit.get(tp) == seq}
+        if not live:
+            return  # superseded by a later commit of every one of them
+        generation, member = (self.generation, self.member_id) if self.subscribed else (-1, "")
+        body = commit_request(self.group_id, generation, member, self.config.group_instance_id, live)
+        response = await conn.request(OFFSET_COMMIT, body, version=conn.version_for(OFFSET_COMMIT, max_version=8))
+        assert response is not None
+        for tp, code in commit_errors(response).items():
+            if code == 0:
+                continue
+            if code in (ErrorCode.REBALANCE_IN_PROGRESS, ErrorCode.ILLEGAL_GENERATION) and self.subscribed:
+                # A join of ours under way (cooperative: we keep partitions
+                # through it): commit again once it has synced.
+                joining = not self._stable or generation != self.generation
+                if joining and offsets.keys() <= self.owned:
+                    with trio.move_on_after(self.config.max_poll_interval_ms / 1000):
+                        await self._synced.wait()
+                    if self.generation >= 0 and offsets.keys() <= self.owned:
+                        raise _Retry(backoff=False)
+                elif code == ErrorCode.REBALANCE_IN_PROGRESS and offsets.keys() <= self.owned:
+                    raise _Retry()  # synced, but the group is not yet Stable: a moment more
+            if code in (ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID):
+                if (generation, member) == (self.generation, self.member_id) and self.subscribed:
+                    self._member_error(code)
+                raise CommitFailedError(
+                    f"commit of {tp.topic}-{tp.partition} failed: {ErrorCode(code).name}: the group "
+                    "rebalanced and assigned the partitions to another member")
+            if code == ErrorCode.REBALANCE_IN_PROGRESS:
+                self._need_rejoin = True
+                self._wake()
+            self._check_coordinator_code(code)
+            raise error_for_code(code)(f"OffsetCommit {tp.topic}-{tp.partition}")  # type: ignore[misc]
 
     def commit_async(self, offsets: Mapping[TopicPartition, int], callback: Callable | None = None) -> None:
         """Commit in the background; `callback(offsets, error_or_None)`."""

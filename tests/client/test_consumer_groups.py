@@ -527,7 +527,10 @@ async def test_members_find_the_coordinator_again_after_a_broker_restart(tmp_pat
     try:
         bootstrap = broker.bootstrap
         tps = await make_topic(bootstrap, nursery, "restart4", 4)
-        members = [Member(bootstrap, "g-restart", ["restart4"], reconnect_backoff_max_ms=200) for _ in range(2)]
+        # No auto-commit: a periodic commit of the positions (0) made while
+        # the test's explicit commit is answered would overwrite it.
+        members = [Member(bootstrap, "g-restart", ["restart4"], reconnect_backoff_max_ms=200,
+                          enable_auto_commit=False) for _ in range(2)]  # fmt: skip
         for m in members:
             await nursery.start(m.run)
         await wait_until(lambda: covers_exactly(members, tps))
@@ -615,3 +618,55 @@ async def test_a_retried_commit_never_lands_after_a_newer_one_of_the_same_partit
         await membership.commit({tp: 150})
         release.set()
     assert sent == [100, 150]  # no second 100 after the 150
+
+
+async def test_a_superseded_commit_returns_only_once_the_newer_commit_has_finished(nursery):
+    """A commit whose partitions a newer commit claimed sends nothing more,
+    but returns only when that newer commit is done: a caller reading
+    committed() right after its commit() must not see an older offset."""
+    from client.cluster import Cluster
+    from client.config import ConsumerConfig
+    from client.group.membership import GroupMembership as Membership
+    from client.protocol import ErrorCode
+
+    tp = TopicPartition("t", 0)
+    gates = {100: trio.Event(), 150: trio.Event()}
+    sent: list[int] = []
+
+    class Coordinator:
+        def version_for(self, api_key, **kw):
+            return 8
+
+        async def request(self, api_key, body, version=None):
+            offset = body["topics"][0]["partitions"][0]["committed_offset"]
+            sent.append(offset)
+            await gates[offset].wait()
+            code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if offset == 100 else 0
+            return {"throttle_time_ms": 0, "topics": [{"name": "t", "partitions": [
+                {"partition_index": 0, "error_code": code}]}]}  # fmt: skip
+
+    config = ConsumerConfig(group_id="g", retry_backoff_ms=1)
+    membership = Membership(Cluster(config, nursery), config, lambda a: None, dict, lambda tp, o: None,
+                            lambda: None, nursery)  # fmt: skip
+
+    async def connection():
+        return Coordinator()
+
+    membership._connection = connection
+    finished: list[int] = []
+
+    async def commit(offset: int) -> None:
+        await membership.commit({tp: offset})
+        finished.append(offset)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(commit, 100)
+        await trio.sleep(0.05)
+        n.start_soon(commit, 150)
+        await trio.sleep(0.05)
+        gates[100].set()  # the older commit's retriable failure: its retry finds itself superseded
+        await trio.sleep(0.2)
+        assert finished == []  # ... and waits for the newer one
+        gates[150].set()
+    assert sent == [100, 150]
+    assert finished == [150, 100]
