@@ -1,9 +1,16 @@
-"""The API tables, one module per API, indexed by API key."""
+"""The API tables, one module per API, indexed by API key.
+
+Having a table does not make the broker serve an API: ApiVersions is built
+from the handlers (broker/handlers), so the KRaft quorum's tables (Vote,
+BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot) are here
+for the controller's own wire code and are not advertised to clients.
+"""
 
 from ..schema import Api
 from . import (
     alter_configs,
     api_versions,
+    begin_quorum_epoch,
     create_partitions,
     create_topics,
     delete_groups,
@@ -12,7 +19,10 @@ from . import (
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_quorum,
+    end_quorum_epoch,
     fetch,
+    fetch_snapshot,
     find_coordinator,
     heartbeat,
     incremental_alter_configs,
@@ -27,6 +37,7 @@ from . import (
     offset_fetch,
     produce,
     sync_group,
+    vote,
 )
 
 APIS: dict[int, Api] = {
@@ -38,5 +49,7 @@ APIS: dict[int, Api] = {
         delete_topics, delete_records, init_producer_id, describe_configs,
         alter_configs, create_partitions, delete_groups,
         incremental_alter_configs, offset_delete, describe_cluster,
+        vote, begin_quorum_epoch, end_quorum_epoch, describe_quorum,
+        fetch_snapshot,
     )
 }
