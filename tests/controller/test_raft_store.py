@@ -62,12 +62,15 @@ def test_quorum_state_is_kafka_json(tmp_path):
     assert doc == {"leaderId": 3, "leaderEpoch": 7, "votedId": 2, "data_version": 0}
 
 
-def test_each_run_of_one_epoch_is_one_batch_stamped_with_that_epoch(tmp_path):
+def test_each_entry_is_one_batch_stamped_with_its_epoch(tmp_path):
+    # One batch per entry, so a truncation never has to cut a batch and
+    # rewrite a durable prefix (see the module docstring).
     store = RaftStore(tmp_path)
     store.write(Ready(entries=entries(0, 2, 1) + entries(2, 1, 2, control=True) + entries(3, 3, 2)))
     data = store.log.read(0, 1 << 20).slice.read()
     shape = [(b.base_offset, b.last_offset, b.partition_leader_epoch, b.is_control) for b in iter_batches(data)]
-    assert shape == [(0, 1, 1, False), (2, 2, 2, True), (3, 5, 2, False)]
+    assert shape == [(0, 0, 1, False), (1, 1, 1, False), (2, 2, 2, True), (3, 3, 2, False), (4, 4, 2, False),
+                     (5, 5, 2, False)]  # fmt: skip
 
 
 def test_control_entries_stay_control_with_their_epochs(tmp_path):
@@ -87,7 +90,7 @@ def test_truncation_then_append_replaces_the_divergent_tail(tmp_path):
     assert store.log.epoch_cache.entries() == [(1, 0), (3, 3)]
 
 
-def test_truncation_inside_a_batch_keeps_the_entries_below_the_cut(tmp_path):
+def test_truncation_keeps_the_entries_below_the_cut(tmp_path):
     store = RaftStore(tmp_path)
     store.write(Ready(entries=entries(0, 6, 1)))
     store.write(Ready(truncate_to=4))
@@ -104,7 +107,7 @@ def test_truncation_across_segments_does_not_come_back(tmp_path):
     assert reopen(tmp_path, config=SMALL_SEGMENTS).load()[2] == entries(0, 4, 1)
 
 
-def test_truncation_inside_a_batch_that_straddles_the_snapshot_end(tmp_path):
+def test_truncation_just_after_the_snapshot_end(tmp_path):
     store = RaftStore(tmp_path)
     store.write(Ready(entries=entries(0, 8, 1)))
     snap = Snapshot(SnapshotId(4, 1), b"s")
@@ -128,12 +131,12 @@ def test_a_torn_log_tail_is_cut_and_earlier_entries_survive(tmp_path):
     store.write(Ready(entries=entries(0, 3, 1)))
     store.write(Ready(entries=entries(3, 3, 1)))
     (seg,) = segment_files(tmp_path)
-    os.truncate(seg, seg.stat().st_size - 5)
+    os.truncate(seg, seg.stat().st_size - 5)  # into the last entry's batch
     again = reopen(tmp_path)
-    assert again.load()[2] == entries(0, 3, 1)
-    assert again.end_offset == 3
-    again.write(Ready(entries=entries(3, 1, 2)))  # appends go on from the cut
-    assert reopen(tmp_path).load()[2] == entries(0, 3, 1) + entries(3, 1, 2)
+    assert again.load()[2] == entries(0, 3, 1) + entries(3, 2, 1)
+    assert again.end_offset == 5
+    again.write(Ready(entries=entries(5, 1, 2)))  # appends go on from the cut
+    assert reopen(tmp_path).load()[2] == entries(0, 3, 1) + entries(3, 2, 1) + entries(5, 1, 2)
 
 
 def test_a_corrupt_log_tail_is_cut(tmp_path):
@@ -144,7 +147,7 @@ def test_a_corrupt_log_tail_is_cut(tmp_path):
     raw = bytearray(seg.read_bytes())
     raw[-3] ^= 0xFF  # inside the last batch's records: its CRC fails
     seg.write_bytes(bytes(raw))
-    assert reopen(tmp_path).load()[2] == entries(0, 2, 1)
+    assert reopen(tmp_path).load()[2] == entries(0, 2, 1) + entries(2, 1, 1)
 
 
 def test_snapshot_in_a_ready_replaces_the_whole_log(tmp_path):
