@@ -1,0 +1,132 @@
+"""The controller listener's transport: Kafka frames over TCP between the
+members of the quorum, one request at a time per connection.
+
+Kafka answers the requests on a connection in order, and a leader holds a
+Fetch for up to fetch_max_wait_ms, so a driver keeps Fetch and the election
+RPCs on separate connections (see raft_driver.py): a Vote never waits
+behind a long-polled Fetch.
+
+- ``serve_connection``: read frames (bounded by ``max_frame_bytes``), decode
+  them, answer ApiVersions itself, hand the rest to ``handle``, write the
+  answer. A frame it cannot decode or an API it does not serve closes the
+  connection (there is no request to answer); nothing raises out of it.
+- ``PeerLink``: one outbound connection, reconnected on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from client.protocol import (
+    FrameDecoder,
+    ProtocolError,
+    RequestHeader,
+    UnsupportedApi,
+    decode_request,
+    decode_response,
+    encode_frame,
+    encode_request,
+    encode_response,
+)
+
+from .wire import READ_VERSIONS
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = 18
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # a fetch answer or a snapshot chunk (1 MiB each) with room to spare
+_RECEIVE_BYTES = 64 * 1024
+
+Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
+
+
+def api_versions_body() -> dict:
+    keys = [{"api_key": API_VERSIONS, "min_version": 0, "max_version": 3}]
+    keys += [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(READ_VERSIONS.items())]
+    return {"error_code": 0, "api_keys": keys, "throttle_time_ms": 0}
+
+
+async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    decoder = FrameDecoder(max_frame_bytes)
+    peer = _peer_name(stream)
+    try:
+        async with stream:
+            while True:
+                data = await stream.receive_some(_RECEIVE_BYTES)
+                if not data:
+                    return
+                decoder.feed(data)
+                while (frame := decoder.next_frame()) is not None:
+                    header, body = decode_request(frame)
+                    if header.api_key == API_VERSIONS:
+                        answer: dict | None = api_versions_body()
+                        version = min(header.api_version, 3)
+                    else:
+                        if header.api_key not in READ_VERSIONS:
+                            raise UnsupportedApi(header.api_key, header.api_version)
+                        answer, version = await handle(header, body), header.api_version
+                    if answer is None:
+                        return  # nothing to say (the core did not answer in time): the peer retries
+                    await stream.send_all(encode_frame(encode_response(header.api_key, version,
+                                                                       header.correlation_id, answer)))  # fmt: skip
+    except UnsupportedApi as exc:
+        log.warning("controller listener: %s from %s: closing", exc, peer)
+    except (ProtocolError, ValueError) as exc:
+        log.warning("controller listener: bad request from %s: %s: closing", peer, exc)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    try:
+        host, port, *_ = stream.socket.getpeername()  # type: ignore[attr-defined]
+        return f"{host}:{port}"
+    except (AttributeError, OSError, ValueError):
+        return "?"
+
+
+class PeerLink:
+    """One connection to a quorum member, used for one request at a time."""
+
+    def __init__(self, host: str, port: int, client_id: str, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.host, self.port = host, port
+        self.client_id = client_id
+        self.max_frame_bytes = max_frame_bytes
+        self._stream: trio.SocketStream | None = None
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._correlation = 0
+
+    async def request(self, api_key: int, version: int, body: dict, timeout_s: float) -> dict:
+        """Send one request and return the decoded response body. Any failure
+        (no connection, a timeout, a bad frame) closes the connection and
+        raises ConnectionError."""
+        try:
+            with trio.fail_after(timeout_s if math.isfinite(timeout_s) else 3600):
+                if self._stream is None:
+                    self._stream = await trio.open_tcp_stream(self.host, self.port)
+                    self._decoder = FrameDecoder(self.max_frame_bytes)
+                self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+                header = RequestHeader(api_key, version, self._correlation, self.client_id)
+                await self._stream.send_all(encode_frame(encode_request(header, body)))
+                while (frame := self._decoder.next_frame()) is None:
+                    data = await self._stream.receive_some(_RECEIVE_BYTES)
+                    if not data:
+                        raise ConnectionError("connection closed by the peer")
+                    self._decoder.feed(data)
+                correlation, answer = decode_response(api_key, version, frame)
+                if correlation != self._correlation:
+                    raise ProtocolError(f"correlation id {correlation}, expected {self._correlation}")
+                return answer
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError, ProtocolError, ValueError, ConnectionError) as exc:
+            await self.aclose()
+            raise ConnectionError(f"{self.host}:{self.port}: {exc or type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()

@@ -1,0 +1,177 @@
+"""The Trio driver: real sockets on loopback, real files, the Kafka codec;
+three voters (and an observer) in one Trio run."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+import trio
+
+from broker.controller.raft.core import NotLeaderError
+from broker.controller.raft.roles import RaftConfig, Role
+from broker.controller.raft_driver import RaftDriver
+
+FAST = {"tick_ms": 10, "election_timeout_ms": 200, "fetch_timeout_ms": 400, "fetch_max_wait_ms": 100,
+        "request_timeout_ms": 400, "election_backoff_max_ms": 200}  # fmt: skip
+
+
+class ListMachine:
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.restored = 0
+
+    def apply(self, entry) -> None:
+        self.items.append(entry.data)
+
+    def snapshot(self) -> bytes:
+        return b"\n".join(self.items)
+
+    def restore(self, data: bytes) -> None:
+        self.restored += 1
+        self.items = data.split(b"\n") if data else []
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Cluster:
+    def __init__(self, tmp_path, nursery, voters=(1, 2, 3), observers=(), **driver_options) -> None:
+        self.tmp_path, self.nursery = tmp_path, nursery
+        self.voters = frozenset(voters)
+        ids = (*voters, *observers)
+        self.addresses = {n: ("127.0.0.1", p) for n, p in zip(ids, free_ports(len(ids)))}
+        self.options = driver_options
+        self.drivers: dict[int, RaftDriver] = {}
+        self.scopes: dict[int, trio.CancelScope] = {}
+
+    async def start(self, node: int) -> RaftDriver:
+        driver = RaftDriver(RaftConfig(node, self.voters, **FAST), self.tmp_path / f"node{node}", ListMachine(),
+                            cluster_id="test-cluster", peers={v: self.addresses[v] for v in self.voters},
+                            listen=self.addresses[node], **self.options)  # fmt: skip
+        scope = trio.CancelScope()
+
+        async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await driver.serve(task_status=task_status)
+
+        await self.nursery.start(run)
+        self.drivers[node], self.scopes[node] = driver, scope
+        return driver
+
+    def stop(self, node: int) -> None:
+        self.scopes.pop(node).cancel()
+        self.drivers.pop(node)
+
+    async def leader(self, timeout: float = 10, exclude=()) -> RaftDriver:
+        with trio.fail_after(timeout):
+            while True:
+                for d in self.drivers.values():
+                    if d.core.is_leader and d.node_id not in exclude:
+                        return d
+                await trio.sleep(0.01)
+
+
+async def test_three_voters_elect_a_leader_and_commit_everywhere(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    offsets = []
+    async with trio.open_nursery() as proposers:
+        for k in range(5):
+            async def propose(k=k):
+                for i in range(20):
+                    offsets.append(await leader.propose([b"%d-%d" % (k, i)]))
+            proposers.start_soon(propose)
+    assert len(set(offsets)) == 100
+    end = max(offsets) + 1
+    with trio.fail_after(5):
+        for d in c.drivers.values():
+            await d.wait_applied(end)
+    contents = [d.state_machine.items for d in c.drivers.values()]
+    assert len(contents[0]) == 100 and contents[0] == contents[1] == contents[2]
+
+
+async def test_a_follower_refuses_proposals(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    follower = next(d for d in c.drivers.values() if d is not leader)
+    with pytest.raises(NotLeaderError) as info:
+        await follower.propose([b"x"])
+    assert info.value.leader_id in (leader.node_id, -1)
+
+
+async def test_losing_the_leader_elects_another_that_keeps_every_committed_entry(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    for i in range(10):
+        await leader.propose([b"before-%d" % i])
+    c.stop(leader.node_id)
+    new = await c.leader(exclude={leader.node_id})
+    await new.propose([b"after"])
+    items = new.state_machine.items
+    assert items[:10] == [b"before-%d" % i for i in range(10)] and items[-1] == b"after"
+    # the old leader comes back with its data and catches up as a follower
+    back = await c.start(leader.node_id)
+    with trio.fail_after(5):
+        await back.wait_applied(new.core.applied_offset)
+    assert back.state_machine.items == items and back.core.role is Role.FOLLOWER
+
+
+async def test_a_restarted_quorum_replays_its_log_from_disk(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery, snapshot_interval_entries=25)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    for i in range(60):
+        await leader.propose([b"%d" % i])
+    for n in (1, 2, 3):
+        c.stop(n)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    await leader.propose([b"again"])
+    assert leader.state_machine.items == [b"%d" % i for i in range(60)] + [b"again"]
+    assert leader.state_machine.restored == 1  # from its snapshot, then the log after it
+
+
+async def test_a_voter_far_behind_catches_up_through_the_snapshot(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery, snapshot_interval_entries=20)
+    for n in (1, 2):
+        await c.start(n)
+    leader = await c.leader()
+    for i in range(50):
+        await leader.propose([b"%d" % i])
+    assert leader.core.log_start_offset > 0
+    late = await c.start(3)
+    with trio.fail_after(5):
+        await late.wait_applied(leader.core.applied_offset)
+    assert late.state_machine.restored == 1 and late.state_machine.items == leader.state_machine.items
+
+
+async def test_garbage_on_the_controller_listener_closes_that_connection_only(tmp_path, nursery):
+    c = Cluster(tmp_path, nursery)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    for payload in (struct.pack(">i", -5), struct.pack(">i", 1 << 30), struct.pack(">i", 8) + b"\xff" * 8,
+                    struct.pack(">ihhi", 10, 3, 0, 1) + b"\x00\x00"):  # fmt: skip
+        stream = await trio.open_tcp_stream(*c.addresses[leader.node_id])
+        await stream.send_all(payload)
+        with trio.fail_after(5):
+            assert await stream.receive_some(100) == b""  # closed, no answer
+        await stream.aclose()
+    assert await leader.propose([b"still fine"]) >= 0
