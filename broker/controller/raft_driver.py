@@ -264,6 +264,8 @@ class RaftDriver:
                 )  # fmt: skip
             except (ConnectionError, ValueError) as exc:
                 log.debug("raft node %d -> %d: %s", self.node_id, peer, exc)
+                self.core.peer_unreachable(peer)
+                self._process()
                 await trio.sleep(min(0.05, self.config.tick_ms / 1000))  # a dead peer must not spin us
                 continue
             self.core.step(response)

@@ -350,3 +350,17 @@ def test_a_fetch_of_an_older_epoch_is_fenced():
     q[1].step(FetchRequest(2, 1, 5, epoch=0, fetch_offset=0, last_fetched_epoch=-1))
     (answer,) = answers(q[1])
     assert answer.error == ErrorCode.FENCED_LEADER_EPOCH and (answer.epoch, answer.leader_id) == (1, 1)
+
+
+def test_a_follower_that_cannot_reach_its_leader_campaigns_soon_and_an_answer_from_the_leader_calls_it_off():
+    q = Quorum()
+    q.elect(1)
+    q.deliver()
+    q[2].peer_unreachable(1)
+    q.drain(2)
+    assert not q[2]._leader_alive()  # grants pre-votes now
+    q.tick(2, 15)  # well inside the 40-tick fetch timeout
+    assert q[2].role is Role.PROSPECTIVE
+    # node 3 still hears from the leader: it refuses, and node 2 goes back to following
+    q.deliver(lambda m: isinstance(m, (VoteRequest, VoteResponse)))
+    assert q[2].role is Role.FOLLOWER and q[1].role is Role.LEADER and q[2].epoch == 1

@@ -108,7 +108,7 @@ class RaftCore:
         self._prior_role: Role | None = None
         self._election_deadline = 0
         self._leader_contact = 0  # tick of the leader's latest valid answer
-        self._leader_resigned = False  # EndQuorumEpoch heard: grant pre-votes, campaign by rank
+        self._leader_gone = False  # EndQuorumEpoch heard or the leader unreachable: grant pre-votes, campaign soon
         self._fetch_correlation: int | None = None
         self._fetch_sent_at = _NEVER
         self._fetch_not_before = 0
@@ -257,6 +257,19 @@ class RaftCore:
             self._send(EndQuorumEpochRequest(self.node_id, voter, self._next_correlation(), self.epoch, tuple(ranked)))
         self._step_down_resigned()
 
+    def peer_unreachable(self, node: int) -> None:
+        """The driver could not reach ``node`` (connection refused or reset).
+        If it is our leader, campaign after a short random backoff instead of
+        the whole fetch timeout, and grant pre-votes meanwhile: a crashed
+        leader is replaced in well under a second. Safe whatever the cause:
+        a pre-vote still needs a majority that has lost the leader too, and
+        an answer from the leader cancels all of it."""
+        self._check_turn()
+        if self.role is Role.FOLLOWER and node == self.leader_id and not self._leader_gone:
+            self._leader_gone = True
+            delay = self._rng.randrange(max(1, self._backoff_ticks // 4))
+            self._leader_contact = min(self._leader_contact, self._now - self._fetch_timeout_ticks + delay)
+
     def take_snapshot(self, snapshot: Snapshot) -> None:
         """The driver stored ``snapshot`` of the state machine, made at an
         applied offset: drop the log before it and serve it to laggards."""
@@ -337,7 +350,7 @@ class RaftCore:
     def _leader_alive(self) -> bool:
         if self.role is Role.LEADER:
             return True
-        return (self.role is Role.FOLLOWER and not self._leader_resigned
+        return (self.role is Role.FOLLOWER and not self._leader_gone
                 and self._now - self._leader_contact < self._fetch_timeout_ticks)  # fmt: skip
 
     # BeginQuorumEpoch / EndQuorumEpoch -----------------------------------------------
@@ -367,7 +380,7 @@ class RaftCore:
                 # Campaign soon, the best placed successor first.
                 successors = m.preferred_successors
                 rank = successors.index(self.node_id) if self.node_id in successors else len(successors)
-                self._leader_resigned = True
+                self._leader_gone = True
                 delay = rank * max(1, self._backoff_ticks // 4) + self._rng.randrange(max(1, self._backoff_ticks // 4))
                 self._leader_contact = self._now - self._fetch_timeout_ticks + delay
         self._send(EndQuorumEpochResponse(self.node_id, m.src, m.correlation, self.epoch, self.leader_id, error))
@@ -486,6 +499,7 @@ class RaftCore:
                 self._fetch_not_before = self._now + 1
             return
         self._leader_contact = self._now
+        self._leader_gone = False
         if m.diverging is not None:
             epoch, end = m.diverging
             own = self.log.end_offset_for_epoch(epoch)
@@ -600,7 +614,7 @@ class RaftCore:
         if self.config.is_voter:
             self.role = Role.FOLLOWER
         self._leader_contact = self._now
-        self._leader_resigned = False
+        self._leader_gone = False
         self._fetch_correlation = None
         self._fetch_not_before = 0
 
