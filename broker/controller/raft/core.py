@@ -90,6 +90,8 @@ class RaftCore:
         self.epoch = hard_state.epoch
         self.voted_for = hard_state.voted_for
         self.leader_id = hard_state.leader_id
+        if self.log.last_epoch > self.epoch:  # a log written before its quorum-state was: never below the log
+            self.epoch, self.voted_for, self.leader_id = self.log.last_epoch, -1, -1
         # Everything below these is committed / handed to the state machine;
         # after a restart that is known only for the snapshot.
         self.high_watermark = self.log.start_offset
@@ -107,7 +109,8 @@ class RaftCore:
         self._round = -1  # correlation of the current (pre-)vote round
         self._prior_role: Role | None = None
         self._election_deadline = 0
-        self._leader_contact = 0  # tick of the leader's latest valid answer
+        self._leader_contact = 0  # tick of the leader's latest valid answer (pre-votes are judged by it)
+        self._campaign_at = self._fetch_timeout_ticks  # a follower campaigns from this tick on
         self._leader_gone = False  # EndQuorumEpoch heard or the leader unreachable: grant pre-votes, campaign soon
         self._fetch_correlation: int | None = None
         self._fetch_sent_at = _NEVER
@@ -151,6 +154,11 @@ class RaftCore:
     @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
+
+    @property
+    def leader_epoch_start(self) -> int:
+        """The leader's epoch start offset (where its LeaderChange entry is); -1 unless leading."""
+        return self._leader.epoch_start_offset if self._leader is not None else -1
 
     def entries_from(self, offset: int) -> list[Entry]:
         return self.log.entries[max(offset - self.log.start_offset, 0):]
@@ -221,7 +229,7 @@ class RaftCore:
             self._maybe_fetch()
             return
         if self.role is Role.FOLLOWER:
-            if now - self._leader_contact >= self._fetch_timeout_ticks:
+            if now >= self._campaign_at:
                 self._become_prospective()
             else:
                 self._maybe_fetch()
@@ -267,8 +275,7 @@ class RaftCore:
         self._check_turn()
         if self.role is Role.FOLLOWER and node == self.leader_id and not self._leader_gone:
             self._leader_gone = True
-            delay = self._rng.randrange(max(1, self._backoff_ticks // 4))
-            self._leader_contact = min(self._leader_contact, self._now - self._fetch_timeout_ticks + delay)
+            self._campaign_at = min(self._campaign_at, self._now + self._rng.randrange(max(1, self._backoff_ticks // 4)))
 
     def take_snapshot(self, snapshot: Snapshot) -> None:
         """The driver stored ``snapshot`` of the state machine, made at an
@@ -381,8 +388,8 @@ class RaftCore:
                 successors = m.preferred_successors
                 rank = successors.index(self.node_id) if self.node_id in successors else len(successors)
                 self._leader_gone = True
-                delay = rank * max(1, self._backoff_ticks // 4) + self._rng.randrange(max(1, self._backoff_ticks // 4))
-                self._leader_contact = self._now - self._fetch_timeout_ticks + delay
+                step = max(1, self._backoff_ticks // 4)
+                self._campaign_at = self._now + rank * step + self._rng.randrange(step)
         self._send(EndQuorumEpochResponse(self.node_id, m.src, m.correlation, self.epoch, self.leader_id, error))
 
     def _on_EndQuorumEpochResponse(self, m: EndQuorumEpochResponse) -> None:
@@ -498,8 +505,7 @@ class RaftCore:
             else:
                 self._fetch_not_before = self._now + 1
             return
-        self._leader_contact = self._now
-        self._leader_gone = False
+        self._heard_from_leader()
         if m.diverging is not None:
             epoch, end = m.diverging
             own = self.log.end_offset_for_epoch(epoch)
@@ -567,7 +573,7 @@ class RaftCore:
             self._download = None  # start over from a fresh fetch
             self._fetch_not_before = self._now + 1
             return
-        self._leader_contact = self._now
+        self._heard_from_leader()
         data += m.chunk
         if len(data) < m.size:
             self._request_snapshot_chunk()
@@ -613,10 +619,14 @@ class RaftCore:
         self._hard_dirty = True
         if self.config.is_voter:
             self.role = Role.FOLLOWER
-        self._leader_contact = self._now
-        self._leader_gone = False
+        self._heard_from_leader()
         self._fetch_correlation = None
         self._fetch_not_before = 0
+
+    def _heard_from_leader(self) -> None:
+        self._leader_contact = self._now
+        self._leader_gone = False
+        self._campaign_at = self._now + self._fetch_timeout_ticks
 
     def _become_prospective(self) -> None:
         assert self.config.is_voter
@@ -639,8 +649,11 @@ class RaftCore:
         prior = self._prior_role or Role.UNATTACHED
         self._round = -1
         if self.leader_id >= 0 and prior is Role.FOLLOWER:
+            # Follow on, and try again after an election timeout; the last
+            # contact stays as it was, so we grant others' pre-votes meanwhile
+            # (resetting it made voters refuse each other in turn, for ever).
             self.role = Role.FOLLOWER
-            self._leader_contact = self._now  # give the leader another fetch timeout
+            self._campaign_at = self._now + self._election_ticks + self._rng.randrange(self._election_ticks)
         elif self.leader_id == self.node_id:
             self.role = Role.RESIGNED
         elif self.voted_for >= 0:
