@@ -51,8 +51,8 @@ class CountingMachine:
     def __init__(self) -> None:
         self.count = 0
 
-    def apply(self, entry) -> None:
-        self.count += 1
+    def apply(self, entries) -> None:
+        self.count += len(entries)
 
     def snapshot(self) -> bytes:
         return str(self.count).encode()

@@ -14,13 +14,15 @@ import logging
 import trio
 
 from broker.config import BrokerConfig
+from broker.controller.raft.roles import RaftConfig
+from broker.controller.raft_driver import RaftDriver
 from broker.group.service import GroupService
 from broker.handlers import build_registry, default_modules
 from broker.meta_properties import load_or_create_cluster_id
 from broker.metadata.controller import QuorumController
 from broker.metadata.decisions import TopicDefaults
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
-from broker.metadata.metadata_log import MetadataLog
+from broker.metadata.image_machine import MetadataStateMachine
 from broker.net.connection import Connection
 from broker.producer_ids import FILE_NAME as PRODUCER_ID_FILE
 from broker.producer_ids import ProducerIdAllocator
@@ -119,7 +121,9 @@ class Broker:
         """Begin a graceful stop; ``serve()`` returns once it is done."""
         self._stop_requested.set()
 
-    def _start_metadata(self) -> None:
+    async def _start_metadata(self, nursery: trio.Nursery) -> None:
+        """The metadata quorum (here one voter: this broker) under ``nursery``;
+        returns once this broker leads it and is registered."""
         data_dir = self.config.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
         cluster_id = load_or_create_cluster_id(data_dir, self.config.node_id)
@@ -129,7 +133,13 @@ class Broker:
             max_partitions=self.config.max_partitions,
             log_config=self.config.log_defaults,
         )
-        self.controller = QuorumController(MetadataLog(data_dir), self.config.node_id, cluster_id, defaults=defaults)
+        node_id = self.config.node_id
+        machine = MetadataStateMachine(cluster_id, node_id)
+        driver = RaftDriver(RaftConfig(node_id, frozenset({node_id})), data_dir, machine, cluster_id=cluster_id,
+                            peers={}, listen=None)  # fmt: skip
+        self.controller = QuorumController(driver, machine, defaults=defaults)
+        await nursery.start(driver.serve)
+        await self.controller.start(*self.advertised, rack=self.config.rack)
 
     def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
         """Act on a metadata change: create and delete partition logs, apply configs."""
@@ -150,15 +160,14 @@ class Broker:
             host, port = self.config.listener
             listeners = await trio.open_tcp_listeners(port, host=host)
             self.port = listeners[0].socket.getsockname()[1]
-            self._start_metadata()
-            assert self.controller is not None
-            self.controller.start(*self.advertised, rack=self.config.rack)
-            for name in self.image.topics:  # configs first, so logs open with them
-                self.log_manager.update_config(name, self.topic_config(name))
-            self._apply_metadata(MetadataImage.empty(self.image.cluster_id, self.config.node_id), self.image)
-            self.controller.on_change(self._apply_metadata)
-            self.groups.load()  # groups and offsets back before the first request
             async with trio.open_nursery() as nursery:
+                await self._start_metadata(nursery)
+                for name in self.image.topics:  # configs first, so logs open with them
+                    self.log_manager.update_config(name, self.topic_config(name))
+                self._apply_metadata(MetadataImage.empty(self.image.cluster_id, self.config.node_id), self.image)
+                assert self.controller is not None
+                self.controller.on_change(self._apply_metadata)
+                self.groups.load()  # groups and offsets back before the first request
                 self._accepting = trio.CancelScope()
                 self._connections_nursery = nursery
                 nursery.start_soon(self._accept, listeners)
@@ -179,8 +188,6 @@ class Broker:
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                if self.controller is not None:
-                    self.controller.close()
                 await trio.to_thread.run_sync(self.log_manager.shutdown)
             log.info("riverlog broker %d stopped cleanly", self.config.node_id)
 

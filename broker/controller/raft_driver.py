@@ -14,8 +14,8 @@
   lost messages; an unbounded queue to a dead peer would not be survived).
   Requests from peers arrive on the controller listener; the core's answer
   goes back on the connection that asked.
-- The state machine gets ``apply(entry)`` for each committed entry that is
-  not a control entry, ``restore(data)`` when a snapshot replaces its state
+- The state machine gets ``apply(entries)`` with the committed entries of
+  each Ready that are not control entries, ``restore(data)`` when a snapshot replaces its state
   and ``snapshot()`` every ``snapshot_interval_entries`` applied entries.
 """
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 class StateMachine(Protocol):
-    def apply(self, entry: Entry) -> None: ...
+    def apply(self, entries: Sequence[Entry]) -> None: ...  # committed, in order, control entries left out
     def snapshot(self) -> bytes: ...
     def restore(self, data: bytes) -> None: ...
 
@@ -67,7 +67,7 @@ class RaftDriver:
         *,
         cluster_id: str,
         peers: Mapping[int, tuple[str, int]],
-        listen: tuple[str, int] = ("127.0.0.1", 0),
+        listen: tuple[str, int] | None = ("127.0.0.1", 0),
         snapshot_interval_entries: int = 20_000,
         send_queue_max: int = 1024,
         rng: random.Random | None = None,
@@ -100,13 +100,17 @@ class RaftDriver:
     async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                host, port = self.listen
-                listeners = await nursery.start(functools.partial(trio.serve_tcp, self._serve_peer, port, host=host))
-                self.port = listeners[0].socket.getsockname()[1]
+                if self.listen is not None:  # (a quorum of one needs no listener)
+                    host, port = self.listen
+                    listeners = await nursery.start(functools.partial(trio.serve_tcp, self._serve_peer, port,
+                                                                      host=host))  # fmt: skip
+                    self.port = listeners[0].socket.getsockname()[1]
                 for (peer, lane), (_, receive) in self._queues.items():
                     nursery.start_soon(self._sender, peer, lane, receive)
                 nursery.start_soon(self._proposer)
                 nursery.start_soon(self._ticker)
+                if self.config.voters == frozenset({self.node_id}):
+                    self.core.tick()  # a quorum of one elects itself on its first tick: take it now
                 self._process()
                 task_status.started(self)
         finally:
@@ -138,9 +142,9 @@ class RaftDriver:
             for message in ready.messages:
                 self._route(message)
             if ready.committed:
-                for entry in ready.committed:
-                    if not entry.control:
-                        self.state_machine.apply(entry)
+                entries = [e for e in ready.committed if not e.control]
+                if entries:
+                    self.state_machine.apply(entries)
             if ready.committed or ready.snapshot is not None:
                 self._settle_proposals()
                 self._applied.set()
@@ -221,6 +225,13 @@ class RaftDriver:
                 p.error = NotLeaderError(self.core.leader_id, self.core.epoch)
                 p.done.set()
             self._waiting = []
+
+    async def wait_leading(self) -> None:
+        """Until this node leads and has applied everything committed before
+        its epoch (its LeaderChange entry is applied): decisions made on the
+        state machine from then on see all earlier ones."""
+        while not (self.core.is_leader and self.core.applied_offset > self.core.leader_epoch_start):
+            await self._applied.wait()
 
     async def wait_applied(self, offset: int) -> None:
         """Until every entry below ``offset`` is applied here."""

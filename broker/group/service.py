@@ -87,7 +87,7 @@ class GroupService:
         topic = self.broker.image.topics.get(OFFSETS_TOPIC)
         return len(topic.partitions) if topic is not None else None
 
-    def ensure_topic(self) -> int | None:
+    async def ensure_topic(self) -> int | None:
         """The topic's partition count, creating it first if need be; None
         when it cannot be created now (no broker registered, say)."""
         count = self.partition_count()
@@ -98,15 +98,15 @@ class GroupService:
         configs = {"cleanup.policy": "compact", "segment.bytes": str(cfg.offsets_topic_segment_bytes)}
         rf = max(1, min(cfg.offsets_topic_replication_factor, brokers))
         assert self.broker.controller is not None
-        (result,) = self.broker.controller.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
+        (result,) = await self.broker.controller.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
         if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
             log.error("cannot create %s: %s", OFFSETS_TOPIC, result.error_message)
             return None
         return self.partition_count()
 
-    def coordinator_of(self, group_id: str) -> tuple[int, str, int] | None:
+    async def coordinator_of(self, group_id: str) -> tuple[int, str, int] | None:
         """(node id, host, port) of the group's coordinator, or None."""
-        count = self.ensure_topic()
+        count = await self.ensure_topic()
         if count is None:
             return None
         partition = self.broker.image.topics[OFFSETS_TOPIC].partitions.get(partition_for(group_id, count))
@@ -176,6 +176,8 @@ class GroupService:
 
     async def call(self, method: str, ctx: RequestContext, request: dict) -> dict:
         """Run one group API through the coordinator and wait for its answer."""
+        if self.partition_count() is None:
+            await self.ensure_topic()  # a client may skip FindCoordinator (it knows the broker)
         waiter = _Waiter()
         kwargs: dict[str, Any] = {}
         if method == "join_group":
@@ -205,7 +207,7 @@ class GroupService:
         self._wake.set()  # deadlines may have moved
 
     def _append(self, records: list) -> None:
-        count = self.ensure_topic()
+        count = self.partition_count()  # created by FindCoordinator or call() first
         if count is None:
             raise AppendFailed(f"{OFFSETS_TOPIC} does not exist")
         by_partition: dict[int, list] = {}

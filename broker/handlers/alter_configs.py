@@ -18,12 +18,12 @@ MAX_VERSION = 1  # 2 is the first flexible version
 async def handle(ctx, request: dict) -> dict:
     controller = ctx.broker.controller
 
-    def replace(topic: str, configs: list[dict]):
+    async def replace(topic: str, configs: list[dict]):
         error = duplicate_keys_error(c["name"] for c in configs)
         if error is not None:
             return error
         values = {c["name"]: c["value"] for c in configs}
-        result = controller.replace_configs(topic, values, validate_only=request["validate_only"])
+        result = await controller.replace_configs(topic, values, validate_only=request["validate_only"])
         return int(result.error_code), result.error_message
 
-    return alter_each(request, replace)
+    return await alter_each(request, replace)

@@ -4,7 +4,7 @@ request's resources, with Kafka's checks that come before any change."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from client.protocol import ErrorCode
 
@@ -28,7 +28,7 @@ def duplicate_keys_error(names) -> Error | None:
     return None
 
 
-def alter_each(request: dict, alter: Callable[[str, list[dict]], Error]) -> dict:
+async def alter_each(request: dict, alter: Callable[[str, list[dict]], Awaitable[Error]]) -> dict:
     """The response: each topic resource altered by ``alter(topic, configs)``
     unless it is not a topic or is named twice in the request."""
     resources = request["resources"]
@@ -40,7 +40,7 @@ def alter_each(request: dict, alter: Callable[[str, list[dict]], Error]) -> dict
         if error is None and counts[(resource["resource_type"], name)] > 1:
             error = int(ErrorCode.INVALID_REQUEST), f"Duplicate resource {name} in the request"
         if error is None:
-            error = alter(name, resource["configs"])
+            error = await alter(name, resource["configs"])
         responses.append(
             {"error_code": error[0], "error_message": error[1], "resource_type": resource["resource_type"],
              "resource_name": name}

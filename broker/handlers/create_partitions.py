@@ -37,7 +37,7 @@ async def handle(ctx, request: dict) -> dict:
                 continue
         results.append(None)
         wanted.append((t["name"], t["count"]))
-    done = iter(controller.create_partitions(wanted, validate_only=validate_only)) if wanted else iter(())
+    done = iter(await controller.create_partitions(wanted, validate_only=validate_only)) if wanted else iter(())
     out = []
     for t, result in zip(topics, results):
         if result is None:

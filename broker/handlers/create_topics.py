@@ -19,7 +19,7 @@ async def handle(ctx, request: dict) -> dict:
             continue
         configs = {c["name"]: c["value"] for c in t["configs"]}
         wanted.append((t["name"], t["num_partitions"], t["replication_factor"], configs))
-    for r in controller.create_topics(wanted, validate_only=request["validate_only"]):
+    for r in await controller.create_topics(wanted, validate_only=request["validate_only"]):
         results[r.name] = (int(r.error_code), r.error_message)
     topics = [
         {"name": t["name"], "error_code": results[t["name"]][0], "error_message": results[t["name"]][1]}

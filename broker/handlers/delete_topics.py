@@ -8,6 +8,6 @@ MAX_VERSION = 3  # 4 is the first flexible version
 
 
 async def handle(ctx, request: dict) -> dict:
-    results = ctx.broker.controller.delete_topics(request["topic_names"])
+    results = await ctx.broker.controller.delete_topics(request["topic_names"])
     responses = [{"name": r.name, "error_code": int(r.error_code), "error_message": r.error_message} for r in results]
     return {"throttle_time_ms": 0, "responses": responses}

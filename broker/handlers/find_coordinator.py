@@ -17,14 +17,14 @@ MAX_VERSION = 4
 GROUP, TRANSACTION = 0, 1
 
 
-def _find(ctx, key: str, key_type: int) -> dict:
+async def _find(ctx, key: str, key_type: int) -> dict:
     if key_type == TRANSACTION:
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "transactions are not supported by this broker")
     if key_type != GROUP:
         return _error(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
     if not key:
         return _error(ErrorCode.INVALID_GROUP_ID, "the group id is empty")
-    found = ctx.broker.groups.coordinator_of(key)
+    found = await ctx.broker.groups.coordinator_of(key)
     if found is None:
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the group coordinator is not available yet")
     node_id, host, port = found
@@ -38,6 +38,6 @@ def _error(code: ErrorCode, message: str) -> dict:
 async def handle(ctx, request: dict) -> dict:
     key_type = request.get("key_type", GROUP) if ctx.api_version >= 1 else GROUP
     if ctx.api_version >= 4:
-        coordinators = [{"key": key, **_find(ctx, key, key_type)} for key in request["coordinator_keys"]]
+        coordinators = [{"key": key, **await _find(ctx, key, key_type)} for key in request["coordinator_keys"]]
         return {"throttle_time_ms": 0, "coordinators": coordinators}
-    return {"throttle_time_ms": 0, **_find(ctx, request["key"], key_type)}
+    return {"throttle_time_ms": 0, **await _find(ctx, request["key"], key_type)}

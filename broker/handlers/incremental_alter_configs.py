@@ -24,14 +24,14 @@ LIST_CONFIGS = frozenset({"cleanup.policy"})
 async def handle(ctx, request: dict) -> dict:
     broker = ctx.broker
 
-    def apply(topic: str, ops: list[dict]):
+    async def apply(topic: str, ops: list[dict]):
         changes, error = _changes(broker, topic, ops)
         if error is not None:
             return error
-        result = broker.controller.alter_configs(topic, changes, validate_only=request["validate_only"])
+        result = await broker.controller.alter_configs(topic, changes, validate_only=request["validate_only"])
         return int(result.error_code), result.error_message
 
-    return alter_each(request, apply)
+    return await alter_each(request, apply)
 
 
 def _changes(broker, topic: str, ops: list[dict]) -> tuple[dict[str, str | None], tuple[int, str] | None]:

@@ -78,6 +78,17 @@ class MetadataImage:
         """A new image with ``record`` (at log ``offset``) applied; ValueError if it does not apply."""
         return self.apply_all([(offset, record)])
 
+    def apply_entry(self, records: Iterable[MetadataRecord], offset: int) -> MetadataImage:
+        """Apply the records of one metadata log entry (one controller
+        operation, at log ``offset``); all or nothing."""
+        if offset <= self.offset:
+            raise ValueError(f"entry offset {offset} not after image offset {self.offset}")
+        builder = _Builder(self)
+        for record in records:
+            builder.apply(record)
+        builder.offset = offset
+        return builder.build()
+
     def apply_all(self, entries: Iterable[tuple[int, MetadataRecord]]) -> MetadataImage:
         """Apply (offset, record) pairs in order; all or nothing (self is never changed)."""
         builder = _Builder(self)

@@ -22,8 +22,8 @@ class ListMachine:
         self.items: list[bytes] = []
         self.restored = 0
 
-    def apply(self, entry) -> None:
-        self.items.append(entry.data)
+    def apply(self, entries) -> None:
+        self.items += [e.data for e in entries]
 
     def snapshot(self) -> bytes:
         return b"\n".join(self.items)

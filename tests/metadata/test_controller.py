@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from broker.metadata.decisions import TopicDefaults
-from broker.metadata.metadata_log import METADATA_DIR
+from broker.controller.raft_store import METADATA_DIR
 from client.protocol.errors import ErrorCode as E
 
 
@@ -12,18 +12,18 @@ def codes(results):
     return [(r.name, r.error_code) for r in results]
 
 
-def test_start_registers_this_broker(make_controller):
-    c = make_controller(node_id=7)
+async def test_start_registers_this_broker(make_controller):
+    c = await make_controller(node_id=7)
     b = c.image.brokers[7]
     assert (b.host, b.port, b.fenced) == ("127.0.0.1", 9092, False)
     assert c.image.controller_id == 7 and c.image.cluster_id == "test-cluster"
 
 
-def test_create_topic_places_replicas_and_leaders(make_controller):
-    c = make_controller()
+async def test_create_topic_places_replicas_and_leaders(make_controller):
+    c = await make_controller()
     for n in (2, 3):
-        c.register_broker(n, "h", 9000 + n)
-    [r] = c.create_topics([("orders", 6, 2, {"retention.ms": "1000"})])
+        await c.register_broker(n, "h", 9000 + n)
+    [r] = await c.create_topics([("orders", 6, 2, {"retention.ms": "1000"})])
     assert r.error_code == E.NONE and r.num_partitions == 6 and r.replication_factor == 2
     t = c.image.topics["orders"]
     assert t.topic_id == r.topic_id and c.image.topics_by_id[r.topic_id] is t
@@ -35,9 +35,9 @@ def test_create_topic_places_replicas_and_leaders(make_controller):
         assert p.leader_epoch == 0 and p.partition_epoch == 0
 
 
-def test_minus_one_means_the_broker_defaults(make_controller):
-    c = make_controller(defaults=TopicDefaults(num_partitions=3, replication_factor=1))
-    [r] = c.create_topics([("t", -1, -1, {})])
+async def test_minus_one_means_the_broker_defaults(make_controller):
+    c = await make_controller(defaults=TopicDefaults(num_partitions=3, replication_factor=1))
+    [r] = await c.create_topics([("t", -1, -1, {})])
     assert (r.error_code, r.num_partitions, r.replication_factor) == (E.NONE, 3, 1)
     assert len(c.image.topics["t"].partitions) == 3
 
@@ -66,152 +66,147 @@ def test_minus_one_means_the_broker_defaults(make_controller):
         (("__cluster_metadata", 1, 1, {}), E.INVALID_REQUEST),
     ],
 )
-def test_create_topics_refuses_bad_input_with_kafkas_code(make_controller, request_, code):
-    c = make_controller()
-    c.create_topics([("exists", 1, 1, {}), ("ex_ists", 1, 1, {})])
+async def test_create_topics_refuses_bad_input_with_kafkas_code(make_controller, request_, code):
+    c = await make_controller()
+    await c.create_topics([("exists", 1, 1, {}), ("ex_ists", 1, 1, {})])
     before_offset = c.image.offset
-    [r] = c.create_topics([request_])
+    [r] = await c.create_topics([request_])
     assert r.error_code == code and r.error_message
     assert c.image.offset == before_offset
-    assert c.log.end_offset == before_offset + 1
+    assert c.driver.core.log_end_offset == before_offset + 1
 
 
-def test_max_length_name_is_accepted(make_controller):
-    c = make_controller()
-    assert codes(c.create_topics([("a" * 249, 1, 1, {})])) == [("a" * 249, E.NONE)]
+async def test_max_length_name_is_accepted(make_controller):
+    c = await make_controller()
+    assert codes(await c.create_topics([("a" * 249, 1, 1, {})])) == [("a" * 249, E.NONE)]
 
 
-def test_duplicate_names_in_one_request_are_invalid_request(make_controller):
-    c = make_controller()
-    rs = c.create_topics([("t", 1, 1, {}), ("u", 1, 1, {}), ("t", 2, 1, {})])
+async def test_duplicate_names_in_one_request_are_invalid_request(make_controller):
+    c = await make_controller()
+    rs = await c.create_topics([("t", 1, 1, {}), ("u", 1, 1, {}), ("t", 2, 1, {})])
     assert codes(rs) == [("t", E.INVALID_REQUEST), ("u", E.NONE), ("t", E.INVALID_REQUEST)]
     assert set(c.image.topics) == {"u"}
 
 
-def test_validate_only_appends_nothing(make_controller):
-    c = make_controller()
-    end = c.log.end_offset
-    [r] = c.create_topics([("t", 3, 1, {"retention.ms": "5"})], validate_only=True)
+async def test_validate_only_appends_nothing(make_controller):
+    c = await make_controller()
+    end = c.driver.core.log_end_offset
+    [r] = await c.create_topics([("t", 3, 1, {"retention.ms": "5"})], validate_only=True)
     assert r.error_code == E.NONE and r.num_partitions == 3
-    assert c.log.end_offset == end and "t" not in c.image.topics
-    c.create_topics([("u", 1, 1, {})])
-    assert codes(c.create_partitions([("u", 4)], validate_only=True)) == [("u", E.NONE)]
-    assert c.alter_configs("u", {"retention.ms": "9"}, validate_only=True).error_code == E.NONE
+    assert c.driver.core.log_end_offset == end and "t" not in c.image.topics
+    await c.create_topics([("u", 1, 1, {})])
+    assert codes(await c.create_partitions([("u", 4)], validate_only=True)) == [("u", E.NONE)]
+    assert (await c.alter_configs("u", {"retention.ms": "9"}, validate_only=True)).error_code == E.NONE
     assert len(c.image.topics["u"].partitions) == 1 and dict(c.image.topics["u"].configs) == {}
 
 
-def test_delete_topics(make_controller):
-    c = make_controller()
-    [created] = c.create_topics([("t", 2, 1, {})])
-    rs = c.delete_topics(["t", "nope"])
+async def test_delete_topics(make_controller):
+    c = await make_controller()
+    [created] = await c.create_topics([("t", 2, 1, {})])
+    rs = await c.delete_topics(["t", "nope"])
     assert codes(rs) == [("t", E.NONE), ("nope", E.UNKNOWN_TOPIC_OR_PARTITION)]
     assert rs[0].topic_id == created.topic_id
     assert "t" not in c.image.topics and created.topic_id not in c.image.topics_by_id
-    assert codes(c.delete_topics(["x", "x"])) == [("x", E.INVALID_REQUEST)] * 2
+    assert codes(await c.delete_topics(["x", "x"])) == [("x", E.INVALID_REQUEST)] * 2
     # the name is free again, under a new id
-    [again] = c.create_topics([("t", 1, 1, {})])
+    [again] = await c.create_topics([("t", 1, 1, {})])
     assert again.error_code == E.NONE and again.topic_id != created.topic_id
 
 
-def test_create_partitions_must_grow(make_controller):
-    c = make_controller()
-    c.register_broker(2, "h", 2)
-    c.create_topics([("t", 2, 2, {})])
-    assert codes(c.create_partitions([("t", 5)])) == [("t", E.NONE)]
+async def test_create_partitions_must_grow(make_controller):
+    c = await make_controller()
+    await c.register_broker(2, "h", 2)
+    await c.create_topics([("t", 2, 2, {})])
+    assert codes(await c.create_partitions([("t", 5)])) == [("t", E.NONE)]
     parts = c.image.topics["t"].partitions
     assert sorted(parts) == [0, 1, 2, 3, 4]
     assert all(len(p.replicas) == 2 for p in parts.values())
     assert sorted(p.leader for p in parts.values()).count(1) in (2, 3)
-    assert codes(c.create_partitions([("t", 5)])) == [("t", E.INVALID_PARTITIONS)]
-    assert codes(c.create_partitions([("t", 3)])) == [("t", E.INVALID_PARTITIONS)]
-    assert codes(c.create_partitions([("nope", 3)])) == [("nope", E.UNKNOWN_TOPIC_OR_PARTITION)]
-    assert codes(c.create_partitions([("t", 6), ("t", 7)])) == [("t", E.INVALID_REQUEST)] * 2
+    assert codes(await c.create_partitions([("t", 5)])) == [("t", E.INVALID_PARTITIONS)]
+    assert codes(await c.create_partitions([("t", 3)])) == [("t", E.INVALID_PARTITIONS)]
+    assert codes(await c.create_partitions([("nope", 3)])) == [("nope", E.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert codes(await c.create_partitions([("t", 6), ("t", 7)])) == [("t", E.INVALID_REQUEST)] * 2
 
 
-def test_incremental_alter_configs_sets_and_deletes(make_controller):
-    c = make_controller()
-    c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
-    r = c.alter_configs("t", {"retention.ms": "2000", "segment.bytes": None, "cleanup.policy": "compact"})
+async def test_incremental_alter_configs_sets_and_deletes(make_controller):
+    c = await make_controller()
+    await c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
+    r = await c.alter_configs("t", {"retention.ms": "2000", "segment.bytes": None, "cleanup.policy": "compact"})
     assert r.error_code == E.NONE
     assert dict(c.image.topics["t"].configs) == {"retention.ms": "2000", "cleanup.policy": "compact"}
-    assert c.alter_configs("t", {"retention.ms": "x"}).error_code == E.INVALID_CONFIG
-    assert c.alter_configs("t", {"bogus": None}).error_code == E.INVALID_CONFIG
-    assert c.alter_configs("nope", {"retention.ms": "1"}).error_code == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert (await c.alter_configs("t", {"retention.ms": "x"})).error_code == E.INVALID_CONFIG
+    assert (await c.alter_configs("t", {"bogus": None})).error_code == E.INVALID_CONFIG
+    assert (await c.alter_configs("nope", {"retention.ms": "1"})).error_code == E.UNKNOWN_TOPIC_OR_PARTITION
     assert dict(c.image.topics["t"].configs) == {"retention.ms": "2000", "cleanup.policy": "compact"}
-    end = c.log.end_offset
-    assert c.alter_configs("t", {"retention.ms": "2000"}).error_code == E.NONE  # no change, no append
-    assert c.log.end_offset == end
+    end = c.driver.core.log_end_offset
+    assert (await c.alter_configs("t", {"retention.ms": "2000"})).error_code == E.NONE  # no change, no append
+    assert c.driver.core.log_end_offset == end
 
 
-def test_replace_configs_replaces_the_whole_set(make_controller):
-    c = make_controller()
-    c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
-    assert c.replace_configs("t", {"cleanup.policy": "compact"}).error_code == E.NONE
+async def test_replace_configs_replaces_the_whole_set(make_controller):
+    c = await make_controller()
+    await c.create_topics([("t", 1, 1, {"retention.ms": "1000", "segment.bytes": "1048576"})])
+    assert (await c.replace_configs("t", {"cleanup.policy": "compact"})).error_code == E.NONE
     assert dict(c.image.topics["t"].configs) == {"cleanup.policy": "compact"}
-    assert c.replace_configs("t", {"segment.bytes": "1"}).error_code == E.INVALID_CONFIG
+    assert (await c.replace_configs("t", {"segment.bytes": "1"})).error_code == E.INVALID_CONFIG
     assert dict(c.image.topics["t"].configs) == {"cleanup.policy": "compact"}
 
 
-def test_listeners_see_old_and_new_images(make_controller):
-    c = make_controller()
+async def test_listeners_see_old_and_new_images(make_controller):
+    c = await make_controller()
     seen = []
     unsubscribe = c.on_change(lambda old, new: seen.append((old, new)))
     before = c.image
-    c.create_topics([("t", 1, 1, {})])
+    await c.create_topics([("t", 1, 1, {})])
     assert len(seen) == 1
     old, new = seen[0]
     assert old is before and new is c.image and "t" in new.topics and "t" not in old.topics
-    c.create_topics([("t", 1, 1, {})], validate_only=True)
-    c.create_topics([("bad name", 1, 1, {})])
+    await c.create_topics([("t", 1, 1, {})], validate_only=True)
+    await c.create_topics([("bad name", 1, 1, {})])
     assert len(seen) == 1  # nothing applied, nobody told
     unsubscribe()
-    c.delete_topics(["t"])
+    await c.delete_topics(["t"])
     assert len(seen) == 1
 
 
-def test_restart_replays_to_an_identical_image(make_controller):
-    c = make_controller()
-    c.create_topics([("a", 3, 1, {"retention.ms": "1"}), ("b", 1, 1, {})])
-    c.create_partitions([("b", 4)])
-    c.alter_configs("a", {"retention.ms": None, "segment.ms": "100"})
-    c.delete_topics(["b"])
-    c.create_topics([("c", 2, 1, {})])
-    image = c.image
-    c.close()
-    again = make_controller()
+async def test_restart_replays_to_an_identical_image(make_controller):
+    c = await make_controller()
+    await c.create_topics([("a", 3, 1, {"retention.ms": "1"}), ("b", 1, 1, {})])
+    await c.create_partitions([("b", 4)])
+    await c.alter_configs("a", {"retention.ms": None, "segment.ms": "100"})
+    await c.delete_topics(["b"])
+    await c.create_topics([("c", 2, 1, {})])
+    image, epoch = c.image, c.driver.core.epoch
+    await c.close()
+    again = await make_controller()
     assert again.image == image  # same ids, partitions, configs, offset
-    assert again.epoch == c.epoch + 1  # a new leader epoch after a restart
+    assert again.driver.core.epoch == epoch + 1  # a new leader epoch after a restart
 
 
-def test_torn_tail_loses_only_the_last_append(make_controller, tmp_path):
-    c = make_controller()
-    c.create_topics([("kept", 1, 1, {})])
+async def test_torn_tail_loses_only_the_last_append(make_controller, tmp_path):
+    c = await make_controller()
+    await c.create_topics([("kept", 1, 1, {})])
     kept = c.image
-    c.create_topics([("torn", 1, 1, {})])
-    c.close()
+    await c.create_topics([("torn", 1, 1, {})])
+    await c.close()
     [log_file] = sorted((tmp_path / METADATA_DIR).glob("*.log"))
-    os.truncate(log_file, log_file.stat().st_size - 5)
-    again = make_controller()
+    os.truncate(log_file, log_file.stat().st_size - 5)  # into the last entry
+    again = await make_controller()
     assert "torn" not in again.image.topics
     assert again.image.topics == kept.topics
-    assert codes(again.create_topics([("torn", 1, 1, {})])) == [("torn", E.NONE)]
+    assert codes(await again.create_topics([("torn", 1, 1, {})])) == [("torn", E.NONE)]
 
 
-def test_partitions_beyond_the_cluster_limit_are_refused(tmp_path):
-    from broker.metadata.controller import QuorumController
-    from broker.metadata.decisions import TopicDefaults
-    from broker.metadata.metadata_log import MetadataLog
+async def test_partitions_beyond_the_cluster_limit_are_refused(make_controller):
     from client.protocol import ErrorCode
 
-    controller = QuorumController(MetadataLog(tmp_path), 1, "c", defaults=TopicDefaults(max_partitions=10))
-    controller.start("127.0.0.1", 9092)
-    (huge,) = controller.create_topics([("huge", 2**31 - 1, 1, {})])
+    controller = await make_controller(defaults=TopicDefaults(max_partitions=10))
+    (huge,) = await controller.create_topics([("huge", 2**31 - 1, 1, {})])
     assert huge.error_code == ErrorCode.INVALID_PARTITIONS and "riverlog.max.partitions" in huge.error_message
-    ok, over = controller.create_topics([("a", 6, 1, {}), ("b", 5, 1, {})])
+    ok, over = await controller.create_topics([("a", 6, 1, {}), ("b", 5, 1, {})])
     assert ok.error_code == ErrorCode.NONE and over.error_code == ErrorCode.INVALID_PARTITIONS
-    (grow,) = controller.create_partitions([("a", 11)])
+    (grow,) = await controller.create_partitions([("a", 11)])
     assert grow.error_code == ErrorCode.INVALID_PARTITIONS
-    (fits,) = controller.create_partitions([("a", 10)])
+    (fits,) = await controller.create_partitions([("a", 10)])
     assert fits.error_code == ErrorCode.NONE
     assert set(controller.image.topics) == {"a"} and len(controller.image.topics["a"].partitions) == 10
-    controller.close()
