@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test bench bench-storage bench-broker bench-client bench-group run clean
+.PHONY: install test bench bench-storage bench-broker bench-client bench-group sim run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench-client: install
 # Consumer groups with confluent-kafka: takeover after a leave and a kill, latency added by a group.
 bench-group: install
 	$(PY) -m bench.group_bench
+
+# The seeded Raft simulation: `make sim SEEDS=10000` runs many seeds over every
+# core; `make sim SEED=42` replays one with its trace.
+SEEDS ?= 200
+sim: install
+	$(PY) -m tests.sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
 run: install
 	$(VENV)/bin/riverlog broker start
