@@ -14,6 +14,7 @@ import logging
 import trio
 
 from broker.config import BrokerConfig
+from client.protocol import ErrorCode
 from broker.controller.raft.roles import RaftConfig
 from broker.controller.raft_driver import RaftDriver
 from broker.group.service import GroupService
@@ -76,6 +77,22 @@ class Broker:
             return None
         plog = self.log_manager.get_log(topic, index)
         return None if plog is None else (part, plog)
+
+    def led_partition(self, topic: str, index: int) -> tuple[tuple[PartitionImage, Log] | None, ErrorCode]:
+        """The partition and its log if this broker leads it; else None and
+        the error a client gets: UNKNOWN_TOPIC_OR_PARTITION, or
+        NOT_LEADER_OR_FOLLOWER (another broker leads it, or nobody does
+        now), after which clients refresh their metadata and go there."""
+        t = self.image.topics.get(topic)
+        part = t.partitions.get(index) if t is not None else None
+        if part is None:
+            return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if part.leader != self.config.node_id:
+            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
+        plog = self.log_manager.get_log(topic, index)
+        if plog is None:
+            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
+        return (part, plog), ErrorCode.NONE
 
     def high_watermark(self, plog: Log) -> int:
         """The offset below which records are committed: with one replica
@@ -142,12 +159,17 @@ class Broker:
         await self.controller.start(*self.advertised, rack=self.config.rack)
 
     def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Act on a metadata change: create and delete partition logs, apply configs."""
+        """Act on a metadata change: create the logs of the partitions this
+        broker holds a replica of, delete those it no longer holds, apply
+        configs. (Leading is read from the image at each request.)"""
+        me = self.config.node_id
         for change in changed_partitions(old, new):
-            if change.kind == "deleted":
+            had = change.old is not None and me in change.old.replicas
+            has = change.new is not None and me in change.new.replicas
+            if had and not has:
                 self.log_manager.delete_log(change.topic, change.partition)
                 self._producer_states.pop((change.topic, change.partition), None)
-            elif change.kind == "created":
+            elif has and not had:
                 self.log_manager.get_or_create_log(change.topic, change.partition, self.topic_config(change.topic))
         for name, topic in new.topics.items():
             before = old.topics.get(name)

@@ -30,9 +30,9 @@ async def handle(ctx, request: dict) -> dict:
 
 def _delete(broker, topic: str, p: dict) -> dict:
     out = {"partition_index": p["partition_index"], "low_watermark": -1, "error_code": 0}
-    found = broker.partition(topic, p["partition_index"])
+    found, error = broker.led_partition(topic, p["partition_index"])
     if found is None:
-        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        out["error_code"] = int(error)
         return out
     _, plog = found
     if not plog.config.delete:

@@ -51,9 +51,9 @@ def _read(broker, request: dict) -> tuple[list[dict], int]:
 def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> dict:
     out = {"partition_index": p["partition"], "error_code": 0, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [], "records": None}  # fmt: skip
-    found = broker.partition(topic, p["partition"])
+    found, error = broker.led_partition(topic, p["partition"])
     if found is None:
-        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        out["error_code"] = int(error)
         return out
     _, plog = found
     hw = broker.high_watermark(plog)

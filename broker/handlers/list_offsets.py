@@ -22,9 +22,9 @@ async def handle(ctx, request: dict) -> dict:
 
 def _lookup(broker, topic: str, p: dict) -> dict:
     out = {"partition_index": p["partition_index"], "error_code": 0, "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    found = broker.partition(topic, p["partition_index"])
+    found, error = broker.led_partition(topic, p["partition_index"])
     if found is None:
-        out["error_code"] = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        out["error_code"] = int(error)
         return out
     partition, plog = found
     out["leader_epoch"] = partition.leader_epoch

@@ -71,9 +71,9 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     index = part["index"]
     if version < 3:
         return _result(index, ErrorCode.UNSUPPORTED_VERSION, message="Produce v0-2 (magic 0/1) are not served")
-    found = broker.partition(topic, index)
+    found, error = broker.led_partition(topic, index)
     if found is None:
-        return _result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return _result(index, error)
     partition, plog = found
     records = part["records"]
     if records is None or len(records) == 0:
