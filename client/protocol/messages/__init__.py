@@ -2,8 +2,10 @@
 
 Having a table does not make the broker serve an API: ApiVersions is built
 from the handlers (broker/handlers), so the KRaft quorum's tables (Vote,
-BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot) are here
-for the controller's own wire code and are not advertised to clients.
+BeginQuorumEpoch, EndQuorumEpoch, FetchSnapshot) and the broker lifecycle's
+(BrokerRegistration, BrokerHeartbeat) are here for the controller listener's
+wire code and are not advertised to clients. DescribeQuorum is both: served
+on the controller listener and, for operators, on the client listener.
 """
 
 from ..schema import Api
@@ -11,6 +13,8 @@ from . import (
     alter_configs,
     api_versions,
     begin_quorum_epoch,
+    broker_heartbeat,
+    broker_registration,
     create_partitions,
     create_topics,
     delete_groups,
@@ -50,6 +54,6 @@ APIS: dict[int, Api] = {
         alter_configs, create_partitions, delete_groups,
         incremental_alter_configs, offset_delete, describe_cluster,
         vote, begin_quorum_epoch, end_quorum_epoch, describe_quorum,
-        fetch_snapshot,
+        fetch_snapshot, broker_registration, broker_heartbeat,
     )
 }
