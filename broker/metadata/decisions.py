@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from broker.metadata.image import MetadataImage
-from broker.metadata.placement import place_replicas
+from broker.metadata.placement import broker_order, place_replicas
 from broker.metadata.records import (
     ConfigRecord,
     METADATA_TOPIC,
@@ -106,6 +106,7 @@ def decide_create_topics(
     scratch = _Scratch(image)
     dups = _duplicates(t[0] for t in topics)
     broker_ids = [b.node_id for b in image.unfenced_brokers()]
+    racks = {b.node_id: b.rack for b in image.unfenced_brokers()}  # rack-aware when every one has a rack
     start = sum(len(t.partitions) for t in image.topics.values())  # spreads leaders over topics
     results = []
     for name, num_partitions, replication_factor, configs in topics:
@@ -145,7 +146,7 @@ def decide_create_topics(
             while topic_id in scratch.image.topics_by_id:  # a uuid4 clash: vanishingly rare
                 topic_id = new_topic_id()
             records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
-            for p, replicas in enumerate(place_replicas(broker_ids, 0, partitions, rf, start)):
+            for p, replicas in enumerate(place_replicas(broker_ids, 0, partitions, rf, start, racks)):
                 records.append(PartitionRecord(topic_id, p, replicas, replicas, replicas[0], 0, 0))
             records += [ConfigRecord("topic", name, k, v) for k, v in sorted(configs.items())]
             scratch.add(records)
@@ -182,6 +183,8 @@ def decide_create_partitions(
     existing = sum(len(t.partitions) for t in image.topics.values())
     dups = _duplicates(r[0] for r in requests)
     broker_ids = [b.node_id for b in image.unfenced_brokers()]
+    racks = {b.node_id: b.rack for b in image.unfenced_brokers()}
+    order = broker_order(broker_ids, racks)  # what place_replicas walks, so partition 0's rotation goes on
     results = []
     for name, total in requests:
         topic = image.topics.get(name)
@@ -212,8 +215,8 @@ def decide_create_partitions(
                 continue
             first = len(topic.partitions)
             lead0 = topic.partitions[0].replicas[0] if topic.partitions else None
-            start = broker_ids.index(lead0) if lead0 in broker_ids else 0  # continue partition 0's rotation
-            placed = place_replicas(broker_ids, first, total - first, rf, start)
+            start = order.index(lead0) if lead0 in order else 0  # continue partition 0's rotation
+            placed = place_replicas(broker_ids, first, total - first, rf, start, racks)
             scratch.add([
                 PartitionRecord(topic.topic_id, first + i, r, r, r[0], 0, 0) for i, r in enumerate(placed)
             ])  # fmt: skip

@@ -18,11 +18,13 @@ from types import MappingProxyType
 
 from broker.metadata.records import (
     ConfigRecord,
+    FenceBrokerRecord,
     MetadataRecord,
     PartitionRecord,
     RegisterBrokerRecord,
     RemoveTopicRecord,
     TopicRecord,
+    UnfenceBrokerRecord,
 )
 
 _EMPTY: Mapping = MappingProxyType({})
@@ -30,11 +32,21 @@ _EMPTY: Mapping = MappingProxyType({})
 
 @dataclass(frozen=True)
 class BrokerImage:
+    """One registered broker incarnation.
+
+    ``epoch`` is the broker epoch: the metadata log offset of the entry that
+    registered this incarnation (KRaft's rule), so a later registration of
+    the same id always has a larger one, and fence/unfence records and
+    heartbeats naming an older epoch are recognised as stale.
+    """
+
     node_id: int
     host: str
     port: int
     rack: str | None
-    fenced: bool
+    fenced: bool  # fenced: leads nothing, not listed to clients
+    epoch: int  # >= 0
+    incarnation_id: str  # "" for registrations from before incarnations were recorded
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ class MetadataImage:
             raise ValueError(f"entry offset {offset} not after image offset {self.offset}")
         builder = _Builder(self)
         for record in records:
-            builder.apply(record)
+            builder.apply(record, offset)
         builder.offset = offset
         return builder.build()
 
@@ -95,7 +107,7 @@ class MetadataImage:
         for offset, record in entries:
             if offset <= builder.offset:
                 raise ValueError(f"record offset {offset} not after image offset {builder.offset}")
-            builder.apply(record)
+            builder.apply(record, offset)
             builder.offset = offset
         return builder.build()
 
@@ -111,9 +123,21 @@ class _Builder:
         self.by_id = dict(image.topics_by_id)
         self.broker_configs = dict(image.broker_configs)
 
-    def apply(self, rec: MetadataRecord) -> None:
+    def apply(self, rec: MetadataRecord, offset: int) -> None:
+        """Apply ``rec``, a record of the log entry at ``offset``."""
         if isinstance(rec, RegisterBrokerRecord):
-            self.brokers[rec.node_id] = BrokerImage(rec.node_id, rec.host, rec.port, rec.rack, rec.fenced)
+            epoch = rec.broker_epoch if rec.broker_epoch >= 0 else offset  # explicit only in snapshots
+            _check_epoch(epoch)
+            self.brokers[rec.node_id] = BrokerImage(
+                rec.node_id, rec.host, rec.port, rec.rack, rec.fenced, epoch, rec.incarnation_id
+            )
+        elif isinstance(rec, (FenceBrokerRecord, UnfenceBrokerRecord)):
+            broker = self.brokers.get(rec.node_id)
+            if broker is None:
+                raise ValueError(f"{rec.TYPE} of unregistered broker {rec.node_id}")
+            if broker.epoch != rec.broker_epoch:
+                raise ValueError(f"stale {rec.TYPE}: broker {rec.node_id} epoch {rec.broker_epoch} != {broker.epoch}")
+            self.brokers[rec.node_id] = replace(broker, fenced=isinstance(rec, FenceBrokerRecord))
         elif isinstance(rec, TopicRecord):
             if rec.name in self.topics:
                 raise ValueError(f"topic {rec.name!r} already exists")
@@ -182,6 +206,11 @@ class _Builder:
             MappingProxyType(self.broker_configs),
             self.offset,
         )
+
+
+def _check_epoch(epoch: int) -> None:
+    if epoch < 0:
+        raise ValueError(f"broker epoch must be >= 0, not {epoch} (apply at a real offset)")
 
 
 def _with(configs: Mapping[str, str], name: str, value: str | None) -> Mapping[str, str]:

@@ -5,7 +5,7 @@ listeners hear of each change as (old image, new image), which is how a
 broker acts on metadata (create or delete partition logs, lead or follow).
 
 A snapshot is the image written back as the records that rebuild it
-(brokers, topics, partitions, configs), JSON: ``{"offset": N, "records":
+(brokers with their epoch and incarnation, topics, partitions, configs), JSON: ``{"offset": N, "records":
 [...]}`` with each record as ``encode_record`` makes it. Restoring one
 replaces the image; listeners then see the whole difference at once.
 
@@ -44,8 +44,9 @@ Listener = Callable[[MetadataImage, MetadataImage], None]
 def image_records(image: MetadataImage) -> list[MetadataRecord]:
     """Records that rebuild ``image`` from an empty one."""
     out: list[MetadataRecord] = [
-        RegisterBrokerRecord(b.node_id, b.host, b.port, b.rack, b.fenced) for _, b in sorted(image.brokers.items())
-    ]
+        RegisterBrokerRecord(b.node_id, b.host, b.port, b.rack, b.fenced, b.incarnation_id, broker_epoch=b.epoch)
+        for _, b in sorted(image.brokers.items())
+    ]  # the epoch written out: a snapshot's records are not at the offsets that registered them
     for name, topic in sorted(image.topics.items()):
         out.append(TopicRecord(name, topic.topic_id))
         for p, part in sorted(topic.partitions.items()):

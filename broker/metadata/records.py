@@ -7,8 +7,10 @@ Each record is a frozen dataclass with a stable ``TYPE`` name and a
     {"type": "topic", "v": 0, "name": "orders", "topic_id": "9f1c...e2"}
 
 ``decode_record`` accepts only what ``encode_record`` produces: a known type,
-a version it understands, exactly the record's fields with the right JSON
+a version it understands, exactly that version's fields with the right JSON
 types, and values inside their invariants; anything else is a ValueError.
+A field added in a later version (``_SINCE``) is absent from older records
+and takes its default when they are decoded, so old logs still replay.
 Pure: no I/O.
 """
 
@@ -37,17 +39,65 @@ def check_topic_id(topic_id: str) -> None:
 
 @dataclass(frozen=True)
 class RegisterBrokerRecord:
+    """A broker (one incarnation of its process) joins, replacing any earlier registration of its id.
+
+    The broker epoch is the offset of the log entry holding this record, as
+    in KRaft, so it is known only once committed: ``broker_epoch`` is -1 in
+    what the controller writes. Snapshots write the epoch the image holds
+    (>= 0), since a snapshot's records sit at no log offset of their own.
+    v1 added ``incarnation_id`` and ``broker_epoch`` (v0: "" and -1).
+    """
+
     TYPE: ClassVar[str] = "register_broker"
-    VERSION: ClassVar[int] = 0
+    VERSION: ClassVar[int] = 1
     node_id: int  # >= 0
     host: str
     port: int  # 0..65535
     rack: str | None = None
     fenced: bool = False
+    incarnation_id: str = ""  # 32 hex digits (the process's uuid), "" before v1
+    broker_epoch: int = -1  # -1: the entry's offset; >= 0 only in snapshots
 
     def __post_init__(self) -> None:
         _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
         _check(0 <= self.port <= 65535, f"port {self.port} out of range")
+        _check(
+            self.incarnation_id == "" or bool(_HEX32.match(self.incarnation_id)),
+            f"incarnation_id {self.incarnation_id!r} is not 32 hex digits",
+        )
+        _check(self.broker_epoch >= -1, f"broker_epoch must be >= -1, not {self.broker_epoch}")
+
+
+@dataclass(frozen=True)
+class FenceBrokerRecord:
+    """The broker may no longer lead or be in an ISR (it missed its session, or shuts down).
+
+    Applies only to the registration whose epoch is ``broker_epoch``: a
+    record about an earlier incarnation is stale.
+    """
+
+    TYPE: ClassVar[str] = "fence_broker"
+    VERSION: ClassVar[int] = 0
+    node_id: int  # >= 0
+    broker_epoch: int  # >= 0
+
+    def __post_init__(self) -> None:
+        _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
+        _check(self.broker_epoch >= 0, f"broker_epoch must be >= 0, not {self.broker_epoch}")
+
+
+@dataclass(frozen=True)
+class UnfenceBrokerRecord:
+    """The broker has caught up with the log since it registered: it may lead and host replicas."""
+
+    TYPE: ClassVar[str] = "unfence_broker"
+    VERSION: ClassVar[int] = 0
+    node_id: int  # >= 0
+    broker_epoch: int  # >= 0
+
+    def __post_init__(self) -> None:
+        _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
+        _check(self.broker_epoch >= 0, f"broker_epoch must be >= 0, not {self.broker_epoch}")
 
 
 @dataclass(frozen=True)
@@ -119,15 +169,25 @@ class RemoveTopicRecord:
         check_topic_id(self.topic_id)
 
 
-MetadataRecord = Union[RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord]
+MetadataRecord = Union[
+    RegisterBrokerRecord, FenceBrokerRecord, UnfenceBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord,
+    RemoveTopicRecord,
+]
 
 RECORD_TYPES: dict[str, type] = {
-    cls.TYPE: cls for cls in (RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord)
-}
+    cls.TYPE: cls
+    for cls in (RegisterBrokerRecord, FenceBrokerRecord, UnfenceBrokerRecord, TopicRecord, PartitionRecord,
+                ConfigRecord, RemoveTopicRecord)
+}  # fmt: skip
 
 # Field kinds, checked on decode (JSON has no tuples and bools are ints in Python).
 _KINDS: dict[type, dict[str, str]] = {
-    RegisterBrokerRecord: {"node_id": "int", "host": "str", "port": "int", "rack": "str?", "fenced": "bool"},
+    RegisterBrokerRecord: {
+        "node_id": "int", "host": "str", "port": "int", "rack": "str?", "fenced": "bool",
+        "incarnation_id": "str", "broker_epoch": "int",
+    },
+    FenceBrokerRecord: {"node_id": "int", "broker_epoch": "int"},
+    UnfenceBrokerRecord: {"node_id": "int", "broker_epoch": "int"},
     TopicRecord: {"name": "str", "topic_id": "str"},
     PartitionRecord: {
         "topic_id": "str", "partition": "int", "replicas": "ints", "isr": "ints",
@@ -136,6 +196,9 @@ _KINDS: dict[type, dict[str, str]] = {
     ConfigRecord: {"resource_type": "str", "resource_name": "str", "name": "str", "value": "str?"},
     RemoveTopicRecord: {"topic_id": "str"},
 }  # fmt: skip
+
+# The version that added a field, for fields added after v0 (older records lack them).
+_SINCE: dict[type, dict[str, int]] = {RegisterBrokerRecord: {"incarnation_id": 1, "broker_epoch": 1}}
 
 
 def _is_int(v: object) -> bool:
@@ -179,7 +242,8 @@ def decode_record(data: bytes | bytearray | memoryview) -> MetadataRecord:
         raise ValueError(f"unknown metadata record type {type_name!r}")
     if not _is_int(version) or not 0 <= version <= cls.VERSION:
         raise ValueError(f"{type_name} record version {version!r} not supported (max {cls.VERSION})")
-    kinds = _KINDS[cls]
+    since = _SINCE.get(cls, {})
+    kinds = {name: kind for name, kind in _KINDS[cls].items() if since.get(name, 0) <= version}
     if set(body) != set(kinds):
         raise ValueError(f"{type_name} record fields {sorted(body)} != {sorted(kinds)}")
     for name, kind in kinds.items():
@@ -187,4 +251,4 @@ def decode_record(data: bytes | bytearray | memoryview) -> MetadataRecord:
             raise ValueError(f"{type_name} record field {name}={body[name]!r} is not {kind}")
         if kind == "ints":
             body[name] = tuple(body[name])
-    return cls(**body)  # __post_init__ checks the invariants (ValueError)
+    return cls(**body)  # missing newer fields take their defaults; __post_init__ checks the invariants (ValueError)

@@ -3,10 +3,12 @@ import pytest
 from broker.metadata.image import MetadataImage, changed_partitions
 from broker.metadata.records import (
     ConfigRecord,
+    FenceBrokerRecord,
     PartitionRecord,
     RegisterBrokerRecord,
     RemoveTopicRecord,
     TopicRecord,
+    UnfenceBrokerRecord,
 )
 
 A = "a" * 32
@@ -89,3 +91,23 @@ def test_a_recreated_topic_is_a_deletion_then_a_creation():
     old = build(TopicRecord("t", A), PartitionRecord(A, 0, (1,), (1,), 1, 0, 0))
     new = old.apply_all([(2, RemoveTopicRecord(A)), (3, TopicRecord("t", B)), (4, PartitionRecord(B, 0, (1,), (1,), 1, 0, 0))])
     assert [(c.kind, c.topic_id) for c in changed_partitions(old, new)] == [("deleted", A), ("created", B)]
+
+
+def test_a_registration_takes_its_entry_offset_as_broker_epoch():
+    img = MetadataImage.empty("c", 1).apply_entry([TopicRecord("t", A)], 4)
+    img = img.apply_entry([RegisterBrokerRecord(1, "h", 1, None, True, "ab" * 16)], 9)
+    assert img.brokers[1].epoch == 9 and img.brokers[1].incarnation_id == "ab" * 16 and img.brokers[1].fenced
+    img = img.apply_all([(12, RegisterBrokerRecord(1, "h", 1, None, True, "cd" * 16))])
+    assert img.brokers[1].epoch == 12 and img.brokers[1].incarnation_id == "cd" * 16
+    explicit = img.apply(RegisterBrokerRecord(2, "h", 2, broker_epoch=3), 13)  # a snapshot's record
+    assert explicit.brokers[2].epoch == 3
+
+
+def test_fence_and_unfence_apply_only_to_the_current_broker_epoch():
+    img = MetadataImage.empty("c", 1).apply_entry([RegisterBrokerRecord(1, "h", 1, None, True)], 5)
+    unfenced = img.apply(UnfenceBrokerRecord(1, 5), 6)
+    assert [b.node_id for b in unfenced.unfenced_brokers()] == [1]
+    assert unfenced.apply(FenceBrokerRecord(1, 5), 7).brokers[1].fenced
+    for stale in (UnfenceBrokerRecord(1, 4), FenceBrokerRecord(1, 6), FenceBrokerRecord(2, 5)):
+        with pytest.raises(ValueError):
+            unfenced.apply(stale, 8)

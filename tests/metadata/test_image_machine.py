@@ -2,7 +2,14 @@
 
 from broker.controller.raft.messages import Entry
 from broker.metadata.image_machine import MetadataStateMachine, decode_entry, encode_entry, image_records
-from broker.metadata.records import ConfigRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord
+from broker.metadata.records import (
+    ConfigRecord,
+    FenceBrokerRecord,
+    PartitionRecord,
+    RegisterBrokerRecord,
+    TopicRecord,
+    UnfenceBrokerRecord,
+)
 
 TID = "ab" * 16
 
@@ -33,3 +40,21 @@ def test_a_snapshot_restores_an_equal_image_and_tells_the_listeners():
     other.restore(data)
     assert other.image == machine.image and len(seen) == 1 and "t" in seen[0][1].topics
     assert image_records(other.image) == image_records(machine.image)
+
+
+def test_a_snapshot_keeps_each_brokers_epoch_incarnation_and_fencing():
+    machine = MetadataStateMachine("c", 1)
+    machine.apply([
+        Entry(3, 1, encode_entry([RegisterBrokerRecord(1, "h", 1, "r", True, "ab" * 16)])),
+        Entry(4, 1, encode_entry([RegisterBrokerRecord(2, "h", 2, None, True, "cd" * 16)])),
+        Entry(5, 1, encode_entry([UnfenceBrokerRecord(1, 3), UnfenceBrokerRecord(2, 4)])),
+        Entry(6, 1, encode_entry([FenceBrokerRecord(2, 4)])),
+    ])  # fmt: skip
+    other = MetadataStateMachine("c", 1)
+    other.restore(machine.snapshot())
+    assert other.image == machine.image
+    assert (other.image.brokers[1].epoch, other.image.brokers[1].fenced) == (3, False)
+    assert (other.image.brokers[2].epoch, other.image.brokers[2].incarnation_id) == (4, "cd" * 16)
+    # and the restored epochs still fence stale records
+    other.apply([Entry(7, 1, encode_entry([FenceBrokerRecord(1, 3)]))])
+    assert other.image.brokers[1].fenced
