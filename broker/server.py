@@ -263,6 +263,26 @@ class Broker:
                     job()
                     due[i] = now + interval_ms / 1000
 
+    def quorum_description(self) -> dict:
+        """The metadata quorum as DescribeQuorum reports it, from this node's
+        Raft driver (replica progress is known on the leader only)."""
+        assert self.controller is not None, "the broker is not started"
+        driver = self.controller.driver
+        described = driver.describe()
+        tick_ms = driver.config.tick_ms
+
+        def replica(node: int) -> dict:
+            end, ticks = described["replicas"].get(node, (-1, -1))
+            return {"replica_id": node, "log_end_offset": end, "last_fetch_ms_ago": -1 if ticks < 0 else ticks * tick_ms}
+
+        voters = driver.config.voters
+        return {
+            "leader_id": described["leader_id"], "leader_epoch": described["epoch"],
+            "high_watermark": described["high_watermark"],
+            "voters": [replica(n) for n in sorted(voters)],
+            "observers": [replica(n) for n in sorted(set(described["replicas"]) - voters)],
+        }  # fmt: skip
+
 
 async def run_until_signalled(config: BrokerConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop gracefully (the CLI's broker start)."""
