@@ -77,6 +77,7 @@ def default_modules() -> list[Any]:
         describe_cluster,
         describe_configs,
         describe_groups,
+        describe_quorum,
         fetch,
         find_coordinator,
         heartbeat,
@@ -97,7 +98,7 @@ def default_modules() -> list[Any]:
     return [
         api_versions, metadata, produce, fetch, list_offsets, create_topics, delete_topics,
         create_partitions, describe_configs, alter_configs, incremental_alter_configs, delete_records,
-        describe_cluster, init_producer_id,
+        describe_cluster, describe_quorum, init_producer_id,
         find_coordinator, join_group, sync_group, heartbeat, leave_group, offset_commit, offset_fetch,
         describe_groups, list_groups, delete_groups, offset_delete,
     ]  # fmt: skip
