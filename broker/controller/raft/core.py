@@ -502,8 +502,10 @@ class RaftCore:
             if m.epoch == self.epoch and m.leader_id >= 0 and self.leader_id < 0 and m.leader_id != self.node_id:
                 self._follow(m.leader_id)
                 self._maybe_fetch()
-            else:
-                self._fetch_not_before = self._now + 1
+                return
+            if m.error == ErrorCode.NOT_LEADER_OR_FOLLOWER and m.epoch == self.epoch and m.src == self.leader_id:
+                self.peer_unreachable(m.src)  # our leader resigned (or restarted): as good as gone
+            self._fetch_not_before = self._now + 1
             return
         self._heard_from_leader()
         if m.diverging is not None:

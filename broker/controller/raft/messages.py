@@ -188,8 +188,9 @@ REQUESTS = (VoteRequest, BeginQuorumEpochRequest, EndQuorumEpochRequest, FetchRe
 class Ready:
     """Everything the driver must do, in this order:
 
-    1. if ``snapshot`` is set: store it durably (it replaces the log before
-       its end offset) and restore the state machine from it;
+    1. if ``snapshot`` is set: store it durably (it replaces the whole log,
+       which starts again, empty, at its end offset) and restore the state
+       machine from it;
     2. if ``truncate_to`` is set: cut the log to end before that offset;
     3. append ``entries`` (contiguous, starting at the log's end);
     4. if ``hard_state`` is set: write it atomically;
