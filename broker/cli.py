@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from client.cli import CLIENT_COMMANDS
+from client.cli import CLIENT_COMMANDS, cluster
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,13 +36,21 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--node-id", type=click.IntRange(0, 2**31 - 1), help="node.id (default 1)")
 @click.option("--listen", metavar="HOST:PORT", help="listeners (default 127.0.0.1:9092)")
 @click.option("--advertised", metavar="HOST:PORT", help="advertised.listeners (default: the listener)")
+@click.option("--controller-listen", metavar="HOST:PORT", help="controller.listener: this voter's quorum listener")
+@click.option("--controller-quorum", metavar="ID@HOST:PORT,...",
+              help="controller.quorum.voters (default: a one-voter quorum of this node)")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="log.dirs (default ./riverlog-data)")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="a Kafka server.properties-style file")  # fmt: skip
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config, by its Kafka name (repeatable)")
-def broker_start(node_id, listen, advertised, data_dir, config_file, sets) -> None:
+def broker_start(node_id, listen, advertised, controller_listen, controller_quorum, data_dir, config_file,
+                 sets) -> None:  # fmt: skip
     """Start a broker; with no options, a single local broker on 127.0.0.1:9092
-    with its data in ./riverlog-data. Stops cleanly on Ctrl-C or SIGTERM."""
+    with its data in ./riverlog-data. Stops cleanly on Ctrl-C or SIGTERM.
+
+    In a cluster, a node whose --node-id is in --controller-quorum is a
+    broker and a controller voter (it needs --controller-listen on its port
+    in the quorum string); any other node is a broker-only observer."""
     import logging
 
     import trio
@@ -52,7 +60,8 @@ def broker_start(node_id, listen, advertised, data_dir, config_file, sets) -> No
     from broker.storage.log_config import ConfigError
 
     props: dict[str, str] = load_properties(config_file) if config_file else {}
-    flags = {"node.id": node_id, "listeners": listen, "advertised.listeners": advertised, "log.dirs": data_dir}
+    flags = {"node.id": node_id, "listeners": listen, "advertised.listeners": advertised, "log.dirs": data_dir,
+             "controller.listener": controller_listen, "controller.quorum.voters": controller_quorum}  # fmt: skip
     props.update({name: str(value) for name, value in flags.items() if value is not None})
     props.update(_parse_sets(sets))
     try:
@@ -107,6 +116,28 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
                     click.echo(f"    | offset: {r.offset} timestamp: {r.timestamp} key: {r.key!r} value: {r.value!r}")
             position += length
     sys.exit(1 if bad else 0)
+
+
+@cluster.command("up")
+@click.option("--brokers", type=click.IntRange(1, 9), default=3, show_default=True,
+              help="Nodes, each a broker and a controller voter (ids 1..N).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("riverlog-cluster"),
+              show_default=True, help="Node i keeps its data in DIR/node-i.")
+@click.option("--base-port", type=click.IntRange(1, 65535), default=9092, show_default=True,
+              help="Node i listens for clients on BASE+i-1 and for the quorum on BASE+100+i-1.")  # fmt: skip
+def cluster_up(brokers: int, data_dir: Path, base_port: int) -> None:
+    """Start a local cluster of N broker processes; Ctrl-C stops them all.
+
+    Prints the bootstrap string, then every node's log lines prefixed
+    [node N]. Exits 1 if a node exits on its own (the others are stopped).
+    """
+    from broker import cluster_up as up
+
+    try:
+        up.plan(brokers, data_dir, base_port)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    sys.exit(up.run(brokers, data_dir, base_port))
 
 
 # The client commands (topic, offsets, cluster, ...) live in client/cli.py.

@@ -6,6 +6,15 @@ overrides; each name is Kafka's (``socket.request.max.bytes``), and the
 in Kafka. Unknown names are reported and ignored (Kafka logs them too), so an
 existing ``server.properties`` loads; a known name with a bad value is an
 error that says which name and why.
+
+A cluster is KRaft's: ``controller.quorum.voters`` (``1@host:port,...``)
+names the metadata quorum's voters and their controller listeners. A node
+whose ``node.id`` is a voter is a combined broker and controller and binds
+``controller.listener``; any other node is a broker-only observer of the
+metadata log. With no voters configured the node is a one-voter quorum of
+itself and needs no controller listener (the single broker). Relations
+between settings are checked when the config is built, so a broker with an
+inconsistent cluster config refuses to start with a message naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
+_RAFT_FETCH_MAX_WAIT_MS = 500  # RaftConfig.fetch_max_wait_ms: a request timeout must outlast it
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -88,7 +98,33 @@ class BrokerConfig:
     offset_metadata_max_bytes: int = 4096
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600_000
+    # The cluster: KRaft's names and defaults. Empty voters: a one-voter quorum of this node.
+    controller_quorum: dict[int, tuple[str, int]] = field(default_factory=dict)  # controller.quorum.voters
+    controller_listener: tuple[str, int] | None = None  # controller.listener; voters only
+    broker_session_timeout_ms: int = 9000  # no heartbeat for this long: the broker is fenced
+    broker_heartbeat_interval_ms: int = 2000
+    controller_quorum_election_timeout_ms: int = 1000
+    controller_quorum_fetch_timeout_ms: int = 2000
+    controller_quorum_request_timeout_ms: int = 2000
     log_defaults: LogConfig = field(default_factory=LogConfig)  # from the log.* names
+
+    def __post_init__(self) -> None:
+        check_cluster(self)
+
+    @property
+    def voter_ids(self) -> frozenset[int]:
+        """The metadata quorum's voters: the configured ones, else this node alone."""
+        return frozenset(self.controller_quorum) or frozenset({self.node_id})
+
+    @property
+    def is_voter(self) -> bool:
+        """A combined broker+controller (True) or a broker-only observer (False)."""
+        return self.node_id in self.voter_ids
+
+    @property
+    def controller_peers(self) -> dict[int, tuple[str, int]]:
+        """The other voters' controller listeners (empty for the single node)."""
+        return {n: a for n, a in self.controller_quorum.items() if n != self.node_id}
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -135,8 +171,12 @@ class BrokerConfig:
             value = getattr(self, attr)
             if value is None:
                 continue
-            if isinstance(value, tuple) and attr in ("listener", "advertised_listener"):
+            if isinstance(value, tuple) and attr in ("listener", "advertised_listener", "controller_listener"):
                 value = f"{value[0]}:{value[1]}"
+            elif attr == "controller_quorum":
+                if not value:
+                    continue
+                value = format_voters(value)
             elif attr == "log_dirs":
                 value = ",".join(str(p) for p in value)
             elif isinstance(value, bool):
@@ -147,6 +187,79 @@ class BrokerConfig:
             if name not in _LOG_ALIASES:
                 out[name] = topic[topic_name]
         return out
+
+
+def parse_voters(name: str, raw: str) -> dict[int, tuple[str, int]]:
+    """Kafka's ``1@host:port,2@host:port,...`` as {node id: (host, port)}."""
+    voters: dict[int, tuple[str, int]] = {}
+    if not raw.strip():
+        return voters  # Kafka's default: none configured
+    for item in (part.strip() for part in raw.split(",")):
+        node, sep, address = item.partition("@")
+        if not sep or not node.strip().isdigit():
+            raise ConfigError(f"{name} must be ID@HOST:PORT,... (as 1@localhost:9093), not {raw!r}: bad entry {item!r}")
+        node_id = int(node)
+        if node_id > _INT32_MAX:
+            raise ConfigError(f"{name}: node id {node_id} is out of range")
+        host, port = parse_host_port(f"{name} entry {item!r}", address)
+        if not host.strip() or not address.rpartition(":")[0].strip() or port == 0:
+            raise ConfigError(f"{name}: entry {item!r} needs a host and a port from 1 to 65535")
+        if any(c in host for c in "@;, \t") or (":" in host and not address.strip().startswith("[")):
+            raise ConfigError(f"{name}: entry {item!r} has a bad host {host!r} (IPv6 hosts go in brackets)")
+        if node_id in voters:
+            raise ConfigError(f"{name}: node id {node_id} appears more than once in {raw!r}")
+        voters[node_id] = (host, port)
+    return voters
+
+
+def format_voters(voters: dict[int, tuple[str, int]]) -> str:
+    return ",".join(f"{n}@[{h}]:{p}" if ":" in h else f"{n}@{h}:{p}" for n, (h, p) in sorted(voters.items()))
+
+
+def _same_address(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    """Two listeners that cannot both bind: same port (not 0), and the same
+    host or a wildcard on either side."""
+    wildcard = ("0.0.0.0", "::", "")
+    return a[1] == b[1] != 0 and (a[0] == b[0] or a[0] in wildcard or b[0] in wildcard)
+
+
+def check_cluster(config: BrokerConfig) -> None:
+    """The cluster settings' relations (each error names the settings)."""
+    quorum, listener = config.controller_quorum, config.controller_listener
+    if quorum and config.node_id in quorum:
+        voter_port = quorum[config.node_id][1]
+        if listener is None:
+            raise ConfigError(
+                f"node.id {config.node_id} is a voter in controller.quorum.voters, so it needs "
+                f"controller.listener (--controller-listen) on port {voter_port}"
+            )
+        if listener[1] != voter_port:
+            raise ConfigError(
+                f"controller.listener port {listener[1]} is not node {config.node_id}'s port in "
+                f"controller.quorum.voters ({format_voters({config.node_id: quorum[config.node_id]})})"
+            )
+    elif listener is not None:
+        if quorum:
+            raise ConfigError(
+                f"controller.listener is set but node.id {config.node_id} is not in controller.quorum.voters "
+                f"({format_voters(quorum)}): a broker-only node has no controller listener"
+            )
+        raise ConfigError("controller.listener needs controller.quorum.voters (ID@HOST:PORT,...)")
+    if listener is not None and _same_address(listener, config.listener):
+        raise ConfigError(
+            f"listeners and controller.listener are the same address ({listener[0]}:{listener[1]}); "
+            "clients and the controller quorum need separate listeners"
+        )
+    if config.broker_session_timeout_ms <= config.broker_heartbeat_interval_ms:
+        raise ConfigError(
+            f"broker.session.timeout.ms ({config.broker_session_timeout_ms}) must be above "
+            f"broker.heartbeat.interval.ms ({config.broker_heartbeat_interval_ms})"
+        )
+    if config.controller_quorum_request_timeout_ms <= _RAFT_FETCH_MAX_WAIT_MS:
+        raise ConfigError(
+            f"controller.quorum.request.timeout.ms must be above {_RAFT_FETCH_MAX_WAIT_MS}, the time a "
+            "quorum Fetch waits at the leader"
+        )
 
 
 def broker_names_of_topic_configs() -> dict[str, str]:
@@ -210,6 +323,16 @@ _BROKER_NAMES = {
     "offsets.retention.minutes": ("offsets_retention_minutes", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "offsets.retention.check.interval.ms": (
         "offsets_retention_check_interval_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "controller.quorum.voters": ("controller_quorum", parse_voters),
+    "controller.listener": ("controller_listener", parse_host_port),
+    "broker.session.timeout.ms": ("broker_session_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "broker.heartbeat.interval.ms": ("broker_heartbeat_interval_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "controller.quorum.election.timeout.ms": (
+        "controller_quorum_election_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "controller.quorum.fetch.timeout.ms": (
+        "controller_quorum_fetch_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "controller.quorum.request.timeout.ms": (
+        "controller_quorum_request_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     # No Kafka name: Kafka leaves the partition count unbounded.
     "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),

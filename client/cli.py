@@ -275,19 +275,71 @@ def cluster() -> None:
 @cluster.command("describe")
 @client_options
 def cluster_describe(bootstrap, timeout) -> None:
-    """Show the cluster id, the controller and the brokers."""
+    """Show the cluster id, the controller, the brokers and the metadata quorum."""
     settings = client_settings(bootstrap, timeout)
 
     async def run():
         from client.admin import Admin
 
         async with Admin(**settings) as admin:
-            return await admin.describe_cluster()
+            return await admin.describe_cluster(), await _describe_quorum(admin)
 
-    description = run_client_command(run)
+    description, quorum = run_client_command(run)
     click.echo(f"Cluster id: {description.cluster_id}")
     click.echo(f"Controller: {description.controller_id}")
     _table([(b.node_id, b.host, b.port, b.rack or "") for b in description.brokers], ("BROKER", "HOST", "PORT", "RACK"))
+    click.echo("(fenced brokers are not listed: brokers answer with unfenced brokers only)")
+    click.echo()
+    if quorum is None:
+        click.echo("Quorum: not described by this broker (no DescribeQuorum)")
+        return
+    click.echo(f"Quorum leader: {_or_dash(quorum['leader_id'])}\tEpoch: {quorum['leader_epoch']}"
+               f"\tHigh watermark: {quorum['high_watermark']}")  # fmt: skip
+    rows = [(*_replica_row(r, quorum), "voter") for r in quorum["current_voters"]]
+    rows += [(*_replica_row(r, quorum), "observer") for r in quorum["observers"]]
+    _table(rows, ("NODE", "LOG END OFFSET", "LAG", "LAST FETCH", "ROLE"))
+
+
+def _replica_row(replica: dict, quorum: dict) -> tuple:
+    """One replica's progress as the quorum leader sees it; "-" where it does not know."""
+    end = replica["log_end_offset"]
+    lag = max(quorum["high_watermark"] - end, 0) if end >= 0 else "-"
+    fetched = replica.get("last_fetch_timestamp", -1)
+    if replica["replica_id"] == quorum["leader_id"]:
+        last = "leader"
+    elif fetched is None or fetched < 0:
+        last = "-"
+    else:
+        import time
+
+        last = f"{max(int(time.time() * 1000) - fetched, 0)} ms ago"
+    return replica["replica_id"], end if end >= 0 else "-", lag, last
+
+
+async def _describe_quorum(admin: Any) -> dict | None:
+    """DescribeQuorum of ``__cluster_metadata``-0 from any broker (None if it
+    does not serve it); the partition's answer with its error raised."""
+    from client.errors import UnsupportedVersionError
+    from client.protocol.errors import error_for_code
+
+    async def attempt(deadline: float) -> dict | None:
+        conn = await admin._any_connection(deadline)
+        try:
+            version = conn.version_for(_DESCRIBE_QUORUM)
+        except UnsupportedVersionError:
+            return None
+        body = {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]}
+        response = await admin._request(conn, _DESCRIBE_QUORUM, body, version, deadline)
+        code = response["error_code"] or (response["topics"][0]["partitions"][0]["error_code"]
+                                          if response["topics"] else 0)  # fmt: skip
+        if code:
+            raise error_for_code(code)("DescribeQuorum")
+        return response["topics"][0]["partitions"][0]
+
+    return await admin._retrying("DescribeQuorum", attempt)
+
+
+_DESCRIBE_QUORUM = 55
 
 
 # -- group -------------------------------------------------------------------
