@@ -169,6 +169,11 @@ def run(brokers: int, data_dir: Path, base_port: int, out: IO[str] = sys.stdout,
     if killed:
         err.write(f"error: node(s) {', '.join(map(str, killed))} did not stop within {STOP_GRACE_S:.0f} s; killed\n")
         status = 1
+    elif status == 0:
+        for node_id, code in cluster.exited():
+            if code != 0:
+                err.write(f"error: node {node_id} exited with status {code} while stopping (see its log above)\n")
+                status = 1
     if status == 0:
         cluster.say("[cluster] stopped")
     return status
