@@ -13,7 +13,9 @@ that node, and serving it under another id would confuse clients.
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from broker.storage.checkpoint import fsync_dir
@@ -22,7 +24,19 @@ from broker.storage.log_config import ConfigError
 FILE_NAME = "meta.properties"
 
 
-def load_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
+def cluster_id_for(voters: Mapping[int, tuple[str, int]]) -> str | None:
+    """The cluster id nodes of a new cluster agree on without talking: derived
+    from ``controller.quorum.voters`` (every node is started with the same
+    string), in Kafka's 22-character form. None for the single broker."""
+    if not voters:
+        return None
+    text = ",".join(f"{n}@{h}:{p}" for n, (h, p) in sorted(voters.items()))
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()[:16]).decode().rstrip("=")
+
+
+def load_or_create_cluster_id(data_dir: Path, node_id: int, new_cluster_id: str | None = None) -> str:
+    """The cluster id in ``meta.properties``; a new data directory gets
+    ``new_cluster_id`` (or a random one) and keeps it for good."""
     path = data_dir / FILE_NAME
     if path.exists():
         props = {}
@@ -36,7 +50,7 @@ def load_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
             raise ConfigError(f"{path} has no cluster.id")
         return props["cluster.id"]
     # Kafka's format: a random UUID in URL-safe base64 without padding.
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     tmp = path.with_name(FILE_NAME + ".tmp")
     tmp.write_text(f"version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n")
     tmp.replace(path)

@@ -13,15 +13,17 @@ import logging
 
 import trio
 
-from broker.config import BrokerConfig
-from client.protocol import ErrorCode
+from broker.config import BrokerConfig, format_voters
+from broker.controller.controller_apis import controller_apis
+from broker.controller.forwarding import ControllerChannel
 from broker.controller.raft.roles import RaftConfig
 from broker.controller.raft_driver import RaftDriver
+from broker.controller.registration import BrokerRegistration
 from broker.group.service import GroupService
 from broker.handlers import build_registry, default_modules
-from broker.meta_properties import load_or_create_cluster_id
-from broker.metadata.controller import QuorumController
-from broker.metadata.decisions import TopicDefaults
+from broker.meta_properties import cluster_id_for, load_or_create_cluster_id
+from broker.metadata.controller import NotControllerError, QuorumController
+from broker.metadata.decisions import TopicDefaults, TopicResult
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from broker.metadata.image_machine import MetadataStateMachine
 from broker.net.connection import Connection
@@ -31,8 +33,12 @@ from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.log import Log, now_ms
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
+from client.protocol import ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
+
+CREATE_TOPICS = 19
+FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 
 
 class Broker:
@@ -139,24 +145,88 @@ class Broker:
         self._stop_requested.set()
 
     async def _start_metadata(self, nursery: trio.Nursery) -> None:
-        """The metadata quorum (here one voter: this broker) under ``nursery``;
-        returns once this broker leads it and is registered."""
-        data_dir = self.config.log_dirs[0]
+        """The metadata quorum under ``nursery``: a voter (with a controller
+        listener) or an observer of ``controller.quorum.voters``, or a quorum
+        of one for the single broker; then this broker's registration and
+        heartbeats. Returns once the controller has unfenced this broker."""
+        cfg = self.config
+        data_dir = cfg.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = load_or_create_cluster_id(data_dir, self.config.node_id)
+        cluster_id = load_or_create_cluster_id(data_dir, cfg.node_id, cluster_id_for(cfg.controller_quorum))
         defaults = TopicDefaults(
-            num_partitions=self.config.num_partitions,
-            replication_factor=self.config.default_replication_factor,
-            max_partitions=self.config.max_partitions,
-            log_config=self.config.log_defaults,
+            num_partitions=cfg.num_partitions,
+            replication_factor=cfg.default_replication_factor,
+            max_partitions=cfg.max_partitions,
+            max_replication_factor=1,  # no partition replication yet
+            log_config=cfg.log_defaults,
         )
-        node_id = self.config.node_id
-        machine = MetadataStateMachine(cluster_id, node_id)
-        driver = RaftDriver(RaftConfig(node_id, frozenset({node_id})), data_dir, machine, cluster_id=cluster_id,
-                            peers={}, listen=None)  # fmt: skip
-        self.controller = QuorumController(driver, machine, defaults=defaults)
+        raft = RaftConfig(cfg.node_id, cfg.voter_ids, election_timeout_ms=cfg.controller_quorum_election_timeout_ms,
+                          fetch_timeout_ms=cfg.controller_quorum_fetch_timeout_ms,
+                          request_timeout_ms=cfg.controller_quorum_request_timeout_ms)  # fmt: skip
+        machine = MetadataStateMachine(cluster_id, cfg.node_id)
+        listen = cfg.controller_listener if cfg.controller_quorum and cfg.is_voter else None
+        apis = controller_apis(self)
+        driver = RaftDriver(raft, data_dir, machine, cluster_id=cluster_id, peers=cfg.controller_quorum,
+                            listen=listen, extra_apis=apis)  # fmt: skip
+        self.controller = QuorumController(driver, machine, defaults=defaults,
+                                           session_timeout_ms=cfg.broker_session_timeout_ms)  # fmt: skip
+
+        async def on_controller(api_key: int, version: int, body: dict) -> dict | None:
+            return await apis[api_key][2](RequestHeader(api_key, version, 0, "local"), body)
+
+        self.channel = ControllerChannel(driver, cfg.controller_quorum, on_controller)
+        self.registration = BrokerRegistration(self, self.channel)
         await nursery.start(driver.serve)
-        await self.controller.start(*self.advertised, rack=self.config.rack)
+        nursery.start_soon(self.registration.run)
+        nursery.start_soon(self._fence_expired_brokers)
+        if cfg.controller_quorum:
+            log.info("broker %d: %s of the metadata quorum %s; waiting to be registered and unfenced", cfg.node_id,
+                     "a voter" if cfg.is_voter else "an observer", format_voters(cfg.controller_quorum))  # fmt: skip
+        await self.registration.wait_unfenced()
+
+    async def _fence_expired_brokers(self) -> None:
+        """On the active controller: fence brokers whose session expired."""
+        assert self.controller is not None
+        while True:
+            await trio.sleep(0.5)
+            try:
+                fenced = await self.controller.fence_expired()
+            except NotControllerError:
+                continue  # the leadership moved meanwhile: the new controller takes over
+            for node_id in fenced:
+                log.warning("broker %d fenced: no heartbeat for broker.session.timeout.ms (%d ms)", node_id,
+                            self.config.broker_session_timeout_ms)  # fmt: skip
+
+    # -- the active controller -------------------------------------------------------
+
+    def is_active_controller(self) -> bool:
+        return self.controller is not None and self.controller.driver.core.is_leader
+
+    @property
+    def controller_id(self) -> int:
+        """The active controller's node id as this broker knows it (-1: none now)."""
+        return self.controller.driver.core.leader_id if self.controller is not None else -1
+
+    async def forward_to_controller(self, api_key: int, version: int, body: dict) -> dict:
+        """An admin request, answered by the active controller (ControllerUnavailable after 30 s)."""
+        return await self.channel.send(api_key, version, body, FORWARD_TIMEOUT_S)
+
+    async def create_topics(self, topics) -> list[TopicResult]:
+        """``controller.create_topics`` for callers inside the broker
+        (auto-creation, __consumer_offsets), on whichever node is the
+        active controller."""
+        assert self.controller is not None
+        if self.is_active_controller():
+            try:
+                return await self.controller.create_topics(topics)
+            except NotControllerError:
+                pass
+        body = {"topics": [{"name": name, "num_partitions": n, "replication_factor": rf, "assignments": [],
+                            "configs": [{"name": k, "value": v} for k, v in configs.items()]}
+                           for name, n, rf, configs in topics],
+                "timeout_ms": int(FORWARD_TIMEOUT_S * 1000), "validate_only": False}  # fmt: skip
+        answer = await self.channel.send(CREATE_TOPICS, 4, body, FORWARD_TIMEOUT_S)
+        return [TopicResult(t["name"], ErrorCode(t["error_code"]), t["error_message"]) for t in answer["topics"]]
 
     def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
         """Act on a metadata change: create the logs of the partitions this
@@ -201,6 +271,11 @@ class Broker:
                 )
                 task_status.started(self)
                 await self._stop_requested.wait()
+                # Controlled shutdown (KIP-631): the controller moves this
+                # broker's leaderships away and fences it before it goes;
+                # pointless when no other broker could take them.
+                if any(b.node_id != self.config.node_id for b in self.image.unfenced_brokers()):
+                    await self.registration.shut_down(timeout_s=self.shutdown_grace_s)
                 # Graceful stop: no new connections, in-flight requests get
                 # the grace period to finish, then everything is cancelled.
                 self._accepting.cancel()
@@ -273,7 +348,8 @@ class Broker:
 
         def replica(node: int) -> dict:
             end, ticks = described["replicas"].get(node, (-1, -1))
-            return {"replica_id": node, "log_end_offset": end, "last_fetch_ms_ago": -1 if ticks < 0 else ticks * tick_ms}
+            ago = -1 if ticks < 0 else ticks * tick_ms
+            return {"replica_id": node, "log_end_offset": end, "last_fetch_ms_ago": ago}
 
         voters = driver.config.voters
         return {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
@@ -42,15 +42,19 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024  # a fetch answer or a snapshot chunk (1 MiB 
 _RECEIVE_BYTES = 64 * 1024
 
 Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
+Extra = Mapping[int, tuple[int, int, Handler]]  # api key -> (min version, max version, handler)
 
 
-def api_versions_body() -> dict:
-    keys = [{"api_key": API_VERSIONS, "min_version": 0, "max_version": 3}]
-    keys += [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(READ_VERSIONS.items())]
+def api_versions_body(extra: Extra | None = None) -> dict:
+    ranges = {API_VERSIONS: (0, 3), **READ_VERSIONS, **{k: (lo, hi) for k, (lo, hi, _) in (extra or {}).items()}}
+    keys = [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(ranges.items())]
     return {"error_code": 0, "api_keys": keys, "throttle_time_ms": 0}
 
 
-async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_bytes: int = MAX_FRAME_BYTES,
+                           extra: Extra | None = None) -> None:  # fmt: skip
+    """``handle`` serves the quorum's own RPCs; ``extra`` other APIs of the
+    controller listener (broker registration, forwarded admin requests)."""
     decoder = FrameDecoder(max_frame_bytes)
     peer = _peer_name(stream)
     try:
@@ -63,8 +67,13 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
                 while (frame := decoder.next_frame()) is not None:
                     header, body = decode_request(frame)
                     if header.api_key == API_VERSIONS:
-                        answer: dict | None = api_versions_body()
+                        answer: dict | None = api_versions_body(extra)
                         version = min(header.api_version, 3)
+                    elif extra and header.api_key in extra:
+                        lo, hi, other = extra[header.api_key]
+                        if not lo <= header.api_version <= hi:
+                            raise UnsupportedApi(header.api_key, header.api_version)
+                        answer, version = await other(header, body), header.api_version
                     else:
                         if header.api_key not in READ_VERSIONS:
                             raise UnsupportedApi(header.api_key, header.api_version)
@@ -79,6 +88,8 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
         log.warning("controller listener: bad request from %s: %s: closing", peer, exc)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
+    except Exception:  # noqa: BLE001 - a fault in serving one request must not take the node down
+        log.exception("controller listener: internal error serving %s: closing the connection", peer)
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:

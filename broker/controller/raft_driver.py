@@ -34,7 +34,7 @@ import trio
 from client.protocol import RequestHeader
 
 from . import wire
-from .quorum_rpc import PeerLink, serve_connection
+from .quorum_rpc import Extra, PeerLink, serve_connection
 from .raft.core import NotLeaderError, RaftCore
 from .raft.messages import REQUESTS, Entry, FetchRequest, FetchSnapshotRequest, Message, Snapshot, SnapshotId, VoteRequest
 from .raft.roles import RaftConfig
@@ -71,6 +71,7 @@ class RaftDriver:
         snapshot_interval_entries: int = 20_000,
         send_queue_max: int = 1024,
         rng: random.Random | None = None,
+        extra_apis: Extra | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -79,6 +80,7 @@ class RaftDriver:
         self.peers = {n: a for n, a in peers.items() if n != config.node_id}
         self.listen = listen
         self.snapshot_interval_entries = snapshot_interval_entries
+        self.extra_apis = extra_apis  # the controller listener's other APIs (see quorum_rpc)
         self.store = RaftStore(data_dir)
         hard, snapshot, entries = self.store.load()
         if snapshot is not None:
@@ -283,7 +285,7 @@ class RaftDriver:
             self._process()
 
     async def _serve_peer(self, stream: trio.SocketStream) -> None:
-        await serve_connection(stream, self._handle_request)
+        await serve_connection(stream, self._handle_request, extra=self.extra_apis)
 
     async def _handle_request(self, header: RequestHeader, body: dict) -> dict | None:
         self._inbound_seq += 1

@@ -3,7 +3,8 @@
 
 - ``__consumer_offsets`` is created on first use (FindCoordinator), compacted,
   with ``offsets.topic.num.partitions`` partitions and a replication factor
-  of ``offsets.topic.replication.factor`` capped to the brokers present; a
+  of 1 for now (``offsets.topic.replication.factor`` applies once partitions
+  replicate: another replica would be an empty copy); a
   group lives in partition ``partition_for(group)`` (record_codec), as Kafka.
 - Every coordinator call returns records and responses (`Outcome`): the
   records are appended to the group's partition first, then the responses
@@ -94,11 +95,10 @@ class GroupService:
         if count is not None:
             return count
         cfg = self.broker.config
-        brokers = len(self.broker.image.unfenced_brokers())
         configs = {"cleanup.policy": "compact", "segment.bytes": str(cfg.offsets_topic_segment_bytes)}
-        rf = max(1, min(cfg.offsets_topic_replication_factor, brokers))
+        rf = 1  # offsets.topic.replication.factor waits for partition replication (see TopicDefaults)
         assert self.broker.controller is not None
-        (result,) = await self.broker.controller.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
+        (result,) = await self.broker.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
         if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
             log.error("cannot create %s: %s", OFFSETS_TOPIC, result.error_message)
             return None

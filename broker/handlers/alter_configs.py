@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from broker.handlers.config_resources import alter_each, duplicate_keys_error
 
+from broker.handlers.forward import forwarded
+
 API_KEY = 33
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer
     controller = ctx.broker.controller
 
     async def replace(topic: str, configs: list[dict]):

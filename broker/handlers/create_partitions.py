@@ -12,12 +12,16 @@ from __future__ import annotations
 from broker.metadata.decisions import decide_create_partitions
 from client.protocol import ErrorCode
 
+from broker.handlers.forward import forwarded
+
 API_KEY = 37
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer
     controller = ctx.broker.controller
     topics = request["topics"]
     validate_only = request["validate_only"]

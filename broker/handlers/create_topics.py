@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from client.protocol import ErrorCode
 
+from broker.handlers.forward import forwarded
+
 API_KEY = 19
 MIN_VERSION = 0
 MAX_VERSION = 4  # 5 is the first flexible version
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer
     controller = ctx.broker.controller
     wanted, results = [], {}
     for t in request["topics"]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from broker.handlers.forward import forwarded
+
 API_KEY = 20
 MIN_VERSION = 0
 MAX_VERSION = 3  # 4 is the first flexible version
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer
     results = await ctx.broker.controller.delete_topics(request["topic_names"])
     responses = [{"name": r.name, "error_code": int(r.error_code), "error_message": r.error_message} for r in results]
     return {"throttle_time_ms": 0, "responses": responses}

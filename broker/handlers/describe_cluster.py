@@ -38,7 +38,7 @@ async def handle(ctx, request: dict) -> dict:
         "error_message": None,
         "endpoint_type": _BROKERS,
         "cluster_id": image.cluster_id,
-        "controller_id": image.controller_id,
+        "controller_id": ctx.broker.controller_id,
         "brokers": brokers,
         "cluster_authorized_operations": _NOT_PROVIDED,
     }

@@ -13,6 +13,8 @@ from __future__ import annotations
 from broker.handlers.config_resources import alter_each, duplicate_keys_error
 from client.protocol import ErrorCode
 
+from broker.handlers.forward import forwarded
+
 API_KEY = 44
 MIN_VERSION = 0
 MAX_VERSION = 0  # 1 is the first flexible version
@@ -22,6 +24,8 @@ LIST_CONFIGS = frozenset({"cleanup.policy"})
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer
     broker = ctx.broker
 
     async def apply(topic: str, ops: list[dict]):

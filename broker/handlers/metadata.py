@@ -28,7 +28,7 @@ async def handle(ctx, request: dict) -> dict:
     if not all_topics and allow_create and broker.config.auto_create_topics_enable:
         missing = [n for n in dict.fromkeys(names) if n not in broker.image.topics]
         if missing:
-            for result in await broker.controller.create_topics([(n, -1, -1, {}) for n in missing]):
+            for result in await broker.create_topics([(n, -1, -1, {}) for n in missing]):
                 if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
                     errors[result.name] = int(result.error_code)
     image = broker.image
@@ -60,6 +60,6 @@ async def handle(ctx, request: dict) -> dict:
         "throttle_time_ms": 0,
         "brokers": brokers,
         "cluster_id": image.cluster_id,
-        "controller_id": image.controller_id,
+        "controller_id": broker.controller_id,
         "topics": topics,
     }

@@ -22,8 +22,18 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import trio
 
+from client.protocol import ErrorCode
+
 from broker.controller.raft.core import NotLeaderError
 from broker.controller.raft_driver import RaftDriver
+from broker.metadata.broker_lifecycle import (
+    BrokerHeartbeatTracker,
+    HeartbeatResult,
+    RegistrationResult,
+    decide_fence,
+    decide_heartbeat,
+    decide_register,
+)
 from broker.metadata.decisions import (
     BrokerResult,
     ConfigResult,
@@ -65,6 +75,7 @@ class QuorumController:
         defaults: TopicDefaults = TopicDefaults(),
         clock_ms: Callable[[], int] = _wall_ms,
         new_topic_id: Callable[[], str] = _new_topic_id,
+        session_timeout_ms: int = 9000,
     ) -> None:
         self.driver = driver
         self.machine = machine
@@ -74,6 +85,10 @@ class QuorumController:
         self._clock_ms = clock_ms
         self._new_topic_id = new_topic_id
         self._lock = trio.Lock()
+        self.session_timeout_ms = session_timeout_ms
+        self._tracker = BrokerHeartbeatTracker()  # for fencing: every broker gets a session's grace
+        self._heard = BrokerHeartbeatTracker()  # real registrations and heartbeats to this leader
+        self._tracker_epoch = -1
 
     @property
     def image(self) -> MetadataImage:
@@ -142,6 +157,65 @@ class QuorumController:
             if not validate_only:
                 await self._commit(records)
         return result
+
+    # -- broker lifecycle (KIP-631), on the active controller --------------------------
+
+    async def register(self, node_id: int, incarnation_id: str, host: str, port: int,
+                       rack: str | None) -> tuple[RegistrationResult, int]:  # fmt: skip
+        """BrokerRegistration: (result, broker epoch); the broker starts fenced."""
+        async with self._turn():
+            now = self._clock_ms()
+            tracker = self._heartbeats()
+            # Live = heartbeating to this controller: not the grace a new
+            # controller gives every broker (a restarted single node would
+            # otherwise find its own old registration "live").
+            live = self._heard.live(now, self.session_timeout_ms)
+            result, records = decide_register(self.image, node_id, incarnation_id, host, port, rack, live=live)
+            await self._commit(records)
+            if result.error_code:
+                return result, -1
+            tracker.touch(node_id, now)
+            self._heard.touch(node_id, now)
+            return result, self.image.brokers[node_id].epoch
+
+    async def heartbeat(self, node_id: int, broker_epoch: int, metadata_offset: int, want_fence: bool,
+                        want_shut_down: bool) -> HeartbeatResult:  # fmt: skip
+        async with self._turn():
+            result, records = decide_heartbeat(self.image, node_id, broker_epoch, metadata_offset, want_fence,
+                                               want_shut_down)  # fmt: skip
+            if result.error_code == ErrorCode.NONE:
+                self._heartbeats().touch(node_id, self._clock_ms())
+                self._heard.touch(node_id, self._clock_ms())
+            await self._commit(records)
+            return result
+
+    async def fence_expired(self) -> list[int]:
+        """Fence every unfenced broker whose session has expired; their ids."""
+        if not self.driver.core.is_leader:
+            return []
+        async with self._turn():
+            tracker = self._heartbeats()
+            fenced = []
+            for node_id in tracker.expired(self._clock_ms(), self.session_timeout_ms):
+                tracker.forget(node_id)
+                broker = self.image.brokers.get(node_id)
+                if broker is None or broker.fenced:
+                    continue
+                await self._commit(decide_fence(self.image, node_id))
+                fenced.append(node_id)
+            return fenced
+
+    def _heartbeats(self) -> BrokerHeartbeatTracker:
+        """The tracker of this leadership: a new active controller gives
+        every broker a whole session before it may fence it."""
+        epoch = self.driver.core.epoch
+        if self._tracker_epoch != epoch:
+            self._tracker, self._tracker_epoch = BrokerHeartbeatTracker(), epoch
+            self._heard = BrokerHeartbeatTracker()
+            now = self._clock_ms()
+            for node_id in self.image.brokers:
+                self._tracker.touch(node_id, now)
+        return self._tracker
 
     def close(self) -> None:
         """Nothing to release: the driver owns the log and closes it when it stops."""

@@ -39,6 +39,9 @@ class TopicDefaults:
     # Partitions the cluster may hold in all (riverlog.max.partitions): each
     # costs files and memory, and a client can ask for 2^31 of them.
     max_partitions: int = 10_000
+    # Until partitions replicate, a second replica would be an empty copy
+    # that a failover could make leader: the broker sets 1 (None: no limit).
+    max_replication_factor: int | None = None
     log_config: LogConfig = field(default_factory=LogConfig)
 
 
@@ -133,6 +136,12 @@ def decide_create_topics(
             fail(ErrorCode.INVALID_PARTITIONS, msg)
         elif rf < 1:
             fail(ErrorCode.INVALID_REPLICATION_FACTOR, f"Replication factor must be larger than 0, not {rf}.")
+        elif defaults.max_replication_factor is not None and rf > defaults.max_replication_factor:
+            fail(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"Replication factor {rf} is not supported yet: riverlog does not replicate partitions "
+                f"(at most {defaults.max_replication_factor}).",
+            )
         elif rf > len(broker_ids):
             fail(
                 ErrorCode.INVALID_REPLICATION_FACTOR,

@@ -1,0 +1,90 @@
+"""The controller listener's APIs besides the quorum's own.
+
+- Admin requests forwarded by brokers (CreateTopics, DeleteTopics,
+  CreatePartitions, AlterConfigs, IncrementalAlterConfigs): run by this
+  node's own handler for the API, as if a client had sent it here.
+- BrokerRegistration and BrokerHeartbeat (KIP-631), served by the broker's
+  lifecycle code on the active controller.
+
+Only the active controller answers: on any other node the connection is
+closed without an answer, and the sender (forwarding.py) finds the leader
+again and retries. Answering NOT_CONTROLLER would need a per-API error
+shape for each; closing says the same to our own sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from broker.metadata.controller import NotControllerError
+from client.protocol import ErrorCode, RequestHeader
+
+from .quorum_rpc import Extra
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+FORWARDED = (19, 20, 33, 37, 44)  # CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs
+
+Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
+
+
+BROKER_REGISTRATION, BROKER_HEARTBEAT = 62, 63
+
+
+def controller_apis(broker: Broker) -> Extra:
+    """The extra APIs for ``broker``'s controller listener."""
+    apis: dict[int, tuple[int, int, Handler]] = {}
+    for key in FORWARDED:
+        spec = broker.registry.get(key)
+        if spec is not None:
+            apis[key] = (spec.min_version, spec.max_version, _admin(broker, key))
+    apis[BROKER_REGISTRATION] = (0, 4, _on_leader(broker, register))
+    apis[BROKER_HEARTBEAT] = (0, 1, _on_leader(broker, heartbeat))
+    return apis
+
+
+async def register(broker: Broker, body: dict) -> dict:
+    """BrokerRegistration: the broker epoch of a new (fenced) registration."""
+    if body["cluster_id"] != broker.image.cluster_id:
+        return {"throttle_time_ms": 0, "error_code": int(ErrorCode.INCONSISTENT_CLUSTER_ID), "broker_epoch": -1}
+    listeners = body["listeners"]
+    host, port = (listeners[0]["host"], listeners[0]["port"]) if listeners else ("", 0)
+    result, epoch = await broker.controller.register(body["broker_id"], body["incarnation_id"].hex, host, port,
+                                                     body["rack"])  # fmt: skip
+    return {"throttle_time_ms": 0, "error_code": int(result.error_code), "broker_epoch": epoch}
+
+
+async def heartbeat(broker: Broker, body: dict) -> dict:
+    result = await broker.controller.heartbeat(body["broker_id"], body["broker_epoch"],
+                                               body["current_metadata_offset"], body["want_fence"],
+                                               body["want_shut_down"])  # fmt: skip
+    return {"throttle_time_ms": 0, "error_code": int(result.error_code), "is_caught_up": result.is_caught_up,
+            "is_fenced": result.is_fenced, "should_shut_down": result.should_shut_down}  # fmt: skip
+
+
+def _on_leader(broker: Broker, serve: Callable[[Broker, dict], Awaitable[dict]]) -> Handler:
+    async def handle(header: RequestHeader, body: dict) -> dict | None:
+        if not broker.is_active_controller():
+            return None
+        try:
+            return await serve(broker, body)
+        except NotControllerError:
+            return None  # lost the leadership meanwhile: the sender retries
+
+    return handle
+
+
+def _admin(broker: Broker, api_key: int) -> Handler:
+    async def handle(header: RequestHeader, body: dict) -> dict | None:
+        if not broker.is_active_controller():
+            return None
+        from broker.handlers import RequestContext
+
+        try:
+            return await broker.registry[api_key].handle(RequestContext(broker, header, "controller listener"), body)
+        except NotControllerError:
+            return None  # lost the leadership meanwhile: the sender retries
+
+    return handle

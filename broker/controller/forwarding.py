@@ -1,0 +1,85 @@
+"""ControllerChannel: a broker's requests to the active controller.
+
+Clients may send admin requests (CreateTopics and friends) to any broker,
+and every broker registers and heartbeats with the active controller: the
+Raft leader of the metadata quorum. When that is this node, ``send`` runs
+the request here (``local``); otherwise it goes to the leader's controller
+listener (its address is in ``controller.quorum.voters``), with Kafka's
+encoding, one request at a time per link.
+
+The leader is whoever this node's Raft core knows (voters and observers
+both learn it from the quorum). While it is unknown, or the link fails, or
+the node there answers that it does not lead any more (it closes the
+connection), ``send`` waits a little and tries again until its timeout,
+then raises ControllerUnavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import trio
+
+from .quorum_rpc import PeerLink
+from .raft_driver import RaftDriver
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = 0.05
+
+Local = Callable[[int, int, dict], Awaitable[dict | None]]
+
+
+class ControllerUnavailable(Exception):
+    """No active controller answered within the timeout."""
+
+
+class ControllerChannel:
+    def __init__(self, driver: RaftDriver, voters: Mapping[int, tuple[str, int]], local: Local) -> None:
+        self.driver = driver
+        self.voters = dict(voters)
+        self.local = local  # runs a request on this node when it is the active controller
+        self._links: dict[int, PeerLink] = {}
+        self._locks: dict[int, trio.Lock] = {}
+
+    @property
+    def active_controller(self) -> int:
+        """The node id of the active controller as this node knows it; -1: unknown."""
+        return self.driver.core.leader_id
+
+    def is_local(self) -> bool:
+        return self.driver.core.is_leader
+
+    async def send(self, api_key: int, version: int, body: dict, timeout_s: float) -> dict:
+        with trio.move_on_after(timeout_s):
+            while True:
+                leader = self.driver.core.leader_id
+                if self.driver.core.is_leader:
+                    answer = await self.local(api_key, version, body)
+                    if answer is not None:
+                        return answer
+                elif leader in self.voters:
+                    answer = await self._remote(leader, api_key, version, body, timeout_s)
+                    if answer is not None:
+                        return answer
+                await trio.sleep(_RETRY_S)
+        raise ControllerUnavailable(f"no active controller answered api key {api_key} within {timeout_s:.1f} s "
+                                    f"(the quorum's leader is {self.driver.core.leader_id})")  # fmt: skip
+
+    async def _remote(self, leader: int, api_key: int, version: int, body: dict, timeout_s: float) -> dict | None:
+        link = self._links.get(leader)
+        if link is None:
+            host, port = self.voters[leader]
+            link = self._links[leader] = PeerLink(host, port, f"broker-{self.driver.node_id}")
+            self._locks[leader] = trio.Lock()
+        async with self._locks[leader]:  # one request at a time on a link
+            try:
+                return await link.request(api_key, version, body, timeout_s)
+            except ConnectionError as exc:
+                log.debug("node %d -> controller %d: %s", self.driver.node_id, leader, exc)
+                return None
+
+    async def aclose(self) -> None:
+        for link in self._links.values():
+            await link.aclose()

@@ -1,0 +1,131 @@
+"""BrokerRegistration: a broker's side of KIP-631's lifecycle.
+
+On start a broker registers with the active controller (BrokerRegistration:
+its id, a fresh incarnation id, listener, rack) and learns its broker epoch
+(the offset of its registration record). It then heartbeats every
+``broker.heartbeat.interval.ms`` with how far it has replayed the metadata
+log; the controller unfences it once it has replayed its own registration,
+and fences it again if the heartbeats stop for ``broker.session.timeout.ms``.
+``wait_unfenced()`` returns once the broker may serve: clients only see
+unfenced brokers in Metadata, and only they lead partitions.
+
+Errors: STALE_BROKER_EPOCH or BROKER_ID_NOT_REGISTERED (the controller lost
+or replaced the registration) register again; an unreachable controller is
+retried (ControllerChannel), with a log line every few seconds saying so;
+DUPLICATE_BROKER_REGISTRATION (another live process has this node id) stops
+the broker with that message.
+
+Controlled shutdown: ``shut_down()`` heartbeats with want_shut_down until
+the controller answers should_shut_down (leadership moved away) or the
+timeout passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+import trio
+
+from client.protocol import ErrorCode
+
+from .forwarding import ControllerChannel, ControllerUnavailable
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+log = logging.getLogger(__name__)
+
+BROKER_REGISTRATION, BROKER_HEARTBEAT = 62, 63
+_REGISTRATION_VERSION, _HEARTBEAT_VERSION = 0, 0
+_PLAINTEXT = 0
+
+
+class DuplicateBrokerError(Exception):
+    pass
+
+
+class BrokerRegistration:
+    def __init__(self, broker: Broker, channel: ControllerChannel) -> None:
+        self.broker = broker
+        self.channel = channel
+        self.config = broker.config
+        self.incarnation_id = uuid.uuid4()
+        self.broker_epoch = -1
+        self.fenced = True
+        self._unfenced = trio.Event()
+        self._request_timeout_s = self.config.controller_quorum_request_timeout_ms / 1000
+
+    async def wait_unfenced(self) -> None:
+        await self._unfenced.wait()
+
+    async def run(self) -> None:
+        """Register, then heartbeat for as long as the broker runs."""
+        interval_s = self.config.broker_heartbeat_interval_ms / 1000
+        while True:
+            if self.broker_epoch < 0:
+                await self._register()
+            code = await self._heartbeat(want_shut_down=False)
+            if code in (ErrorCode.STALE_BROKER_EPOCH, ErrorCode.BROKER_ID_NOT_REGISTERED):
+                log.warning("broker %d: %s: registering again", self.config.node_id, ErrorCode(code).name)
+                self.broker_epoch = -1
+                continue
+            # Until unfenced, beat faster: the controller unfences on a beat.
+            await trio.sleep(interval_s if not self.fenced else min(interval_s, 0.1))
+
+    async def shut_down(self, timeout_s: float) -> None:
+        """Controlled shutdown: ask the controller to move leadership away first."""
+        if self.broker_epoch < 0:
+            return
+        with trio.move_on_after(timeout_s):
+            while await self._heartbeat(want_shut_down=True, answer_needed=True) is not True:
+                await trio.sleep(0.1)
+
+    async def _register(self) -> None:
+        host, port = self.broker.advertised
+        body = {
+            "broker_id": self.config.node_id, "cluster_id": self.broker.image.cluster_id,
+            "incarnation_id": self.incarnation_id,
+            "listeners": [{"name": "PLAINTEXT", "host": host, "port": port, "security_protocol": _PLAINTEXT}],
+            "features": [], "rack": self.config.rack,
+        }  # fmt: skip
+        quiet_until = 0.0
+        while True:
+            try:
+                answer = await self.channel.send(BROKER_REGISTRATION, _REGISTRATION_VERSION, body,
+                                                 self._request_timeout_s)  # fmt: skip
+            except ControllerUnavailable as exc:
+                if trio.current_time() >= quiet_until:
+                    log.warning("broker %d: cannot register yet: %s; retrying", self.config.node_id, exc)
+                    quiet_until = trio.current_time() + 10
+                continue
+            code = answer["error_code"]
+            if code == ErrorCode.NONE:
+                self.broker_epoch = answer["broker_epoch"]
+                self.fenced = True
+                log.info("broker %d registered with broker epoch %d", self.config.node_id, self.broker_epoch)
+                return
+            if code == ErrorCode.DUPLICATE_BROKER_REGISTRATION:
+                raise DuplicateBrokerError(
+                    f"node id {self.config.node_id} is registered by another live broker process")
+            log.warning("broker %d: registration refused: %s; retrying", self.config.node_id, ErrorCode(code).name)
+            await trio.sleep(1)
+
+    async def _heartbeat(self, want_shut_down: bool, answer_needed: bool = False):
+        body = {"broker_id": self.config.node_id, "broker_epoch": self.broker_epoch,
+                "current_metadata_offset": self.broker.image.offset, "want_fence": False,
+                "want_shut_down": want_shut_down}  # fmt: skip
+        try:
+            answer = await self.channel.send(BROKER_HEARTBEAT, _HEARTBEAT_VERSION, body, self._request_timeout_s)
+        except ControllerUnavailable as exc:
+            log.debug("broker %d: heartbeat: %s", self.config.node_id, exc)
+            return None
+        code = answer["error_code"]
+        if code == ErrorCode.NONE:
+            self.fenced = answer["is_fenced"]
+            if not self.fenced:
+                self._unfenced.set()
+            if answer_needed:
+                return bool(answer["should_shut_down"])
+        return code
