@@ -1,7 +1,8 @@
 """The controller listener's APIs besides the quorum's own.
 
 - Admin requests forwarded by brokers (CreateTopics, DeleteTopics,
-  CreatePartitions, AlterConfigs, IncrementalAlterConfigs): run by this
+  CreatePartitions, AlterConfigs, IncrementalAlterConfigs, and DescribeQuorum
+  which only the leader can answer in full): run by this
   node's own handler for the API, as if a client had sent it here.
 - BrokerRegistration and BrokerHeartbeat (KIP-631), served by the broker's
   lifecycle code on the active controller.
@@ -25,7 +26,8 @@ from .quorum_rpc import Extra
 if TYPE_CHECKING:
     from broker.server import Broker
 
-FORWARDED = (19, 20, 33, 37, 44)  # CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs
+# CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs, DescribeQuorum
+FORWARDED = (19, 20, 33, 37, 44, 55)
 
 Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
 

@@ -9,6 +9,8 @@ Kafka checks (UNKNOWN_TOPIC_OR_PARTITION at the top level otherwise). v1's
 timestamps are absolute wall-clock ms, derived from how long ago each
 replica last fetched; the caught-up time is not tracked (-1, "unknown").
 v2 adds the voters' controller listeners, from controller.quorum.voters.
+A broker that is not the active controller forwards the request to it, as
+only the leader knows how far each replica has fetched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from broker.handlers.forward import forwarded
 from client.protocol import ErrorCode
 
 API_KEY = 55
@@ -44,6 +47,8 @@ def _replica(state: dict, now_ms: int) -> dict:
 
 
 async def handle(ctx, request: dict) -> dict:
+    if (answer := await forwarded(ctx, request)) is not None:
+        return answer  # only the leader knows each replica's progress
     if not _asks_for_metadata_partition(request):
         return {
             "error_code": int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
