@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test bench bench-storage bench-broker bench-client bench-group sim run clean
+.PHONY: install test bench bench-storage bench-broker bench-client bench-group sim sim-metadata run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench-group: install
 SEEDS ?= 200
 sim: install
 	$(PY) -m tests.sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+
+# The controller and metadata replay on the simulated quorum (brokers, fencing,
+# topic operations): `make sim-metadata SEEDS=1000`, or SEED=42 for its trace.
+sim-metadata: install
+	$(PY) -m tests.sim --metadata $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
 run: install
 	$(VENV)/bin/riverlog broker start

@@ -3,6 +3,8 @@
     python -m tests.sim --seeds 10000      # many seeds over every core
     python -m tests.sim --seed 42          # one seed, with its trace
     python -m tests.sim --election-bench 500
+    python -m tests.sim --metadata --seeds 1000   # the controller and metadata replay on it
+    python -m tests.sim --metadata --seed 42      # its trace: controller operations, brokers, faults
 
 Many seeds end with exactly one line ``N seeds, V violations``, after one
 line per violating seed with its first violation; the exit code is 1 if
@@ -20,9 +22,17 @@ import time
 from tests.sim.cluster import SimOptions, Simulation
 
 
-def run_seed(args: tuple[int, SimOptions]) -> tuple[int, str | None]:
-    seed, options = args
-    result = Simulation(seed, options).run()
+def simulation(seed: int, options: SimOptions, metadata: bool, **kw) -> Simulation:  # type: ignore[no-untyped-def]
+    if metadata:
+        from tests.sim.metadata_cluster import MetadataSimulation
+
+        return MetadataSimulation(seed, options, **kw)
+    return Simulation(seed, options, **kw)
+
+
+def run_seed(args: tuple[int, SimOptions, bool]) -> tuple[int, str | None]:
+    seed, options, metadata = args
+    result = simulation(seed, options, metadata).run()
     return seed, str(result.violation) if result.violation else None
 
 
@@ -47,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, metavar="MS", help="simulated ms of the faulty phase (15000)")
     parser.add_argument("--ticks", type=int, help="the faulty phase in ticks instead (50 ms each)")
     parser.add_argument("--liveness-ticks", type=int, help="bound on the healed phase in ticks (600)")
+    parser.add_argument("--metadata", action="store_true",
+                        help="the controller and metadata replay on the quorum (metadata_cluster.py)")
+    parser.add_argument("--raft-trace", action="store_true", help="with --metadata --seed: every message too")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
 
@@ -59,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         options.liveness_ticks = args.liveness_ticks
 
     if args.seed is not None:
-        sim = Simulation(args.seed, options, trace=print)
+        kw = {"raft_trace": args.raft_trace} if args.metadata else {}
+        sim = simulation(args.seed, options, args.metadata, trace=print, **kw)
         result = sim.run()
         print(f"seed {args.seed}: {result.events}; ended at {result.end_ms}ms")
         print(f"seed {args.seed}: {'VIOLATION ' + str(result.violation) if result.violation else 'ok'}")
@@ -81,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     violations = 0
     with multiprocessing.Pool(args.jobs) as pool:
-        for seed, violation in pool.imap(run_seed, ((s, options) for s in seeds), chunksize=4):
+        for seed, violation in pool.imap(run_seed, ((s, options, args.metadata) for s in seeds), chunksize=4):
             if violation is not None:
                 violations += 1
                 print(violation, flush=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.controller.raft.core import RaftConfig, Role
-from broker.controller.raft.messages import Message
+from broker.controller.raft.messages import Message, Snapshot
 
 from tests.sim.checkers import Checker, Violation
 from tests.sim.client import Clients
@@ -34,6 +34,7 @@ from tests.sim.clock import SimClock
 from tests.sim.disk import ReadyContractError
 from tests.sim.network import NetworkQuality, SimNetwork
 from tests.sim.nemesis import Nemesis
+from tests.sim.state_machine import StateMachine
 from tests.sim.node import SimNode
 from tests.sim.trace import describe_message
 
@@ -132,6 +133,22 @@ class Simulation:
             elif offset < disk.log_end_offset and disk.entries[offset - disk.log_start_offset].epoch == epoch:
                 count += 1
         return count
+
+    # -- hooks a richer simulation (metadata_cluster.py) extends ---------------------
+
+    def restore_machine(self, node_id: int, snapshot: Snapshot | None) -> StateMachine:
+        """A node's state machine, empty or from a snapshot."""
+        return StateMachine.restore(snapshot)
+
+    def node_started(self, node: SimNode) -> None:
+        """A node (re)started from its disk, before its first Ready."""
+
+    def node_applied(self, node: SimNode) -> None:
+        """A node's state machine changed (entries applied or a snapshot installed)."""
+
+    def node_settled(self, node: SimNode) -> None:
+        """A node has no more Readys for now."""
+        self.clients.check(node)
 
     def node_crashed(self, node: SimNode) -> None:
         """Its open connections reset: every peer it can still reach hears so."""

@@ -17,7 +17,7 @@ from broker.controller.raft.core import RaftConfig, RaftCore, Role
 from broker.controller.raft.messages import Entry, Message, Ready, Snapshot, VoteResponse
 
 from tests.sim.disk import SimDisk
-from tests.sim.state_machine import StateMachine, decode
+from tests.sim.state_machine import StateMachine
 
 if TYPE_CHECKING:
     from tests.sim.cluster import Simulation
@@ -34,7 +34,7 @@ class SimNode:
         self.snapshot_every = snapshot_every
         self.disk = SimDisk()
         self.core: RaftCore | None = None
-        self.sm = StateMachine()
+        self.sm: StateMachine = sim.restore_machine(config.node_id, None)
         self.incarnation = 0
         self.crash_armed = False
         self.paused_until_ms = 0  # a stalled process (a long GC pause, a frozen VM): no ticks, no input
@@ -59,12 +59,13 @@ class SimNode:
         rng = random.Random(self.sim.seed * 1_000_003 + self.id * 1009 + self.incarnation)
         disk = self.disk
         self.core = RaftCore(self.config, rng, disk.hard_state, disk.snapshot, list(disk.entries))
-        self.sm = StateMachine.restore(disk.snapshot)
+        self.sm = self.sim.restore_machine(self.id, disk.snapshot)
         self._role = None
         self.sim.checker.restarted(self.id, self.core.epoch, self.core.high_watermark)
         if disk.snapshot is not None:
-            self.sim.checker.committed_entries(self.id, snapshot_entries(disk.snapshot), "in its snapshot at restart",
-                                              known_only=True)
+            self.sim.checker.committed_entries(self.id, snapshot_entries(disk.snapshot, self.sm),
+                                              "in its snapshot at restart", known_only=True)
+        self.sim.node_started(self)
         self.sim.trace(self, f"start (incarnation {self.incarnation}) from disk: {disk.hard_state}, "
                        f"snapshot {disk.snapshot and disk.snapshot.id}, log [{disk.log_start_offset}, "
                        f"{disk.log_end_offset})")
@@ -142,8 +143,8 @@ class SimNode:
             sim.trace(self, describe_ready(ready))
         # step 6: apply, then send
         if ready.snapshot is not None:
-            self.sm = StateMachine.restore(ready.snapshot)
-            checker.committed_entries(self.id, snapshot_entries(ready.snapshot), "in an installed snapshot",
+            self.sm = sim.restore_machine(self.id, ready.snapshot)
+            checker.committed_entries(self.id, snapshot_entries(ready.snapshot, self.sm), "in an installed snapshot",
                                       known_only=True)
         for entry in ready.committed:
             if entry.offset >= core.high_watermark:
@@ -154,6 +155,8 @@ class SimNode:
                 checker.fail("committed entries are applied in order, at most once",
                              f"node {self.id} got offset {entry.offset}, expected {self.sm.applied_end_offset}")
             self.sm.apply(entry)
+        if ready.snapshot is not None or ready.committed:
+            sim.node_applied(self)
         if (self.sm.since_snapshot >= self.snapshot_every
                 and self.sm.applied_end_offset > self.disk.log_start_offset):
             snapshot = self.sm.snapshot()
@@ -182,7 +185,7 @@ class SimNode:
             start = max(last_hw, core.log_start_offset)
             if start < hw:
                 checker.committed_entries(self.id, core.entries_from(start)[: hw - start], "below high watermark")
-        self.sim.clients.check(self)
+        self.sim.node_settled(self)
 
     def full_check(self) -> None:
         """The whole log below the high watermark and the state machine
@@ -200,8 +203,9 @@ class SimNode:
                          f"core log [{start}, {core.log_end_offset})")
 
 
-def snapshot_entries(snapshot: Snapshot) -> list[Entry]:
-    return [Entry(offset, epoch, data) for offset, epoch, data in decode(snapshot.data)]
+def snapshot_entries(snapshot: Snapshot, machine: StateMachine) -> list[Entry]:
+    """The payloads a snapshot says were applied (the machine's kind knows its encoding)."""
+    return [Entry(offset, epoch, data) for offset, epoch, data in machine.applied_in(snapshot.data)]
 
 
 def describe_ready(ready: Ready) -> str:

@@ -36,6 +36,11 @@ class StateMachine:
         self.since_snapshot = 0
         return Snapshot(SnapshotId(self.applied_end_offset, self.last_epoch), encode(self.applied))
 
+    @staticmethod
+    def applied_in(data: bytes) -> list[Applied]:
+        """The applied payloads a snapshot of this kind of machine holds."""
+        return decode(data)
+
     @classmethod
     def restore(cls, snapshot: Snapshot | None) -> StateMachine:
         if snapshot is None:

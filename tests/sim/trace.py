@@ -33,3 +33,31 @@ def describe_message(message: Message) -> str:
             continue  # leave defaults out
         parts.append(f"{f.name}={value}")
     return f"{SHORT.get(name, name)} {message.src}->{message.dst} " + " ".join(parts)
+
+
+def describe_records(records: list, image: object) -> str:
+    """One controller operation's records, short: topics by name where ``image`` (before them) knows them."""
+    from broker.metadata import records as r
+
+    names = {t.topic_id: t.name for t in getattr(image, "topics", {}).values()}
+    names.update({rec.topic_id: rec.name for rec in records if isinstance(rec, r.TopicRecord)})
+    parts = []
+    for rec in records:
+        if isinstance(rec, r.RegisterBrokerRecord):
+            parts.append(f"register b{rec.node_id} ({'fenced' if rec.fenced else 'unfenced'}, "
+                         f"incarnation {rec.incarnation_id[:6]})")
+        elif isinstance(rec, r.FenceBrokerRecord):
+            parts.append(f"fence b{rec.node_id}@{rec.broker_epoch}")
+        elif isinstance(rec, r.UnfenceBrokerRecord):
+            parts.append(f"unfence b{rec.node_id}@{rec.broker_epoch}")
+        elif isinstance(rec, r.TopicRecord):
+            parts.append(f"topic {rec.name}={rec.topic_id[:6]}")
+        elif isinstance(rec, r.PartitionRecord):
+            parts.append(f"{names.get(rec.topic_id, rec.topic_id[:6])}-{rec.partition} replicas "
+                         f"{list(rec.replicas)} isr {list(rec.isr)} leader {rec.leader} "
+                         f"(leader epoch {rec.leader_epoch}, partition epoch {rec.partition_epoch})")
+        elif isinstance(rec, r.RemoveTopicRecord):
+            parts.append(f"remove topic {names.get(rec.topic_id, '?')}={rec.topic_id[:6]}")
+        else:
+            parts.append(type(rec).__name__)
+    return "; ".join(parts)
