@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 from client.protocol import ErrorCode
 
@@ -446,14 +447,14 @@ class RaftCore:
                                high_watermark=self.high_watermark, log_start_offset=self.log.start_offset)  # fmt: skip
         found = self._divergence(m)
         if isinstance(found, SnapshotId):
-            answer = _replace(answer, snapshot_id=found)
+            answer = replace(answer, snapshot_id=found)
         elif found is not None:
-            answer = _replace(answer, diverging=found)
+            answer = replace(answer, diverging=found)
         else:
             entries = self.log.slice(m.fetch_offset, self.config.fetch_max_bytes)
             # Entries past our own durable end are still in our Ready: they go
             # out after it is persisted, so sending them is safe.
-            answer = _replace(answer, entries=tuple(entries))
+            answer = replace(answer, entries=tuple(entries))
             self._leader.hw_told[m.src] = self.high_watermark
         self._send(answer)
 
@@ -737,9 +738,3 @@ class RaftCore:
 
     def _reset_election_timer(self) -> None:
         self._election_deadline = self._now + self._election_ticks + self._rng.randrange(self._election_ticks)
-
-
-def _replace(response: FetchResponse, **changes) -> FetchResponse:
-    from dataclasses import replace
-
-    return replace(response, **changes)
