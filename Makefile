@@ -41,6 +41,10 @@ bench-client: install
 bench-group: install
 	$(PY) -m bench.group_bench
 
+# A 3-voter cluster on loopback: controller failover, broker fencing, 1,000 topics, metadata propagation.
+bench-cluster: install
+	$(PY) -m bench.cluster_bench
+
 # The seeded Raft simulation: `make sim SEEDS=10000` runs many seeds over every
 # core; `make sim SEED=42` replays one with its trace.
 SEEDS ?= 200
