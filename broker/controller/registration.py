@@ -12,8 +12,8 @@ unfenced brokers in Metadata, and only they lead partitions.
 Errors: STALE_BROKER_EPOCH or BROKER_ID_NOT_REGISTERED (the controller lost
 or replaced the registration) register again; an unreachable controller is
 retried (ControllerChannel), with a log line every few seconds saying so;
-DUPLICATE_BROKER_REGISTRATION (another live process has this node id) stops
-the broker with that message.
+so is DUPLICATE_BROKER_REGISTRATION: an earlier incarnation of this broker
+(killed with -9, say) holds the id until its session expires, as in Kafka.
 
 Controlled shutdown: ``shut_down()`` heartbeats with want_shut_down until
 the controller answers should_shut_down (leadership moved away) or the
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 BROKER_REGISTRATION, BROKER_HEARTBEAT = 62, 63
 _REGISTRATION_VERSION, _HEARTBEAT_VERSION = 0, 0
 _PLAINTEXT = 0
-
-
-class DuplicateBrokerError(Exception):
-    pass
 
 
 class BrokerRegistration:
@@ -106,11 +102,19 @@ class BrokerRegistration:
                 self.fenced = True
                 log.info("broker %d registered with broker epoch %d", self.config.node_id, self.broker_epoch)
                 return
-            if code == ErrorCode.DUPLICATE_BROKER_REGISTRATION:
-                raise DuplicateBrokerError(
-                    f"node id {self.config.node_id} is registered by another live broker process")
-            log.warning("broker %d: registration refused: %s; retrying", self.config.node_id, ErrorCode(code).name)
-            await trio.sleep(1)
+            if trio.current_time() >= quiet_until:
+                if code == ErrorCode.DUPLICATE_BROKER_REGISTRATION:
+                    # As Kafka: an earlier incarnation (killed, say) holds the
+                    # id until its session expires; or another live process
+                    # has this node id, and then it stays refused.
+                    log.warning("broker %d: another broker holds node id %d (an earlier run of this one, until "
+                                "its session expires, or another process with the same id); retrying",
+                                self.config.node_id, self.config.node_id)  # fmt: skip
+                else:
+                    log.warning("broker %d: registration refused: %s; retrying", self.config.node_id,
+                                ErrorCode(code).name)  # fmt: skip
+                quiet_until = trio.current_time() + 10
+            await trio.sleep(0.5)
 
     async def _heartbeat(self, want_shut_down: bool, answer_needed: bool = False):
         body = {"broker_id": self.config.node_id, "broker_epoch": self.broker_epoch,

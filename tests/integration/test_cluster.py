@@ -531,3 +531,23 @@ def test_a_voter_that_cannot_reach_its_quorum_keeps_retrying_says_so_and_does_no
             metadata(node.port, timeout_s=1)
     finally:
         node.close()
+
+
+def test_a_broker_restarted_at_once_after_kill_9_waits_for_its_old_session_and_rejoins(tmp_path):
+    # Kafka's default session (9 s): a supervisor restarts the broker well within it.
+    cluster = Cluster(tmp_path / "c", settings={"broker.session.timeout.ms": "9000",
+                                                "broker.heartbeat.interval.ms": "2000"})
+    try:
+        cluster.start()
+        controller = cluster.controller()
+        victim = next(n for n in cluster.nodes.values() if n.node_id != controller)
+        victim.kill()
+        victim.launch()
+        time.sleep(2)
+        assert victim.running(), victim.log_text()[-3000:]
+        victim.wait_ready(30)  # once the old registration's session has expired
+        for node in cluster.nodes.values():
+            wait_for(lambda: victim.node_id in {b["node_id"] for b in metadata(node.port)["brokers"]}, 20,
+                     "the restarted broker listed")
+    finally:
+        cluster.close()
