@@ -245,6 +245,7 @@ class Broker:
             before = old.topics.get(name)
             if before is not None and before.configs != topic.configs:
                 self.log_manager.update_config(name, self.topic_config(name))
+        self.groups.on_metadata(old, new)  # group coordination follows __consumer_offsets leadership
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.log_manager.startup)

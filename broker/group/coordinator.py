@@ -612,7 +612,34 @@ class GroupCoordinator:
         elif not group.pending_sync_members:
             group.sync_deadline_ms = None
 
-    # --- loading
+    # --- loading and unloading (leadership of __consumer_offsets partitions moves)
+
+    def adopt(self, loaded: GroupCoordinator) -> None:
+        """Take over the groups `loaded` replayed (one partition, loaded aside
+        so requests and ticks never see a half-replayed group)."""
+        twice = [g.group_id for g in loaded.groups() if g.group_id in self._groups]
+        assert not twice, f"groups loaded twice: {twice}"
+        self._groups.update((g.group_id, g) for g in loaded.groups())
+        if self._next_offsets_check_ms is None:
+            self._next_offsets_check_ms = loaded._next_offsets_check_ms
+
+    def unload(self, belongs: Callable[[str], bool]) -> Outcome:
+        """Drop every group for which `belongs(group_id)` (their partition is
+        led elsewhere now). Members waiting on a JoinGroup or SyncGroup get
+        NOT_COORDINATOR, so no handle hangs and they find the new
+        coordinator (Kafka's onGroupUnloaded). No records: the new leader
+        owns the log now."""
+        out = Outcome()
+        for group_id in [g for g in self._groups if belongs(g)]:
+            group = self._groups.pop(group_id)
+            for member in group.members.values():
+                if member.join_waiter is not None:
+                    w = member.join_waiter
+                    out.respond(w.handle, join_response(w.version, E.NOT_COORDINATOR, member.member_id))
+                if member.sync_waiter is not None:
+                    out.respond(member.sync_waiter.handle, sync_response(E.NOT_COORDINATOR))
+                member.join_waiter = member.sync_waiter = None
+        return out
 
     def replay(self, record: Record, now_ms: int) -> None:
         """Apply one ``__consumer_offsets`` record, in log order, when loading.

@@ -12,10 +12,15 @@
   A JoinGroup or SyncGroup waits until a later call or a tick answers it.
 - One task ticks the coordinator at its next deadline (session and
   rebalance timeouts, the initial rebalance delay, offset expiry).
-- At start-up every local partition of the topic is replayed into the
-  coordinator before the broker accepts connections, so a restarted broker
-  answers with the groups and offsets it had. (Loading when leadership moves
-  here, with COORDINATOR_LOAD_IN_PROGRESS meanwhile, comes with replication.)
+- A group belongs to the broker leading its partition. Requests for groups
+  of partitions this broker does not lead get NOT_COORDINATOR, in each API's
+  shape (refusals.py). `on_metadata` (called by the broker on every image
+  change) follows leadership: a partition led here is replayed into the
+  coordinator before its groups are answered (COORDINATOR_LOAD_IN_PROGRESS
+  meanwhile; an empty log is loaded at once), one no longer led here has its
+  groups dropped. At start-up, `load()` replays the partitions led here
+  before the broker accepts connections, so a restarted broker answers with
+  the groups and offsets it had.
 
 If an append fails (a full or broken disk), the requests in that outcome get
 COORDINATOR_NOT_AVAILABLE-shaped failures by closing their connections: the
@@ -31,21 +36,23 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from client.protocol import ErrorCode
-from client.records import CorruptRecordError, build_batch, iter_batches
+from client.records import build_batch
 
-from . import record_codec
+from . import record_codec, refusals
 from .config import GroupConfig
 from .coordinator import GroupCoordinator
+from .loading import replay_chunks
 from .outcome import Outcome
 from .record_codec import OFFSETS_TOPIC, partition_for
 
 if TYPE_CHECKING:
     from broker.handlers import RequestContext
+    from broker.metadata.image import MetadataImage
     from broker.server import Broker
 
 log = logging.getLogger(__name__)
 
-_READ_CHUNK = 4 * 1024 * 1024
+E = ErrorCode
 
 
 def _now_ms() -> int:
@@ -81,6 +88,9 @@ class GroupService:
             offsets_retention_check_interval_ms=cfg.offsets_retention_check_interval_ms,
         ))  # fmt: skip
         self._wake = trio.Event()
+        self._loaded: set[int] = set()  # partitions led here, replayed: their groups are answered
+        self._loading: dict[int, object] = {}  # led here, not yet replayed -> this load's token
+        self._load_wake = trio.Event()
 
     # -- the topic -----------------------------------------------------------
 
@@ -118,66 +128,135 @@ class GroupService:
         info = self.broker.image.brokers.get(partition.leader)
         return None if info is None else (partition.leader, info.host, info.port)
 
-    # -- start-up ------------------------------------------------------------
+    # -- leadership: which groups are answered here --------------------------
 
-    def load(self) -> int:
-        """Replay every local partition of the topic; the number of records."""
+    def group_error(self, group_id: str) -> ErrorCode:
+        """NONE when this broker coordinates the group now; else the
+        coordinator-level error a client gets for it."""
         count = self.partition_count()
         if count is None:
-            return 0
-        now = _now_ms()
+            return E.NOT_COORDINATOR
+        index = partition_for(group_id, count)
+        if index in self._loaded:
+            return E.NONE
+        return E.COORDINATOR_LOAD_IN_PROGRESS if index in self._loading else E.NOT_COORDINATOR
+
+    def on_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
+        """Follow the leadership of the topic's partitions in `new`: drop the
+        groups of partitions no longer led here, start loading those newly
+        led here (an empty log needs no replay: loaded at once)."""
+        topic = new.topics.get(OFFSETS_TOPIC) or old.topics.get(OFFSETS_TOPIC)
+        me = self.broker.config.node_id
+        logs = self.broker.log_manager
+        led = set()
+        if new.topics.get(OFFSETS_TOPIC) is not None:
+            led = {index for index, part in new.topics[OFFSETS_TOPIC].partitions.items()
+                   if part.leader == me and logs.get_log(OFFSETS_TOPIC, index) is not None}  # fmt: skip
+        lost = (self._loaded | self._loading.keys()) - led
+        if lost:
+            assert topic is not None
+            count = len(topic.partitions)
+            self._loaded -= lost
+            for index in lost:
+                self._loading.pop(index, None)
+            out = self.coordinator.unload(lambda group_id: partition_for(group_id, count) in lost)
+            log.info("no longer the group coordinator for %s partitions %s", OFFSETS_TOPIC, sorted(lost))
+            self._apply(out)
+        for index in sorted(led - self._loaded - self._loading.keys()):
+            plog = logs.get_log(OFFSETS_TOPIC, index)
+            if plog.log_end_offset == plog.log_start_offset:
+                self._loaded.add(index)
+            else:
+                self._loading[index] = object()
+                self._load_wake.set()
+                log.info("group coordinator for %s-%d: loading", OFFSETS_TOPIC, index)
+
+    def load(self) -> int:
+        """At start-up: replay every partition led here now, before the
+        first request; the number of records."""
+        self.on_metadata(self.broker.image, self.broker.image)
         replayed = 0
-        for index in range(count):
+        for index in sorted(self._loading):
+            loaded = GroupCoordinator(self.coordinator.config)
             found = self.broker.partition(OFFSETS_TOPIC, index)
-            if found is None:
-                continue
-            _, plog = found
-            offset = plog.log_start_offset
-            while offset < plog.log_end_offset:
-                data = plog.read(offset, _READ_CHUNK).slice
-                if data is None:
-                    break
-                try:
-                    batches = list(iter_batches(data.read()))
-                except CorruptRecordError as exc:
-                    batches = []
-                    log.error("%s-%d at offset %d: %s", OFFSETS_TOPIC, index, offset, exc)
-                if not batches:
-                    log.error("%s-%d: stopped loading at offset %d of %d: no whole batch there",
-                              OFFSETS_TOPIC, index, offset, plog.log_end_offset)  # fmt: skip
-                    break
-                for batch in batches:
-                    replayed += self._replay_batch(batch, index, now)
-                offset = batches[-1].next_offset
+            if found is not None:
+                replayed += sum(replay_chunks(found[1], index, loaded, _now_ms()))
+            self._finish_load(index, loaded)
         if replayed:
             log.info("loaded %d records of %s into the group coordinator", replayed, OFFSETS_TOPIC)
         return replayed
 
-    def _replay_batch(self, batch, index: int, now: int) -> int:
-        """Replay one batch's records; a damaged batch or record is logged
-        and skipped, so one bad record cannot keep the broker from starting."""
-        if batch.is_control:
-            return 0
-        try:
-            records = batch.records()
-        except CorruptRecordError as exc:
-            log.error("%s-%d: skipping the batch at offset %d: %s", OFFSETS_TOPIC, index, batch.base_offset, exc)
-            return 0
-        replayed = 0
-        for record in records:
-            try:
-                self.coordinator.replay(record_codec.decode(record.key or b"", record.value), now)
-                replayed += 1
-            except Exception as exc:  # noqa: BLE001 - a FormatError, or a record the coordinator refuses
-                log.error("%s-%d offset %d: skipping a record: %s", OFFSETS_TOPIC, index, record.offset, exc)
-        return replayed
+    def _finish_load(self, index: int, loaded: GroupCoordinator) -> None:
+        del self._loading[index]
+        self.coordinator.adopt(loaded)
+        self._loaded.add(index)
+        self._wake.set()  # the loaded groups have deadlines
+
+    async def _load_newly_led(self) -> None:
+        """Replay partitions whose leadership moved here, one at a time, a
+        chunk between checkpoints; a load whose leadership moved on meanwhile
+        is abandoned. Each replays aside and is adopted whole, so no request
+        or tick sees a half-loaded group."""
+        while True:
+            if not self._loading:
+                self._load_wake = trio.Event()
+                await self._load_wake.wait()
+                continue
+            index = min(self._loading)
+            token = self._loading[index]
+            loaded = GroupCoordinator(self.coordinator.config)
+            found = self.broker.partition(OFFSETS_TOPIC, index)
+            replayed = 0
+            if found is not None:
+                for count in replay_chunks(found[1], index, loaded, _now_ms()):
+                    replayed += count
+                    await between_chunks()
+                    if self._loading.get(index) is not token:
+                        break  # lost meanwhile (or lost and regained: a new load)
+            if self._loading.get(index) is token:
+                self._finish_load(index, loaded)
+                log.info("group coordinator for %s-%d: loaded %d records", OFFSETS_TOPIC, index, replayed)
 
     # -- requests ------------------------------------------------------------
 
     async def call(self, method: str, ctx: RequestContext, request: dict) -> dict:
-        """Run one group API through the coordinator and wait for its answer."""
+        """Run one group API for the groups this broker coordinates now; the
+        others are refused in the API's shape."""
         if self.partition_count() is None:
             await self.ensure_topic()  # a client may skip FindCoordinator (it knows the broker)
+        version = ctx.api_version
+        if refusals.batched(method, version):
+            return await self._call_batched(method, ctx, request)
+        if method == "list_groups":
+            return await self._list_groups(ctx, request)
+        group_id = refusals.checked_group_id(method, request, version)
+        if group_id is not None:
+            error = self.group_error(group_id)
+            if error is not E.NONE:
+                return refusals.refusal(method, request, version, error)
+        return await self._run(method, ctx, request)
+
+    async def _call_batched(self, method: str, ctx: RequestContext, request: dict) -> dict:
+        ids = refusals.requested_groups(method, request)
+        errors = [E.NONE if group_id is None else self.group_error(group_id) for group_id in ids]
+        keep = [error is E.NONE for error in errors]
+        if all(keep):
+            return await self._run(method, ctx, request)
+        answered = await self._run(method, ctx, refusals.subset(method, request, keep)) if any(keep) else None
+        return refusals.merge(method, request, keep, answered, errors)
+
+    async def _list_groups(self, ctx: RequestContext, request: dict) -> dict:
+        """Only groups of partitions led (and loaded) here; while a partition
+        loads, COORDINATOR_LOAD_IN_PROGRESS with what is loaded (Kafka's)."""
+        body = await self._run("list_groups", ctx, request)
+        count = self.partition_count()
+        listed = [g for g in body["groups"]
+                  if count is not None and partition_for(g["group_id"], count) in self._loaded]
+        error = E.COORDINATOR_LOAD_IN_PROGRESS if self._loading else E(body["error_code"])
+        return {**body, "error_code": int(error), "groups": listed}
+
+    async def _run(self, method: str, ctx: RequestContext, request: dict) -> dict:
+        """Run one group API through the coordinator and wait for its answer."""
         waiter = _Waiter()
         kwargs: dict[str, Any] = {}
         if method == "join_group":
@@ -215,9 +294,9 @@ class GroupService:
             by_partition.setdefault(partition_for(record.group_id, count), []).append(record)
         now = _now_ms()
         for index, group in by_partition.items():
-            found = self.broker.partition(OFFSETS_TOPIC, index)
+            found, error = self.broker.led_partition(OFFSETS_TOPIC, index)
             if found is None:
-                raise AppendFailed(f"{OFFSETS_TOPIC}-{index} is not on this broker")
+                raise AppendFailed(f"{OFFSETS_TOPIC}-{index}: {error.name}")
             partition, plog = found
             pairs = [record_codec.encode(r) for r in group]
             batch = build_batch([(key, value, now, ()) for key, value in pairs])
@@ -227,8 +306,15 @@ class GroupService:
     # -- time ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Tick the coordinator at its deadlines, forever. A coordinator fault
-        costs one tick (logged, then a second's pause), never the broker."""
+        """Load partitions whose leadership moves here, and tick the
+        coordinator, forever."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._load_newly_led)
+            nursery.start_soon(self._tick)
+
+    async def _tick(self) -> None:
+        """Tick the coordinator at its deadlines. A coordinator fault costs
+        one tick (logged, then a second's pause), never the broker."""
         while True:
             self._wake = trio.Event()
             deadline = self.coordinator.next_deadline_ms()
@@ -242,3 +328,8 @@ class GroupService:
             except Exception:  # noqa: BLE001 - see the docstring
                 log.exception("group coordinator tick failed")
                 await trio.sleep(1)
+
+
+async def between_chunks() -> None:
+    """Where a load lets other tasks run (a module function, so a test can hold a load here)."""
+    await trio.sleep(0)
