@@ -42,9 +42,11 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="log.dirs (default ./riverlog-data)")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="a Kafka server.properties-style file")  # fmt: skip
+@click.option("--initial-cluster", is_flag=True, default=None,
+              help="riverlog.initial.cluster: this voter may start with no data (a new cluster's first start)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config, by its Kafka name (repeatable)")
 def broker_start(node_id, listen, advertised, controller_listen, controller_quorum, data_dir, config_file,
-                 sets) -> None:  # fmt: skip
+                 initial_cluster, sets) -> None:  # fmt: skip
     """Start a broker; with no options, a single local broker on 127.0.0.1:9092
     with its data in ./riverlog-data. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -56,16 +58,19 @@ def broker_start(node_id, listen, advertised, controller_listen, controller_quor
     import trio
 
     from broker.config import BrokerConfig, load_properties
+    from broker.meta_properties import check_new_voter
     from broker.server import run_until_signalled
     from broker.storage.log_config import ConfigError
 
     props: dict[str, str] = load_properties(config_file) if config_file else {}
     flags = {"node.id": node_id, "listeners": listen, "advertised.listeners": advertised, "log.dirs": data_dir,
-             "controller.listener": controller_listen, "controller.quorum.voters": controller_quorum}  # fmt: skip
+             "controller.listener": controller_listen, "controller.quorum.voters": controller_quorum,
+             "riverlog.initial.cluster": "true" if initial_cluster else None}  # fmt: skip
     props.update({name: str(value) for name, value in flags.items() if value is not None})
     props.update(_parse_sets(sets))
     try:
         config = BrokerConfig.from_properties(props)
+        check_new_voter(config.log_dirs[0], config.controller_quorum, config.node_id, config.initial_cluster)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

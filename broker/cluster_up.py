@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from broker.meta_properties import FILE_NAME as META_PROPERTIES
+
 MAX_BROKERS = 9
 CONTROLLER_PORT_OFFSET = 100
 STOP_GRACE_S = 15.0  # a broker's own shutdown grace is 5 s, plus flushing
@@ -62,7 +64,13 @@ def node_argv(node: Node, nodes: list[Node], host: str = "127.0.0.1") -> list[st
     quorum = ",".join(f"{n.node_id}@{host}:{n.controller_port}" for n in nodes)
     return [sys.executable, "-m", "broker.cli", "broker", "start", "--node-id", str(node.node_id),
             "--listen", f"{host}:{node.port}", "--controller-listen", f"{host}:{node.controller_port}",
-            "--controller-quorum", quorum, "--data-dir", str(node.data_dir)]  # fmt: skip
+            "--controller-quorum", quorum, "--data-dir", str(node.data_dir),
+            *(["--initial-cluster"] if is_new(node.data_dir) else [])]  # fmt: skip
+
+
+def is_new(data_dir: Path) -> bool:
+    """A node that has never run: its first start forms the cluster."""
+    return not (data_dir / META_PROPERTIES).exists()
 
 
 def _die_with_parent() -> None:

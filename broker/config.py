@@ -106,6 +106,9 @@ class BrokerConfig:
     controller_quorum_election_timeout_ms: int = 1000
     controller_quorum_fetch_timeout_ms: int = 2000
     controller_quorum_request_timeout_ms: int = 2000
+    # riverlog.initial.cluster (--initial-cluster): this voter may start with no
+    # metadata (a new cluster's first start); see meta_properties.check_new_voter.
+    initial_cluster: bool = False
     log_defaults: LogConfig = field(default_factory=LogConfig)  # from the log.* names
 
     def __post_init__(self) -> None:
@@ -333,6 +336,7 @@ _BROKER_NAMES = {
         "controller_quorum_fetch_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "controller.quorum.request.timeout.ms": (
         "controller_quorum_request_timeout_ms", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "riverlog.initial.cluster": ("initial_cluster", _bool),
     # No Kafka name: Kafka leaves the partition count unbounded.
     "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),

@@ -56,3 +56,25 @@ def load_or_create_cluster_id(data_dir: Path, node_id: int, new_cluster_id: str 
     tmp.replace(path)
     fsync_dir(data_dir)
     return cluster_id
+
+
+def check_new_voter(data_dir: Path, voters: Mapping[int, tuple[str, int]], node_id: int, initial_cluster: bool) -> None:
+    """Refuse to start a voter of a multi-voter quorum whose data directory
+    has no metadata, unless it is told this is a new cluster's first start.
+
+    A voter whose data was wiped and that rejoins with an empty log would
+    vote as if it had never acknowledged anything, and could elect a
+    candidate that lacks committed metadata: Raft's safety rests on votes
+    coming from the log a voter acknowledged with. Kafka makes every node
+    format its storage first; here the first start of a new cluster says so
+    with ``--initial-cluster`` (``riverlog cluster up`` does), and a wiped
+    voter must be restored, or knowingly started with it.
+    """
+    if len(voters) < 2 or node_id not in voters or initial_cluster or (data_dir / FILE_NAME).exists():
+        return
+    raise ConfigError(
+        f"{data_dir} holds no metadata, and node {node_id} is a voter of a {len(voters)}-voter quorum: a voter "
+        "rejoining with an empty log could elect a leader that lacks committed metadata. For the first start "
+        "of a new cluster pass --initial-cluster (riverlog cluster up does); for a voter whose data was lost, "
+        "restore it, or pass --initial-cluster knowing that a majority of the other voters must hold the log."
+    )

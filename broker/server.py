@@ -21,7 +21,7 @@ from broker.controller.raft_driver import RaftDriver
 from broker.controller.registration import BrokerRegistration
 from broker.group.service import GroupService
 from broker.handlers import build_registry, default_modules
-from broker.meta_properties import cluster_id_for, load_or_create_cluster_id
+from broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
 from broker.metadata.controller import NotControllerError, QuorumController
 from broker.metadata.decisions import TopicDefaults, TopicResult
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
@@ -152,6 +152,7 @@ class Broker:
         cfg = self.config
         data_dir = cfg.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
+        check_new_voter(data_dir, cfg.controller_quorum, cfg.node_id, cfg.initial_cluster)
         cluster_id = load_or_create_cluster_id(data_dir, cfg.node_id, cluster_id_for(cfg.controller_quorum))
         defaults = TopicDefaults(
             num_partitions=cfg.num_partitions,

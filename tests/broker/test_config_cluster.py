@@ -120,10 +120,19 @@ def test_the_cluster_flags_map_onto_the_kafka_configs(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, [
         "broker", "start", "--node-id", "3", "--listen", "127.0.0.1:9094", "--controller-listen", "127.0.0.1:9194",
         "--controller-quorum", VOTERS, "--data-dir", str(tmp_path), "--set", "broker.session.timeout.ms=12000",
+        "--initial-cluster",  # an empty data dir: a new cluster's first start
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     [config] = seen
     assert config.node_id == 3 and config.listener == ("127.0.0.1", 9094)
     assert config.controller_listener == ("127.0.0.1", 9194)
     assert config.controller_quorum == {1: ("127.0.0.1", 9192), 2: ("127.0.0.1", 9193), 3: ("127.0.0.1", 9194)}
-    assert config.is_voter and config.broker_session_timeout_ms == 12000
+    assert config.is_voter and config.broker_session_timeout_ms == 12000 and config.initial_cluster
+
+
+def test_a_voter_with_an_empty_data_dir_needs_initial_cluster(tmp_path):
+    args = ["broker", "start", "--node-id", "3", "--listen", "127.0.0.1:9094", "--controller-listen",
+            "127.0.0.1:9194", "--controller-quorum", VOTERS, "--data-dir", str(tmp_path / "wiped")]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "holds no metadata" in result.output and "--initial-cluster" in result.output
+    assert "Traceback" not in result.output

@@ -124,6 +124,8 @@ class Node:
                 "--data-dir", str(self.data_dir)]  # fmt: skip
         if self.controller_port is not None:
             argv += ["--controller-listen", f"127.0.0.1:{self.controller_port}"]
+        if not (self.data_dir / "meta.properties").exists():
+            argv += ["--initial-cluster"]  # a voter's first start: a new cluster
         for key, value in self.settings.items():
             argv += ["--set", f"{key}={value}"]
         return argv
@@ -549,5 +551,22 @@ def test_a_broker_restarted_at_once_after_kill_9_waits_for_its_old_session_and_r
         for node in cluster.nodes.values():
             wait_for(lambda: victim.node_id in {b["node_id"] for b in metadata(node.port)["brokers"]}, 20,
                      "the restarted broker listed")
+    finally:
+        cluster.close()
+
+
+def test_a_voter_whose_data_was_wiped_refuses_to_rejoin_with_an_empty_log(tmp_path):
+    cluster = Cluster(tmp_path / "c")
+    try:
+        cluster.start()
+        victim = next(n for n in cluster.nodes.values() if n.node_id != cluster.controller())
+        victim.kill()
+        import shutil
+
+        shutil.rmtree(victim.data_dir)
+        argv = [a for a in victim.argv() if a != "--initial-cluster"]  # as an operator would restart it
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert "holds no metadata" in done.stderr and "--initial-cluster" in done.stderr
     finally:
         cluster.close()
