@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/build_native.py)
 
-.PHONY: install test bench bench-storage bench-broker bench-client bench-group sim sim-metadata run clean
+.PHONY: install test bench bench-storage bench-broker bench-client bench-group bench-raft bench-cluster sim sim-metadata run clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 	RIVERLOG_NO_NATIVE=1 $(PY) -m pytest -q -p no:cacheprovider tests/storage tests/records tests/native
 
-bench: bench-storage bench-broker bench-client bench-group
+bench: bench-storage bench-broker bench-client bench-group bench-raft bench-cluster
 
 bench-storage: install
 	$(PY) -m bench.storage_bench
@@ -40,6 +40,10 @@ bench-client: install
 # Consumer groups with confluent-kafka: takeover after a leave and a kill, latency added by a group.
 bench-group: install
 	$(PY) -m bench.group_bench
+
+# A 3-voter Raft quorum in three processes: commits/s, commit latency, kill -9 of the leader to a new leader.
+bench-raft: install
+	$(PY) -m bench.raft_bench
 
 # A 3-voter cluster on loopback: controller failover, broker fencing, 1,000 topics, metadata propagation.
 bench-cluster: install
