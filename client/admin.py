@@ -662,8 +662,10 @@ class Admin(ClientBase[AdminConfig]):
 
     # -- cluster -------------------------------------------------------------
 
-    async def describe_cluster(self) -> ClusterDescription:
-        """DescribeCluster where the broker has it, else the Metadata answer."""
+    async def describe_cluster(self, include_fenced: bool = False) -> ClusterDescription:
+        """DescribeCluster where the broker has it, else the Metadata answer.
+        ``include_fenced``: fenced brokers too, where the broker can say
+        (DescribeCluster v2), each with ``fenced`` set."""
         self._check_open()
 
         async def attempt(deadline: float) -> ClusterDescription:
@@ -674,13 +676,15 @@ class Admin(ClientBase[AdminConfig]):
                 metadata = await self.cluster.refresh([])
                 brokers = sorted(metadata.brokers.values(), key=lambda b: b.node_id)
                 return ClusterDescription(metadata.cluster_id, metadata.controller_id, brokers)
-            body = {"include_cluster_authorized_operations": False, "endpoint_type": 1}
+            body = {"include_cluster_authorized_operations": False, "endpoint_type": 1,
+                    "include_fenced_brokers": include_fenced}  # fmt: skip
             response = await self._request(conn, DESCRIBE_CLUSTER, body, version, deadline)
             exc = _error(response["error_code"], response["error_message"], "DescribeCluster")
             if exc is not None:
                 raise exc
             brokers = sorted(
-                (BrokerInfo(b["broker_id"], b["host"], b["port"], b["rack"]) for b in response["brokers"]),
+                (BrokerInfo(b["broker_id"], b["host"], b["port"], b["rack"], b.get("is_fenced", False))
+                 for b in response["brokers"]),
                 key=lambda b: b.node_id,
             )
             return ClusterDescription(response["cluster_id"], response["controller_id"], brokers)

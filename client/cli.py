@@ -282,13 +282,13 @@ def cluster_describe(bootstrap, timeout) -> None:
         from client.admin import Admin
 
         async with Admin(**settings) as admin:
-            return await admin.describe_cluster(), await _describe_quorum(admin)
+            return await admin.describe_cluster(include_fenced=True), await _describe_quorum(admin)
 
     description, quorum = run_client_command(run)
     click.echo(f"Cluster id: {description.cluster_id}")
     click.echo(f"Controller: {description.controller_id}")
-    _table([(b.node_id, b.host, b.port, b.rack or "") for b in description.brokers], ("BROKER", "HOST", "PORT", "RACK"))
-    click.echo("(fenced brokers are not listed: brokers answer with unfenced brokers only)")
+    _table([(b.node_id, b.host, b.port, b.rack or "", "fenced" if b.fenced else "active")
+            for b in description.brokers], ("BROKER", "HOST", "PORT", "RACK", "STATE"))  # fmt: skip
     click.echo()
     if quorum is None:
         click.echo("Quorum: not described by this broker (no DescribeQuorum)")

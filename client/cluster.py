@@ -31,6 +31,7 @@ class BrokerInfo:
     host: str
     port: int
     rack: str | None = None
+    fenced: bool = False  # known only from DescribeCluster v2 with fenced brokers included
 
 
 @dataclass(frozen=True)

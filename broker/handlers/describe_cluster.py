@@ -1,4 +1,7 @@
-"""DescribeCluster (0-1): the unfenced brokers, the cluster id and the controller.
+"""DescribeCluster (0-2): the unfenced brokers, the cluster id and the controller.
+
+v2 (KIP-1073) lists fenced brokers too when asked (include_fenced_brokers),
+each with is_fenced: how ``riverlog cluster describe`` shows a dead broker.
 
 Flexible from v0 (the codec handles it). v1's endpoint_type asks for brokers
 (1) or controllers (2); a broker answers only the first, as Kafka's brokers
@@ -13,7 +16,7 @@ from client.protocol import ErrorCode
 
 API_KEY = 60
 MIN_VERSION = 0
-MAX_VERSION = 1
+MAX_VERSION = 2
 
 _NOT_PROVIDED = -(2**31)  # Integer.MIN_VALUE: authorized operations not computed
 _BROKERS = 1
@@ -29,8 +32,11 @@ async def handle(ctx, request: dict) -> dict:
             "cluster_id": image.cluster_id,
             "brokers": [],
         }
+    with_fenced = ctx.api_version >= 2 and request["include_fenced_brokers"]
+    listed = [b for _, b in sorted(image.brokers.items())] if with_fenced else image.unfenced_brokers()
     brokers = [
-        {"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in image.unfenced_brokers()
+        {"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": b.fenced}
+        for b in listed
     ]
     return {
         "throttle_time_ms": 0,

@@ -37,7 +37,7 @@ async def test_api_versions_advertises_the_admin_ranges(broker):
     _, body = await _call(peer, 18, 2, {})
     keys = {k["api_key"]: (k["min_version"], k["max_version"]) for k in body["api_keys"]}
     assert keys[37] == (0, 1) and keys[32] == (0, 2) and keys[33] == (0, 1)
-    assert keys[44] == (0, 0) and keys[21] == (0, 1) and keys[60] == (0, 1)
+    assert keys[44] == (0, 0) and keys[21] == (0, 1) and keys[60] == (0, 2)
 
 
 # -- CreatePartitions ----------------------------------------------------------------
@@ -307,5 +307,19 @@ async def test_describe_cluster(broker):
     assert body["cluster_id"] == broker.image.cluster_id
     assert body["controller_id"] == broker.config.node_id
     assert body["brokers"] == [
-        {"broker_id": broker.config.node_id, "host": "127.0.0.1", "port": broker.port, "rack": None}
+        {"broker_id": broker.config.node_id, "host": "127.0.0.1", "port": broker.port, "rack": None,
+         "is_fenced": False}  # (the v2 field's default: v0 does not carry it)
     ]
+
+
+async def test_describe_cluster_v2_lists_fenced_brokers_when_asked(broker):
+    import uuid
+
+    result, _ = await broker.controller.register(2, uuid.uuid4().hex, "127.0.0.1", 9999, None)  # fenced until it beats
+    assert result.error_code == 0
+    peer = await _connect(broker)
+    asked = {"include_cluster_authorized_operations": False, "endpoint_type": 1}
+    _, body = await _call(peer, 60, 2, {**asked, "include_fenced_brokers": True})
+    assert [(b["broker_id"], b["is_fenced"]) for b in body["brokers"]] == [(broker.config.node_id, False), (2, True)]
+    _, body = await _call(peer, 60, 2, {**asked, "include_fenced_brokers": False})
+    assert [b["broker_id"] for b in body["brokers"]] == [broker.config.node_id]

@@ -123,7 +123,7 @@ def test_cluster_describe(bootstrap):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Cluster id: ") and len(lines[0]) > len("Cluster id: ")
     assert lines[1] == "Controller: 1"
-    assert lines[3].split() == ["1", "127.0.0.1", port]
+    assert lines[3].split() == ["1", "127.0.0.1", port, "active"]  # a STATE column since DescribeCluster v2
 
 
 def test_bootstrap_comes_from_the_environment(bootstrap):

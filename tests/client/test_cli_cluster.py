@@ -26,8 +26,8 @@ def test_cluster_describe_shows_brokers_and_the_quorum(bootstrap):
     result = riverlog("cluster", "describe", "--bootstrap", bootstrap)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[1] == "Controller: 1" and lines[3].split() == ["1", "127.0.0.1", port]
-    assert lines[4] == "(fenced brokers are not listed: brokers answer with unfenced brokers only)"
+    assert lines[1] == "Controller: 1" and lines[2].split() == ["BROKER", "HOST", "PORT", "RACK", "STATE"]
+    assert lines[3].split() == ["1", "127.0.0.1", port, "active"]
     quorum = lines[lines.index("") + 1]
     leader, epoch, hw = quorum.split("\t")
     assert leader == "Quorum leader: 1" and epoch.startswith("Epoch: ") and int(epoch.split()[1]) >= 1

@@ -508,6 +508,11 @@ def test_a_killed_broker_is_fenced_its_partitions_go_offline_and_come_back_with_
             assert parts[p]["leader_id"] == layout[p] and parts[p]["error_code"] == 0
     time.sleep(1)  # still offline a while later: no unclean election to another broker
     assert all(leaders(metadata(survivor.port), topic)[p] == -1 for p in theirs)
+    described = subprocess.run([sys.executable, "-m", "broker.cli", "cluster", "describe", "--bootstrap",
+                                survivor.bootstrap], capture_output=True, text=True, timeout=60)  # fmt: skip
+    states = {int(row.split()[0]): row.split()[-1] for row in described.stdout.splitlines()[3:6]}
+    assert states[victim.node_id] == "fenced" and all(
+        state == "active" for node, state in states.items() if node != victim.node_id), described.stdout  # fmt: skip
 
     victim.launch().wait_ready()
     for node in cluster.nodes.values():
