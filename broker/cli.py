@@ -139,7 +139,7 @@ def cluster_up(brokers: int, data_dir: Path, base_port: int) -> None:
     from broker import cluster_up as up
 
     try:
-        up.plan(brokers, data_dir, base_port)
+        up.check_fresh_start(up.plan(brokers, data_dir, base_port))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     sys.exit(up.run(brokers, data_dir, base_port))

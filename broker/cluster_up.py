@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from broker.meta_properties import FILE_NAME as META_PROPERTIES
+METADATA_DIR = "__cluster_metadata-0"  # the metadata log's directory (broker/controller/raft_store.py)
 
 MAX_BROKERS = 9
 CONTROLLER_PORT_OFFSET = 100
@@ -61,16 +61,29 @@ def bootstrap(nodes: list[Node], host: str = "127.0.0.1") -> str:
 
 
 def node_argv(node: Node, nodes: list[Node], host: str = "127.0.0.1") -> list[str]:
+    """``--initial-cluster`` only when every node is new: a new cluster's
+    first start. A node whose data is gone while others have theirs is
+    refused by ``check_fresh_start`` instead (it must not rejoin empty)."""
     quorum = ",".join(f"{n.node_id}@{host}:{n.controller_port}" for n in nodes)
     return [sys.executable, "-m", "broker.cli", "broker", "start", "--node-id", str(node.node_id),
             "--listen", f"{host}:{node.port}", "--controller-listen", f"{host}:{node.controller_port}",
             "--controller-quorum", quorum, "--data-dir", str(node.data_dir),
-            *(["--initial-cluster"] if is_new(node.data_dir) else [])]  # fmt: skip
+            *(["--initial-cluster"] if all(is_new(n.data_dir) for n in nodes) else [])]  # fmt: skip
 
 
 def is_new(data_dir: Path) -> bool:
-    """A node that has never run: its first start forms the cluster."""
-    return not (data_dir / META_PROPERTIES).exists()
+    """A node that has never run (no metadata log)."""
+    return not (data_dir / METADATA_DIR).is_dir()
+
+
+def check_fresh_start(nodes: list[Node]) -> None:
+    """ValueError when some nodes have data and some none: a wiped voter."""
+    new = [n.node_id for n in nodes if is_new(n.data_dir)]
+    if new and len(new) < len(nodes):
+        raise ValueError(
+            f"node(s) {', '.join(map(str, new))} have no data while the others have theirs: a voter rejoining "
+            "with an empty log could elect a leader that lacks committed metadata. Restore their data "
+            "directories, or remove every node's to start a new cluster.")
 
 
 def _die_with_parent() -> None:
@@ -147,6 +160,7 @@ class Cluster:
 def run(brokers: int, data_dir: Path, base_port: int, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
     """Run the cluster until a signal or a node's exit; the exit status."""
     nodes = plan(brokers, data_dir, base_port)
+    check_fresh_start(nodes)
     stop = threading.Event()
     received: list[str] = []
 

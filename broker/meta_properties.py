@@ -22,6 +22,7 @@ from broker.storage.checkpoint import fsync_dir
 from broker.storage.log_config import ConfigError
 
 FILE_NAME = "meta.properties"
+METADATA_DIR = "__cluster_metadata-0"  # the Raft log's directory (broker/controller/raft_store.py)
 
 
 def cluster_id_for(voters: Mapping[int, tuple[str, int]]) -> str | None:
@@ -70,7 +71,7 @@ def check_new_voter(data_dir: Path, voters: Mapping[int, tuple[str, int]], node_
     with ``--initial-cluster`` (``riverlog cluster up`` does), and a wiped
     voter must be restored, or knowingly started with it.
     """
-    if len(voters) < 2 or node_id not in voters or initial_cluster or (data_dir / FILE_NAME).exists():
+    if len(voters) < 2 or node_id not in voters or initial_cluster or (data_dir / METADATA_DIR).is_dir():
         return
     raise ConfigError(
         f"{data_dir} holds no metadata, and node {node_id} is a voter of a {len(voters)}-voter quorum: a voter "

@@ -30,9 +30,10 @@ from broker.net.connection import Connection
 from broker.producer_ids import FILE_NAME as PRODUCER_ID_FILE
 from broker.producer_ids import ProducerIdAllocator
 from broker.producer_state import ProducerStateManager, log_producer_batches
-from broker.storage.log import Log, now_ms
+from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
+from broker.storage.partition_metadata import read_topic_id, write_topic_id
 from client.protocol import ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,25 @@ class Broker:
         answer = await self.channel.send(CREATE_TOPICS, 4, body, FORWARD_TIMEOUT_S)
         return [TopicResult(t["name"], ErrorCode(t["error_code"]), t["error_message"]) for t in answer["topics"]]
 
+    def _drop_stale_logs(self, image: MetadataImage) -> None:
+        """At start-up, before acting on the image: delete the partition logs
+        on disk that the metadata does not give this broker, or that belong
+        to an earlier topic of the same name (deleted, maybe re-created,
+        while this broker was down): their records must not come back."""
+        me = self.config.node_id
+        for plog in list(self.log_manager.all_logs()):
+            topic, index = parse_partition_dir(plog.dir.name)
+            t = image.topics.get(topic)
+            part = t.partitions.get(index) if t is not None else None
+            recorded = read_topic_id(plog.dir)
+            if part is None or me not in part.replicas or (recorded is not None and recorded != t.topic_id):
+                log.warning("deleting %s: the metadata does not give this broker that partition of that topic",
+                            plog.dir)  # fmt: skip
+                self.log_manager.delete_log(topic, index)
+                self._producer_states.pop((topic, index), None)
+            elif recorded is None:
+                write_topic_id(plog.dir, t.topic_id)  # a directory from before partition.metadata
+
     def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
         """Act on a metadata change: create the logs of the partitions this
         broker holds a replica of, delete those it no longer holds, apply
@@ -241,7 +261,10 @@ class Broker:
                 self.log_manager.delete_log(change.topic, change.partition)
                 self._producer_states.pop((change.topic, change.partition), None)
             elif has and not had:
-                self.log_manager.get_or_create_log(change.topic, change.partition, self.topic_config(change.topic))
+                plog = self.log_manager.get_or_create_log(change.topic, change.partition,
+                                                          self.topic_config(change.topic))  # fmt: skip
+                if read_topic_id(plog.dir) != change.topic_id:
+                    write_topic_id(plog.dir, change.topic_id)
         for name, topic in new.topics.items():
             before = old.topics.get(name)
             if before is not None and before.configs != topic.configs:
@@ -258,6 +281,7 @@ class Broker:
                 await self._start_metadata(nursery)
                 for name in self.image.topics:  # configs first, so logs open with them
                     self.log_manager.update_config(name, self.topic_config(name))
+                self._drop_stale_logs(self.image)
                 self._apply_metadata(MetadataImage.empty(self.image.cluster_id, self.config.node_id), self.image)
                 assert self.controller is not None
                 self.controller.on_change(self._apply_metadata)
@@ -278,6 +302,11 @@ class Broker:
                 # pointless when no other broker could take them.
                 if any(b.node_id != self.config.node_id for b in self.image.unfenced_brokers()):
                     await self.registration.shut_down(timeout_s=self.shutdown_grace_s)
+                if self.is_active_controller() and len(self.config.voter_ids) > 1:
+                    # Resign (EndQuorumEpoch), so the best placed voter
+                    # campaigns now rather than after noticing we are gone.
+                    self.controller.driver.resign()
+                    await trio.sleep(0.1)  # let the senders put EndQuorumEpoch on the wire
                 # Graceful stop: no new connections, in-flight requests get
                 # the grace period to finish, then everything is cancelled.
                 self._accepting.cancel()
@@ -363,18 +392,24 @@ class Broker:
 
 
 async def run_until_signalled(config: BrokerConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop gracefully (the CLI's broker start)."""
+    """Serve until SIGINT or SIGTERM, then stop gracefully (the CLI's broker start).
+    A signal during start-up (waiting for the quorum, say) stops it too."""
     import signal
 
     broker = Broker(config)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(broker.serve)
+            started = False
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
                     log.info("received %s, stopping", signal.Signals(signum).name)
-                    broker.request_stop()
+                    if started:
+                        broker.request_stop()
+                    else:
+                        nursery.cancel_scope.cancel()  # still starting: nothing to drain
                     return
 
             nursery.start_soon(stop_on_signal)
+            await nursery.start(broker.serve)
+            started = True

@@ -40,8 +40,10 @@ class ControllerChannel:
         self.driver = driver
         self.voters = dict(voters)
         self.local = local  # runs a request on this node when it is the active controller
-        self._links: dict[int, PeerLink] = {}
-        self._locks: dict[int, trio.Lock] = {}
+        # (leader, lane) -> link: heartbeats ride their own ("lifecycle"), so
+        # they never queue behind a forwarded admin request.
+        self._links: dict[tuple[int, str], PeerLink] = {}
+        self._locks: dict[tuple[int, str], trio.Lock] = {}
 
     @property
     def active_controller(self) -> int:
@@ -51,7 +53,7 @@ class ControllerChannel:
     def is_local(self) -> bool:
         return self.driver.core.is_leader
 
-    async def send(self, api_key: int, version: int, body: dict, timeout_s: float) -> dict:
+    async def send(self, api_key: int, version: int, body: dict, timeout_s: float, lane: str = "admin") -> dict:
         with trio.move_on_after(timeout_s):
             while True:
                 leader = self.driver.core.leader_id
@@ -60,20 +62,22 @@ class ControllerChannel:
                     if answer is not None:
                         return answer
                 elif leader in self.voters:
-                    answer = await self._remote(leader, api_key, version, body, timeout_s)
+                    answer = await self._remote((leader, lane), api_key, version, body, timeout_s)
                     if answer is not None:
                         return answer
                 await trio.sleep(_RETRY_S)
         raise ControllerUnavailable(f"no active controller answered api key {api_key} within {timeout_s:.1f} s "
                                     f"(the quorum's leader is {self.driver.core.leader_id})")  # fmt: skip
 
-    async def _remote(self, leader: int, api_key: int, version: int, body: dict, timeout_s: float) -> dict | None:
-        link = self._links.get(leader)
+    async def _remote(self, key: tuple[int, str], api_key: int, version: int, body: dict,
+                      timeout_s: float) -> dict | None:  # fmt: skip
+        leader = key[0]
+        link = self._links.get(key)
         if link is None:
             host, port = self.voters[leader]
-            link = self._links[leader] = PeerLink(host, port, f"broker-{self.driver.node_id}")
-            self._locks[leader] = trio.Lock()
-        async with self._locks[leader]:  # one request at a time on a link
+            link = self._links[key] = PeerLink(host, port, f"broker-{self.driver.node_id}")
+            self._locks[key] = trio.Lock()
+        async with self._locks[key]:  # one request at a time on a link
             try:
                 return await link.request(api_key, version, body, timeout_s)
             except ConnectionError as exc:

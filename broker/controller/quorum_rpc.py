@@ -135,6 +135,9 @@ class PeerLink:
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, ProtocolError, ValueError, ConnectionError) as exc:
             await self.aclose()
             raise ConnectionError(f"{self.host}:{self.port}: {exc or type(exc).__name__}") from None
+        except BaseException:
+            await self.aclose()  # cancelled mid-request: an answer is still owed on this stream
+            raise
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None

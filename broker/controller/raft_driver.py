@@ -95,7 +95,7 @@ class RaftDriver:
         self._proposals: list[_Proposal] = []
         self._proposal_wake = trio.Event()
         self._waiting: list[_Proposal] = []
-        self._applied = trio.Event()  # set (and replaced) whenever entries were applied
+        self._changed = trio.Event()  # set (and replaced) after every _process: roles, applied entries
 
     # -- running -------------------------------------------------------------------
 
@@ -149,10 +149,10 @@ class RaftDriver:
                     self.state_machine.apply(entries)
             if ready.committed or ready.snapshot is not None:
                 self._settle_proposals()
-                self._applied.set()
-                self._applied = trio.Event()
                 self._maybe_snapshot()
         self._fail_orphaned_proposals()
+        self._changed.set()
+        self._changed = trio.Event()
 
     def _maybe_snapshot(self) -> None:
         core = self.core
@@ -231,14 +231,24 @@ class RaftDriver:
     async def wait_leading(self) -> None:
         """Until this node leads and has applied everything committed before
         its epoch (its LeaderChange entry is applied): decisions made on the
-        state machine from then on see all earlier ones."""
+        state machine from then on see all earlier ones. NotLeaderError if it
+        does not lead, or stops leading meanwhile (never wait for a later
+        leadership: an operation run then could undo what a client retried
+        elsewhere)."""
+        epoch = self.core.epoch
         while not (self.core.is_leader and self.core.applied_offset > self.core.leader_epoch_start):
-            await self._applied.wait()
+            if not self.core.is_leader or self.core.epoch != epoch:
+                raise NotLeaderError(self.core.leader_id, self.core.epoch)  # lost it, or never had it
+            await self._changed.wait()
+
+    async def wait_changed(self) -> None:
+        """Until the next round of work on the core (a tick, a message, a proposal)."""
+        await self._changed.wait()
 
     async def wait_applied(self, offset: int) -> None:
         """Until every entry below ``offset`` is applied here."""
         while self.core.applied_offset < offset:
-            await self._applied.wait()
+            await self._changed.wait()
 
     def resign(self) -> None:
         self.core.resign()
@@ -298,11 +308,13 @@ class RaftDriver:
             return None  # closes the connection: a member of another cluster must not take part
         slot = [trio.Event(), None]
         self._inbound[(message.src, correlation)] = slot
-        self.core.step(message)
-        self._process()
-        with trio.move_on_after(self.config.request_timeout_ms / 1000):
-            await slot[0].wait()
-        self._inbound.pop((message.src, correlation), None)
+        try:
+            self.core.step(message)
+            self._process()
+            with trio.move_on_after(self.config.request_timeout_ms / 1000):
+                await slot[0].wait()
+        finally:
+            self._inbound.pop((message.src, correlation), None)
         if slot[1] is None:
             return None
         return wire.response_to_wire(slot[1], header.api_version)

@@ -52,6 +52,7 @@ class BrokerRegistration:
         self.fenced = True
         self._unfenced = trio.Event()
         self._request_timeout_s = self.config.controller_quorum_request_timeout_ms / 1000
+        self._shutting_down = False  # once set, no ordinary heartbeat may undo the controlled shutdown
 
     async def wait_unfenced(self) -> None:
         await self._unfenced.wait()
@@ -59,10 +60,12 @@ class BrokerRegistration:
     async def run(self) -> None:
         """Register, then heartbeat for as long as the broker runs."""
         interval_s = self.config.broker_heartbeat_interval_ms / 1000
-        while True:
+        while not self._shutting_down:
             if self.broker_epoch < 0:
                 await self._register()
             code = await self._heartbeat(want_shut_down=False)
+            if self._shutting_down:
+                return
             if code in (ErrorCode.STALE_BROKER_EPOCH, ErrorCode.BROKER_ID_NOT_REGISTERED):
                 log.warning("broker %d: %s: registering again", self.config.node_id, ErrorCode(code).name)
                 self.broker_epoch = -1
@@ -71,7 +74,10 @@ class BrokerRegistration:
             await trio.sleep(interval_s if not self.fenced else min(interval_s, 0.1))
 
     async def shut_down(self, timeout_s: float) -> None:
-        """Controlled shutdown: ask the controller to move leadership away first."""
+        """Controlled shutdown: ask the controller to move leadership away first.
+        The ordinary heartbeats stop first: one of them landing after this
+        would unfence the broker again (it is caught up) as it goes."""
+        self._shutting_down = True
         if self.broker_epoch < 0:
             return
         with trio.move_on_after(timeout_s):
@@ -90,7 +96,7 @@ class BrokerRegistration:
         while True:
             try:
                 answer = await self.channel.send(BROKER_REGISTRATION, _REGISTRATION_VERSION, body,
-                                                 self._request_timeout_s)  # fmt: skip
+                                                 self._request_timeout_s, lane="lifecycle")  # fmt: skip
             except ControllerUnavailable as exc:
                 if trio.current_time() >= quiet_until:
                     log.warning("broker %d: cannot register yet: %s; retrying", self.config.node_id, exc)
@@ -121,7 +127,8 @@ class BrokerRegistration:
                 "current_metadata_offset": self.broker.image.offset, "want_fence": False,
                 "want_shut_down": want_shut_down}  # fmt: skip
         try:
-            answer = await self.channel.send(BROKER_HEARTBEAT, _HEARTBEAT_VERSION, body, self._request_timeout_s)
+            answer = await self.channel.send(BROKER_HEARTBEAT, _HEARTBEAT_VERSION, body, self._request_timeout_s,
+                                             lane="lifecycle")  # fmt: skip
         except ControllerUnavailable as exc:
             log.debug("broker %d: heartbeat: %s", self.config.node_id, exc)
             return None

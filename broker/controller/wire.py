@@ -178,6 +178,8 @@ def _request_from_wire(api_key: int, version: int, body: dict, dst: int, correla
         wait_ms = body["max_wait_ms"]
         if wait_ms < 0:
             raise ValueError(f"{what}: max_wait_ms {wait_ms} is negative")
+        if p["fetch_offset"] < 0 or replica_id < 0:
+            raise ValueError(f"{what}: fetch offset {p['fetch_offset']} or replica id {replica_id} is negative")
         msg = FetchRequest(replica_id, dst, correlation, p["current_leader_epoch"], p["fetch_offset"],
                            p["last_fetched_epoch"], -(-wait_ms // tick_ms))  # fmt: skip
     else:

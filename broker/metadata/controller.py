@@ -96,7 +96,12 @@ class QuorumController:
 
     async def start(self, host: str, port: int, rack: str | None = None) -> MetadataImage:
         """Wait until this node leads the quorum, then register this broker."""
-        await self.driver.wait_leading()
+        while True:
+            try:
+                await self.driver.wait_leading()
+                break
+            except NotLeaderError:
+                await self.driver.wait_changed()
         result = await self.register_broker(self.node_id, host, port, rack)
         if result.error_code:
             raise ValueError(f"cannot register this broker: {result.error_message}")
@@ -227,9 +232,10 @@ class QuorumController:
         """One operation at a time, on the leader, on an image with every
         earlier committed record in it."""
         async with self._lock:
-            if not self.driver.core.is_leader:
-                raise NotControllerError(self.driver.core.leader_id)
-            await self.driver.wait_leading()
+            try:
+                await self.driver.wait_leading()
+            except NotLeaderError as exc:
+                raise NotControllerError(exc.leader_id) from None
             yield
 
     async def _commit(self, records: list[MetadataRecord]) -> None:

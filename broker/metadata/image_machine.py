@@ -86,7 +86,7 @@ class MetadataStateMachine:
         for e in entries:
             try:
                 new = new.apply_entry(decode_entry(e.data), e.offset)
-            except ValueError as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad entry must not stop every node, on every replay
                 log.error("metadata log offset %d: skipping an entry that does not apply: %s", e.offset, exc)
         if new is not old:
             self._set(old, new)
@@ -104,4 +104,8 @@ class MetadataStateMachine:
     def _set(self, old: MetadataImage, new: MetadataImage) -> None:
         self.image = new
         for listener in list(self._listeners):
-            listener(old, new)
+            try:
+                listener(old, new)
+            except Exception:  # noqa: BLE001 - the image moved on; one listener's fault (a full disk
+                # creating a log, say) must not stop the Raft loop that called us, nor the others
+                log.exception("acting on metadata offset %d failed", new.offset)

@@ -142,3 +142,9 @@ def test_cluster_up_refuses_a_size_or_ports_it_cannot_run():
     assert result.exit_code == 2 and "--brokers" in result.output
     result = riverlog("cluster", "up", "--brokers", "3", "--base-port", "65500")
     assert result.exit_code == 2 and "--base-port 65500 leaves no room" in result.output
+
+
+def test_cluster_up_refuses_when_some_nodes_lost_their_data(tmp_path):
+    (tmp_path / "node-1" / "__cluster_metadata-0").mkdir(parents=True)  # node 1 has run; 2 and 3 have nothing
+    result = riverlog("cluster", "up", "--brokers", "3", "--data-dir", str(tmp_path), "--base-port", "20000")
+    assert result.exit_code == 2 and "node(s) 2, 3 have no data" in result.output

@@ -364,3 +364,30 @@ def test_a_follower_that_cannot_reach_its_leader_campaigns_soon_and_an_answer_fr
     # node 3 still hears from the leader: it refuses, and node 2 goes back to following
     q.deliver(lambda m: isinstance(m, (VoteRequest, VoteResponse)))
     assert q[2].role is Role.FOLLOWER and q[1].role is Role.LEADER and q[2].epoch == 1
+
+
+def test_only_a_voter_can_begin_or_end_an_epoch():
+    core = voter(1, hard=HardState(epoch=3, leader_id=2))
+    core.step(BeginQuorumEpochRequest(9, 1, 1, epoch=7))  # node 9 is not in the voter set
+    (answer,) = answers(core)
+    assert answer.error == ErrorCode.INCONSISTENT_VOTER_SET and (core.epoch, core.leader_id) == (3, 2)
+    core.step(EndQuorumEpochRequest(9, 1, 2, epoch=3, preferred_successors=(1,)))
+    (answer,) = answers(core)
+    assert answer.error == ErrorCode.INCONSISTENT_VOTER_SET
+    assert core.role is Role.FOLLOWER and not core._leader_gone
+
+
+def test_a_leader_forgets_observers_that_stopped_fetching():
+    q = Quorum(observers=(9,))
+    q.elect(1)
+    for replica in range(100, 200):  # any node id may fetch: what is kept about them must not only grow
+        q[1].step(FetchRequest(replica, 1, 1, epoch=1, fetch_offset=0, last_fetched_epoch=-1))
+        q.drain(1)
+    assert len(q[1]._leader.last_fetch) >= 100
+    q.outbox.clear()
+    for _ in range(90):
+        for node in (1, 2, 3):
+            q.tick(node)
+        q.deliver(lambda m: m.src in (2, 3) or m.dst in (2, 3))
+    assert q[1].role is Role.LEADER
+    assert not set(range(100, 200)) & set(q[1]._leader.last_fetch)

@@ -290,6 +290,18 @@ def test_a_fetch_naming_another_topic_id_is_a_value_error():
         wire.request_from_wire(api_key, version, _over_the_wire_request(api_key, version, body), 2, 3, 1)
 
 
+@pytest.mark.parametrize("field, value", [("fetch_offset", -1), ("replica_id", -5)])
+def test_a_fetch_with_a_negative_offset_or_replica_id_is_a_value_error(field, value):
+    msg = FetchRequest(2, 3, 1, epoch=5, fetch_offset=10, last_fetched_epoch=4)
+    api_key, version, body = wire.request_to_wire(msg, None)
+    if field == "fetch_offset":
+        body["topics"][0]["partitions"][0]["fetch_offset"] = value
+    else:
+        body["replica_id"] = body["replica_state"]["replica_id"] = value
+    with pytest.raises(ValueError, match="negative"):
+        wire.request_from_wire(api_key, version, _over_the_wire_request(api_key, version, body), 2, 3, 1)
+
+
 def test_a_fetch_response_with_damaged_records_is_a_value_error():
     msg = FetchResponse(3, 2, 1, epoch=5, leader_id=3, entries=ENTRIES)
     body = wire.response_to_wire(msg, 17)

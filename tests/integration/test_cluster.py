@@ -124,7 +124,7 @@ class Node:
                 "--data-dir", str(self.data_dir)]  # fmt: skip
         if self.controller_port is not None:
             argv += ["--controller-listen", f"127.0.0.1:{self.controller_port}"]
-        if not (self.data_dir / "meta.properties").exists():
+        if not (self.data_dir / "__cluster_metadata-0").is_dir():
             argv += ["--initial-cluster"]  # a voter's first start: a new cluster
         for key, value in self.settings.items():
             argv += ["--set", f"{key}={value}"]

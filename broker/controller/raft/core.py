@@ -218,6 +218,8 @@ class RaftCore:
                 if now >= deadline:
                     del self._leader.parked[replica]
                     self._answer_fetch(request)
+            if now % self._fetch_timeout_ticks == 0:
+                self._leader.forget_quiet_observers(now, self._fetch_timeout_ticks)
             if not self._leader.has_quorum_contact(now, self._fetch_timeout_ticks):
                 self._step_down_resigned()
             elif now - self._leader.begin_sent_at >= self._request_timeout_ticks:
@@ -365,7 +367,9 @@ class RaftCore:
 
     def _on_BeginQuorumEpochRequest(self, m: BeginQuorumEpochRequest) -> None:
         error = 0
-        if m.epoch < self.epoch:
+        if m.src not in self.config.voters:
+            error = ErrorCode.INCONSISTENT_VOTER_SET  # only a voter can have won an election
+        elif m.epoch < self.epoch:
             error = ErrorCode.FENCED_LEADER_EPOCH
         elif m.epoch > self.epoch:
             self._new_epoch(m.epoch, m.src)
@@ -379,7 +383,9 @@ class RaftCore:
 
     def _on_EndQuorumEpochRequest(self, m: EndQuorumEpochRequest) -> None:
         error = 0
-        if m.epoch < self.epoch:
+        if m.src not in self.config.voters:
+            error = ErrorCode.INCONSISTENT_VOTER_SET
+        elif m.epoch < self.epoch:
             error = ErrorCode.FENCED_LEADER_EPOCH
         else:
             if m.epoch > self.epoch:

@@ -58,3 +58,10 @@ class LeaderState:
         """Voters that have not fetched in this epoch (BeginQuorumEpoch may
         have been lost on the way to them)."""
         return sorted(v for v in self.end_offsets if v not in self.last_fetch)
+
+    def forget_quiet_observers(self, now: int, fetch_timeout_ticks: int) -> None:
+        """Drop what is kept about non-voters that have not fetched for a
+        fetch timeout: any node id may fetch, so this must not only grow."""
+        for replica in [r for r, t in self.last_fetch.items() if r not in self.voters and now - t > fetch_timeout_ticks]:
+            self.last_fetch.pop(replica, None)
+            self.hw_told.pop(replica, None)
