@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import time
 from pathlib import Path
 
 from bench.workers import ROOT, fmt, machine, median, work_dir, write_report
+from tests.integration.broker_process import free_ports
 
 VOTERS = (1, 2, 3)
 
@@ -123,16 +123,6 @@ async def load(driver, args) -> dict:
 
 
 # -- the driver ----------------------------------------------------------------------
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Quorum:

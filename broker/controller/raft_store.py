@@ -44,7 +44,7 @@ from pathlib import Path
 from crc32c import crc32c
 
 from broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
-from broker.storage.checkpoint import fsync_dir
+from broker.storage.checkpoint import fsync_dir, write_atomically
 from broker.storage.errors import StorageError
 from broker.storage.log import Log
 from broker.storage.log_config import LogConfig
@@ -97,19 +97,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """temp file, fsync, rename, fsync dir: a crash leaves the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class RaftStore:
@@ -242,7 +229,7 @@ class RaftStore:
     def _store_snapshot_file(self, snapshot: Snapshot) -> None:
         sid = snapshot.id
         body = _SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, sid.end_offset, sid.epoch, len(snapshot.data)) + snapshot.data
-        _write_atomically(self.dir / snapshot_file_name(sid), body + _CRC.pack(crc32c(body)))
+        write_atomically(self.dir / snapshot_file_name(sid), body + _CRC.pack(crc32c(body)))
         self._snapshot = snapshot
 
     def _delete_snapshots_except(self, newest: SnapshotId) -> None:
@@ -289,7 +276,7 @@ class RaftStore:
 
     def _write_hard_state(self, state: HardState) -> None:
         doc = {"leaderId": state.leader_id, "leaderEpoch": state.epoch, "votedId": state.voted_for, "data_version": 0}
-        _write_atomically(self.dir / QUORUM_STATE_FILE, json.dumps(doc).encode())
+        write_atomically(self.dir / QUORUM_STATE_FILE, json.dumps(doc).encode())
         self._hard_state = state
 
     def _finish_deletes(self) -> None:

@@ -30,7 +30,12 @@ class CorruptCheckpointError(ValueError):
 def write_checkpoint(path: Path, entries: list[tuple[object, ...]], *, fsync: bool = True) -> None:
     lines = [str(VERSION), str(len(entries))]
     lines += [" ".join(str(field) for field in entry) for entry in entries]
-    data = ("\n".join(lines) + "\n").encode()
+    write_atomically(path, ("\n".join(lines) + "\n").encode(), fsync=fsync)
+
+
+def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the
+    directory, so a crash leaves the old file or the new one, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

@@ -10,10 +10,9 @@ digits. Written atomically (temp file, fsync, rename, fsync dir).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from broker.storage.checkpoint import fsync_dir
+from broker.storage.checkpoint import write_atomically
 
 FILE_NAME = "partition.metadata"
 
@@ -32,11 +31,4 @@ def read_topic_id(partition_dir: Path) -> str | None:
 
 
 def write_topic_id(partition_dir: Path, topic_id: str) -> None:
-    path = partition_dir / FILE_NAME
-    tmp = path.with_name(FILE_NAME + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"version: 0\ntopic_id: {topic_id}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    fsync_dir(partition_dir)
+    write_atomically(partition_dir / FILE_NAME, f"version: 0\ntopic_id: {topic_id}\n".encode())

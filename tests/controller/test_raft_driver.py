@@ -3,7 +3,6 @@ three voters (and an observer) in one Trio run."""
 
 from __future__ import annotations
 
-import socket
 import struct
 
 import pytest
@@ -12,6 +11,7 @@ import trio
 from broker.controller.raft.core import NotLeaderError
 from broker.controller.raft.roles import RaftConfig, Role
 from broker.controller.raft_driver import RaftDriver
+from tests.integration.broker_process import free_ports
 
 FAST = {"tick_ms": 10, "election_timeout_ms": 200, "fetch_timeout_ms": 400, "fetch_max_wait_ms": 100,
         "request_timeout_ms": 400, "election_backoff_max_ms": 200}  # fmt: skip
@@ -31,16 +31,6 @@ class ListMachine:
     def restore(self, data: bytes) -> None:
         self.restored += 1
         self.items = data.split(b"\n") if data else []
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Cluster:
