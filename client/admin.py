@@ -51,6 +51,7 @@ ALTER_CONFIGS = 33
 CREATE_PARTITIONS = 37
 INCREMENTAL_ALTER_CONFIGS = 44
 DESCRIBE_CLUSTER = 60
+DESCRIBE_QUORUM = 55
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
 FIND_COORDINATOR = 10
@@ -690,6 +691,30 @@ class Admin(ClientBase[AdminConfig]):
             return ClusterDescription(response["cluster_id"], response["controller_id"], brokers)
 
         return await self._retrying("DescribeCluster", attempt)
+
+    async def describe_quorum(self) -> dict | None:
+        """The metadata quorum (DescribeQuorum of ``__cluster_metadata``-0):
+        leader_id, leader_epoch, high_watermark, current_voters and
+        observers (each with replica_id, log_end_offset and, from v1,
+        last_fetch_timestamp); None if the broker does not serve it."""
+        self._check_open()
+
+        async def attempt(deadline: float) -> dict | None:
+            conn = await self._any_connection(deadline)
+            try:
+                version = conn.version_for(DESCRIBE_QUORUM)
+            except UnsupportedVersionError:
+                return None
+            body = {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]}
+            response = await self._request(conn, DESCRIBE_QUORUM, body, version, deadline)
+            partitions = response["topics"][0]["partitions"] if response["topics"] else [{}]
+            exc = _error(response["error_code"] or partitions[0].get("error_code", 0),
+                         response.get("error_message"), "DescribeQuorum")  # fmt: skip
+            if exc is not None:
+                raise exc
+            return partitions[0]
+
+        return await self._retrying("DescribeQuorum", attempt)
 
     # -- plumbing ------------------------------------------------------------
 

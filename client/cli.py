@@ -282,7 +282,7 @@ def cluster_describe(bootstrap, timeout) -> None:
         from client.admin import Admin
 
         async with Admin(**settings) as admin:
-            return await admin.describe_cluster(include_fenced=True), await _describe_quorum(admin)
+            return await admin.describe_cluster(include_fenced=True), await admin.describe_quorum()
 
     description, quorum = run_client_command(run)
     click.echo(f"Cluster id: {description.cluster_id}")
@@ -316,30 +316,6 @@ def _replica_row(replica: dict, quorum: dict) -> tuple:
     return replica["replica_id"], end if end >= 0 else "-", lag, last
 
 
-async def _describe_quorum(admin: Any) -> dict | None:
-    """DescribeQuorum of ``__cluster_metadata``-0 from any broker (None if it
-    does not serve it); the partition's answer with its error raised."""
-    from client.errors import UnsupportedVersionError
-    from client.protocol.errors import error_for_code
-
-    async def attempt(deadline: float) -> dict | None:
-        conn = await admin._any_connection(deadline)
-        try:
-            version = conn.version_for(_DESCRIBE_QUORUM)
-        except UnsupportedVersionError:
-            return None
-        body = {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]}
-        response = await admin._request(conn, _DESCRIBE_QUORUM, body, version, deadline)
-        code = response["error_code"] or (response["topics"][0]["partitions"][0]["error_code"]
-                                          if response["topics"] else 0)  # fmt: skip
-        if code:
-            raise error_for_code(code)("DescribeQuorum")
-        return response["topics"][0]["partitions"][0]
-
-    return await admin._retrying("DescribeQuorum", attempt)
-
-
-_DESCRIBE_QUORUM = 55
 
 
 # -- group -------------------------------------------------------------------

@@ -246,6 +246,16 @@ async def test_describe_cluster_names_the_cluster_controller_and_brokers(bootstr
     assert desc.controller_id == desc.brokers[0].node_id
 
 
+async def test_describe_quorum_names_the_leader_and_its_voters(bootstrap):
+    async with admin(bootstrap) as a:
+        desc = await a.describe_cluster()
+        quorum = await a.describe_quorum()
+    (broker,) = desc.brokers
+    assert quorum["leader_id"] == broker.node_id and quorum["leader_epoch"] >= 1
+    assert [v["replica_id"] for v in quorum["current_voters"]] == [broker.node_id]
+    assert quorum["current_voters"][0]["log_end_offset"] >= quorum["high_watermark"] >= 1
+
+
 async def test_describe_cluster_falls_back_to_metadata(bootstrap, monkeypatch):
     async with admin(bootstrap) as a:
         expected = await a.describe_cluster()
