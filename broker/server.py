@@ -23,7 +23,7 @@ from broker.group.service import GroupService
 from broker.handlers import build_registry, default_modules
 from broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
 from broker.metadata.controller import NotControllerError, QuorumController
-from broker.metadata.decisions import TopicDefaults, TopicResult
+from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults, TopicResult
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from broker.metadata.image_machine import MetadataStateMachine
 from broker.net.connection import Connection
@@ -159,7 +159,7 @@ class Broker:
             num_partitions=cfg.num_partitions,
             replication_factor=cfg.default_replication_factor,
             max_partitions=cfg.max_partitions,
-            max_replication_factor=1,  # no partition replication yet
+            max_replication_factor=SUPPORTED_REPLICATION_FACTOR,
             log_config=cfg.log_defaults,
         )
         raft = RaftConfig(cfg.node_id, cfg.voter_ids, election_timeout_ms=cfg.controller_quorum_election_timeout_ms,

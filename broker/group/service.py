@@ -3,8 +3,8 @@
 
 - ``__consumer_offsets`` is created on first use (FindCoordinator), compacted,
   with ``offsets.topic.num.partitions`` partitions and a replication factor
-  of 1 for now (``offsets.topic.replication.factor`` applies once partitions
-  replicate: another replica would be an empty copy); a
+  of ``offsets.topic.replication.factor`` capped to the brokers present and
+  to what the cluster can replicate (1 until partitions replicate); a
   group lives in partition ``partition_for(group)`` (record_codec), as Kafka.
 - Every coordinator call returns records and responses (`Outcome`): the
   records are appended to the group's partition first, then the responses
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
 from client.protocol import ErrorCode
 from client.records import build_batch
 
@@ -106,7 +107,10 @@ class GroupService:
             return count
         cfg = self.broker.config
         configs = {"cleanup.policy": "compact", "segment.bytes": str(cfg.offsets_topic_segment_bytes)}
-        rf = 1  # offsets.topic.replication.factor waits for partition replication (see TopicDefaults)
+        brokers = len(self.broker.image.unfenced_brokers())
+        # offsets.topic.replication.factor, capped to the brokers present and
+        # to what the cluster can replicate (1 until partitions replicate).
+        rf = max(1, min(cfg.offsets_topic_replication_factor, brokers, SUPPORTED_REPLICATION_FACTOR))
         assert self.broker.controller is not None
         (result,) = await self.broker.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
         if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):

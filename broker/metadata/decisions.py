@@ -30,6 +30,11 @@ from broker.storage.log_config import LogConfig
 from client.protocol.errors import ErrorCode
 
 
+# The largest replication factor the broker accepts: 1 until partitions
+# replicate (a second replica would be an empty copy a failover could elect).
+SUPPORTED_REPLICATION_FACTOR = 1
+
+
 @dataclass(frozen=True)
 class TopicDefaults:
     """Broker defaults for -1 in a request (Kafka's num.partitions, default.replication.factor)."""
