@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-METADATA_DIR = "__cluster_metadata-0"  # the metadata log's directory (broker/controller/raft_store.py)
+from broker.controller.raft_store import METADATA_DIR
 
 MAX_BROKERS = 9
 CONTROLLER_PORT_OFFSET = 100

@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from broker.controller.raft_store import METADATA_DIR
 from broker.storage.checkpoint import fsync_dir
 from broker.storage.log_config import ConfigError
 
 FILE_NAME = "meta.properties"
-METADATA_DIR = "__cluster_metadata-0"  # the Raft log's directory (broker/controller/raft_store.py)
 
 
 def cluster_id_for(voters: Mapping[int, tuple[str, int]]) -> str | None:

@@ -90,16 +90,13 @@ class Broker:
         the error a client gets: UNKNOWN_TOPIC_OR_PARTITION, or
         NOT_LEADER_OR_FOLLOWER (another broker leads it, or nobody does
         now), after which clients refresh their metadata and go there."""
+        found = self.partition(topic, index)
+        if found is not None and found[0].leader == self.config.node_id:
+            return found, ErrorCode.NONE
         t = self.image.topics.get(topic)
-        part = t.partitions.get(index) if t is not None else None
-        if part is None:
+        if t is None or index not in t.partitions:
             return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if part.leader != self.config.node_id:
-            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
-        plog = self.log_manager.get_log(topic, index)
-        if plog is None:
-            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
-        return (part, plog), ErrorCode.NONE
+        return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def high_watermark(self, plog: Log) -> int:
         """The offset below which records are committed: with one replica

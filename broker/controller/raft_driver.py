@@ -42,6 +42,10 @@ from .raft_store import RaftStore
 
 log = logging.getLogger(__name__)
 
+# Each member opens two links to each other member, each broker a few: any
+# more is not a quorum member, and each connection costs a task and buffers.
+MAX_PEER_CONNECTIONS = 1024
+
 
 class StateMachine(Protocol):
     def apply(self, entries: Sequence[Entry]) -> None: ...  # committed, in order, control entries left out
@@ -92,6 +96,7 @@ class RaftDriver:
         }
         self._inbound: dict[tuple[int, int], list] = {}  # (peer, correlation) -> [event, answer]
         self._inbound_seq = 0
+        self._peer_connections = 0
         self._proposals: list[_Proposal] = []
         self._proposal_wake = trio.Event()
         self._waiting: list[_Proposal] = []
@@ -295,7 +300,16 @@ class RaftDriver:
             self._process()
 
     async def _serve_peer(self, stream: trio.SocketStream) -> None:
-        await serve_connection(stream, self._handle_request, extra=self.extra_apis)
+        if self._peer_connections >= MAX_PEER_CONNECTIONS:
+            log.warning("raft node %d: %d controller-listener connections open: refusing another",
+                        self.node_id, MAX_PEER_CONNECTIONS)  # fmt: skip
+            await stream.aclose()
+            return
+        self._peer_connections += 1
+        try:
+            await serve_connection(stream, self._handle_request, extra=self.extra_apis)
+        finally:
+            self._peer_connections -= 1
 
     async def _handle_request(self, header: RequestHeader, body: dict) -> dict | None:
         self._inbound_seq += 1

@@ -31,6 +31,11 @@ def _check(cond: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _check_broker_epoch(node_id: int, broker_epoch: int) -> None:
+    _check(node_id >= 0, f"node_id must be >= 0, not {node_id}")
+    _check(broker_epoch >= 0, f"broker_epoch must be >= 0, not {broker_epoch}")
+
+
 def check_topic_id(topic_id: str) -> None:
     """A topic id is a 16-byte UUID as 32 lowercase hex digits (not all zero: Kafka's ZERO_UUID)."""
     _check(isinstance(topic_id, str) and bool(_HEX32.match(topic_id)), f"topic_id {topic_id!r} is not 32 hex digits")
@@ -82,8 +87,7 @@ class FenceBrokerRecord:
     broker_epoch: int  # >= 0
 
     def __post_init__(self) -> None:
-        _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
-        _check(self.broker_epoch >= 0, f"broker_epoch must be >= 0, not {self.broker_epoch}")
+        _check_broker_epoch(self.node_id, self.broker_epoch)
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,7 @@ class UnfenceBrokerRecord:
     broker_epoch: int  # >= 0
 
     def __post_init__(self) -> None:
-        _check(self.node_id >= 0, f"node_id must be >= 0, not {self.node_id}")
-        _check(self.broker_epoch >= 0, f"broker_epoch must be >= 0, not {self.broker_epoch}")
+        _check_broker_epoch(self.node_id, self.broker_epoch)
 
 
 @dataclass(frozen=True)

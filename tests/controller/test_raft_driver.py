@@ -165,3 +165,24 @@ async def test_garbage_on_the_controller_listener_closes_that_connection_only(tm
             assert await stream.receive_some(100) == b""  # closed, no answer
         await stream.aclose()
     assert await leader.propose([b"still fine"]) >= 0
+
+
+async def test_the_controller_listener_refuses_connections_beyond_its_cap(tmp_path, nursery, monkeypatch):
+    from broker.controller import raft_driver
+
+    monkeypatch.setattr(raft_driver, "MAX_PEER_CONNECTIONS", 2)
+    c = Cluster(tmp_path, nursery, voters=(1,))
+    await c.start(1)
+    held = [await trio.open_tcp_stream(*c.addresses[1]) for _ in range(2)]
+    await trio.sleep(0.1)  # both are being served
+    extra = await trio.open_tcp_stream(*c.addresses[1])
+    with trio.fail_after(5):
+        assert await extra.receive_some(100) == b""  # closed at once
+    for stream in (*held, extra):
+        await stream.aclose()
+    await trio.sleep(0.1)
+    again = await trio.open_tcp_stream(*c.addresses[1])  # room again once they are gone
+    await again.send_all(struct.pack(">i", 8) + b"\xff" * 8)  # and it is served (garbage: closed after reading)
+    with trio.fail_after(5):
+        assert await again.receive_some(100) == b""
+    await again.aclose()
