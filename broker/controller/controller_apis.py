@@ -85,7 +85,7 @@ def _admin(broker: Broker, api_key: int) -> Handler:
         from broker.handlers import RequestContext
 
         try:
-            return await broker.registry[api_key].handle(RequestContext(broker, header, "controller listener"), body)
+            return await broker.registry[api_key].call(RequestContext(broker, header, "controller listener"), body)
         except NotControllerError:
             return None  # lost the leadership meanwhile: the sender retries
 

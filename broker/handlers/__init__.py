@@ -1,14 +1,18 @@
 """One module per API: each declares its key and version range and a handler.
 
 A handler module defines ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION`` and
-``async def handle(ctx: RequestContext, request: dict) -> dict | None``
-(``None``: no response is sent, as for Produce with acks=0). The ApiVersions
-answer is built from these declarations, so the broker never advertises what
-no handler serves.
+``handle(ctx: RequestContext, request: dict) -> dict | None`` (``None``: no
+response is sent, as for Produce with acks=0). A plain ``def handle`` answers
+at once and runs inline in the connection's reader, with no task and no
+scheduling round of its own (Produce: the single-record round trip is mostly
+scheduling); an ``async def handle`` may wait and runs in a task of its own.
+The ApiVersions answer is built from these declarations, so the broker never
+advertises what no handler serves.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -32,7 +36,7 @@ class RequestContext:
         return self.header.api_version
 
 
-Handle = Callable[[RequestContext, dict], Awaitable[dict | None]]
+Handle = Callable[[RequestContext, dict], "Awaitable[dict | None] | dict | None"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,12 @@ class HandlerSpec:
     # group's members come, up to their rebalance timeout) must not hold a
     # slot of queued.max.requests meanwhile, or parked joins starve the broker.
     parks: bool = False
+    # A plain-function handler: answered inline, never waits (see the module doc).
+    inline: bool = False
+
+    async def call(self, ctx: RequestContext, request: dict) -> dict | None:
+        """The handler's answer, whichever kind it is."""
+        return self.handle(ctx, request) if self.inline else await self.handle(ctx, request)
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
@@ -54,8 +64,11 @@ def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
     """The handlers by API key, each checked against the protocol tables."""
     registry: dict[int, HandlerSpec] = {}
     for module in modules:
+        inline = not inspect.iscoroutinefunction(module.handle)
+        if inline and getattr(module, "PARKS", False):
+            raise ValueError(f"{module.__name__}: a handler that parks must be async")
         spec = HandlerSpec(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
-                           getattr(module, "PARKS", False))  # fmt: skip
+                           getattr(module, "PARKS", False), inline)  # fmt: skip
         api = APIS.get(spec.api_key)
         if api is None or not (api.request.is_valid(spec.min_version) and api.request.is_valid(spec.max_version)):
             raise ValueError(f"{module.__name__} declares versions the protocol tables do not have")

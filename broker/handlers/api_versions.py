@@ -30,5 +30,5 @@ def unsupported_version_body() -> dict:
     }
 
 
-async def handle(ctx, request: dict) -> dict:
+def handle(ctx, request: dict) -> dict:
     return {"error_code": ErrorCode.NONE, "api_keys": api_keys(ctx.broker.registry), "throttle_time_ms": 0}

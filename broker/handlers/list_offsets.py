@@ -12,7 +12,7 @@ EARLIEST = -2
 LATEST = -1
 
 
-async def handle(ctx, request: dict) -> dict:
+def handle(ctx, request: dict) -> dict:
     topics = []
     for topic in request["topics"]:
         parts = [_lookup(ctx.broker, topic["name"], p) for p in topic["partitions"]]

@@ -45,7 +45,7 @@ def _result(index: int, error: int, base_offset: int = -1, append_time: int = -1
     }
 
 
-async def handle(ctx, request: dict) -> dict | None:
+def handle(ctx, request: dict) -> dict | None:
     broker = ctx.broker
     acks = request["acks"]
     responses = []

@@ -10,6 +10,7 @@ even in v2.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from . import primitives as p
@@ -41,6 +42,15 @@ def request_header_version(api_key: int, api_version: int) -> int:
     return 2 if _is_flexible(api_key, api_version) else 1
 
 
+# (api key, version) -> request header version, for every version in the tables.
+_REQUEST_HEADER_VERSIONS = {
+    (key, version): request_header_version(key, version)
+    for key, api in APIS.items()
+    for version in range(api.request.valid[0], api.request.valid[1] + 1)
+}
+_FIXED_HEADER = struct.Struct(">hhi")
+
+
 def response_header_version(api_key: int, api_version: int) -> int:
     if api_key == API_VERSIONS_KEY:
         return 0
@@ -60,10 +70,16 @@ def encode_request_header(out: bytearray, header: RequestHeader) -> None:
 
 def decode_request_header(buf: memoryview, pos: int = 0) -> tuple[RequestHeader, int]:
     """Read api key and version first, then the rest as that version needs."""
-    api_key, pos = p.read_int16(buf, pos)
-    api_version, pos = p.read_int16(buf, pos)
-    correlation_id, pos = p.read_int32(buf, pos)
-    version = request_header_version(api_key, api_version)
+    if len(buf) - pos >= 8:  # every request on a broker's hot path: one unpack
+        api_key, api_version, correlation_id = _FIXED_HEADER.unpack_from(buf, pos)
+        pos += 8
+    else:  # too short: the readers raise the protocol error
+        api_key, pos = p.read_int16(buf, pos)
+        api_version, pos = p.read_int16(buf, pos)
+        correlation_id, pos = p.read_int32(buf, pos)
+    version = _REQUEST_HEADER_VERSIONS.get((api_key, api_version))
+    if version is None:
+        version = request_header_version(api_key, api_version)
     client_id = None
     if version >= 1:
         client_id, pos = _read_client_id(buf, pos)

@@ -149,3 +149,63 @@ async def test_pipelining_beyond_socket_request_max_bytes_waits_and_completes(tm
     with trio.fail_after(10):
         got = [(await _response(stream, 18, 2))[0] for _ in range(300)]
     assert got == list(range(300))
+
+
+async def test_an_inline_answer_waits_behind_an_earlier_parked_request(broker):
+    """Produce is answered inline, at once, but its response still goes out
+    after that of the long-polling Fetch pipelined before it, which the
+    produce itself completes."""
+    from client.records import build_batch, iter_batches
+
+    stream = await _connect(broker)
+    _, body = await _call(stream, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
+    assert body["topics"][0]["error_code"] == 0
+    fetch = {"replica_id": -1, "max_wait_ms": 5000, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+             "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0,
+                                                        "partition_max_bytes": 1 << 20}]}]}  # fmt: skip
+    batch = build_batch([(b"k", b"v", 1_700_000_000_000, [])])
+    produce = {"acks": 1, "timeout_ms": 1000, "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}]}
+    await stream.send_all(
+        encode_frame(encode_request(RequestHeader(1, 10, 7, "t"), fetch))
+        + encode_frame(encode_request(RequestHeader(18, 3, 8, "t"), {}))
+        + encode_frame(encode_request(RequestHeader(0, 7, 9, "t"), produce))
+    )
+    with trio.fail_after(4):  # well before max_wait_ms: the produce woke the fetch
+        corr_fetch, fetched = await _response(stream, 1, 10)
+        corr_versions, _ = await _response(stream, 18, 3)
+        corr_produce, produced = await _response(stream, 0, 7)
+    assert (corr_fetch, corr_versions, corr_produce) == (7, 8, 9)
+    assert produced["responses"][0]["partition_responses"][0]["base_offset"] == 0
+    records = [r for b in iter_batches(fetched["responses"][0]["partitions"][0]["records"]) for r in b.records()]
+    assert [(r.key, r.value) for r in records] == [(b"k", b"v")]
+
+
+class _FaultyInline:
+    API_KEY, MIN_VERSION, MAX_VERSION = 18, 0, 3
+
+    @staticmethod
+    def handle(ctx, request):
+        raise RuntimeError("boom")
+
+
+async def test_a_fault_in_an_inline_handler_closes_only_its_connection(tmp_path, nursery):
+    from broker.handlers import metadata
+
+    config = BrokerConfig.from_properties({"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d")})
+    b = await nursery.start(Broker(config, handler_modules=[_FaultyInline, metadata]).serve)
+    assert b.registry[18].inline and not b.registry[3].inline
+    bad, bystander = await _connect(b), await _connect(b)
+    await bad.send_all(encode_frame(encode_request(RequestHeader(18, 3, 1, "t"), {})))
+    assert await _is_closed(bad)
+    _, body = await _call(bystander, 3, 4, {"topics": [], "allow_auto_topic_creation": False})
+    assert body["brokers"][0]["node_id"] == b.config.node_id
+
+
+def test_a_handler_that_parks_must_be_async():
+    from broker.handlers import build_registry
+
+    class Parks(_FaultyInline):
+        PARKS = True
+
+    with pytest.raises(ValueError, match="must be async"):
+        build_registry([Parks])
