@@ -18,10 +18,17 @@ stand-in (bench/standin_server.py: answers Produce, stores nothing), then:
 * kcat (if installed): ``kcat -P -l FILE`` of 100-byte lines with acks=1,
   timed from process start to exit (includes kcat's start-up and metadata).
 * consume: a librdkafka consumer reading every 1 KiB record from offset 0
-  (just written, so from page cache), riverlog only (the stand-in has no
-  Fetch); timed from the first record received to the last.
+  (just written, so from page cache) with ``consume(500)``, riverlog only (the
+  stand-in has no Fetch); timed from the first record received to the last,
+  with the broker's CPU seconds per GB.
 * round trip: one record, wait for its delivery report, ``--rtt`` times,
   acks=1, linger.ms=0: p50/p99.
+
+Before each measured run the previous run's dirty pages are synced, so no
+run pays for another's writeback. The server's CPU per GB is also split out
+into its kernel share: on a VM that hands new pages to the guest lazily (and
+takes freed ones back), each new page of page cache costs the broker a fault
+in the host, which the stand-in, storing nothing, never pays (README).
 
 Prints a table and writes JSON to bench/results/broker.json. Every child
 process is started by this script and killed in a ``finally``; every wait has
@@ -40,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.workers import ROOT, cpu_model, fmt, median, run_worker, serve_worker, work_dir, write_report
+from bench.workers import ROOT, cpu_model, fmt, median, run_worker, serve_worker, settle, work_dir, write_report
 
 PARTITIONS = 6
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -150,11 +157,10 @@ def _worker_rtt(a: dict) -> dict:
 def _worker_consume(a: dict) -> dict:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    c = Consumer({
-        "bootstrap.servers": a["bootstrap"], "group.id": "bench-unused", "enable.auto.commit": False,
-        "enable.partition.eof": False, "fetch.max.bytes": 52_428_800,
-        "max.partition.fetch.bytes": 10_485_760, "queued.max.messages.kbytes": 1_048_576,
-    })  # fmt: skip
+    # librdkafka's default fetch sizes and queue: raising queued.max.messages.kbytes
+    # lets it buffer the whole topic in fresh memory, which slowed it down.
+    c = Consumer({"bootstrap.servers": a["bootstrap"], "group.id": "bench-unused", "enable.auto.commit": False,
+                  "enable.partition.eof": False})  # fmt: skip
     try:
         total = 0
         for i in range(PARTITIONS):
@@ -165,7 +171,10 @@ def _worker_consume(a: dict) -> dict:
         t0 = None  # the clock starts at the first record: connection and metadata set-up excluded
         deadline = time.monotonic() + a.get("timeout", 120)
         while got < total and time.monotonic() < deadline:
-            for m in c.consume(num_messages=10_000, timeout=1.0):
+            # 500 a call, as in librdkafka's examples, and never more than are
+            # left: consume() returns only once it has them all or its timeout
+            # passed, so asking for more than remain added a whole second.
+            for m in c.consume(num_messages=min(500, total - got), timeout=1.0):
                 if t0 is None:
                     t0 = time.perf_counter()
                 if m.error() is not None:
@@ -188,7 +197,12 @@ WORKERS = {"produce": _worker_produce, "rtt": _worker_rtt, "consume": _worker_co
 
 def _cpu_seconds(pid: int) -> float:
     """utime+stime of pid and its live descendants, in seconds."""
-    total = 0.0
+    return sum(_cpu_split(pid))
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of pid and its live descendants, in seconds."""
+    user = system = 0.0
     pids = {pid}
     try:
         for entry in os.listdir("/proc"):
@@ -208,8 +222,9 @@ def _cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14, 15 of the whole line
-    return total
+        user += int(fields[11]) / CLK_TCK  # fields 14 and 15 of the whole line
+        system += int(fields[12]) / CLK_TCK
+    return user, system
 
 
 def _standin(port: int, log_path: Path):
@@ -292,16 +307,20 @@ def run(args) -> dict:
                 for r in range(args.runs):
                     for name, server in servers.items():
                         pid = server.proc.pid
-                        cpu0 = _cpu_seconds(pid)
+                        settle()
+                        user0, sys0 = _cpu_split(pid)
                         res = run_worker("bench.broker_bench", "produce", {"bootstrap": server.bootstrap, "topic": topics[size],
                                                       "size": size, "acks": acks, "records": n,
                                                       "timeout": args.timeout},
                                           timeout=args.timeout + 60)  # fmt: skip
-                        cpu = _cpu_seconds(pid) - cpu0
+                        user1, sys1 = _cpu_split(pid)
                         if "error" not in res:
                             gb = res["delivered"] * size / 1e9
-                            res["server_cpu_s"] = cpu
+                            res["server_cpu_s"] = cpu = user1 - user0 + sys1 - sys0
                             res["server_cpu_s_per_gb"] = cpu / gb if gb else None
+                            # the kernel's share: copies into the page cache, and on a VM the
+                            # host's first touch of each new page (see README)
+                            res["server_sys_s_per_gb"] = (sys1 - sys0) / gb if gb else None
                         row["runs"][name].append(res)
                         print(f"  produce {size}B acks={acks} run {r + 1} {name}: "
                               + (res["error"] if "error" in res else
@@ -309,7 +328,8 @@ def run(args) -> dict:
                 for name in servers:
                     ok = [x for x in row["runs"][name] if "error" not in x]
                     row[name] = {k: median([x.get(k) for x in ok])
-                                 for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb")}  # fmt: skip
+                                 for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb",
+                                           "server_sys_s_per_gb")}  # fmt: skip
                 rl, si = row["riverlog"]["records_per_s"], row["standin"]["records_per_s"]
                 row["ratio"] = rl / si if rl and si else None
                 report["produce"].append(row)
@@ -321,6 +341,7 @@ def run(args) -> dict:
             for name, server in servers.items():
                 runs = []
                 for _ in range(args.runs):
+                    settle()
                     cpu0 = _cpu_seconds(server.proc.pid)
                     res = _kcat(server.bootstrap, "bench-kcat", lines, args.kcat_records, args.timeout)
                     res["server_cpu_s"] = _cpu_seconds(server.proc.pid) - cpu0
@@ -336,16 +357,24 @@ def run(args) -> dict:
 
         runs = []
         for _ in range(args.runs):
+            settle()
+            cpu0 = _cpu_seconds(broker.proc.pid)
             runs.append(run_worker("bench.broker_bench", "consume", {"bootstrap": broker.bootstrap, "topic": topics[1024],
                                                 "timeout": args.timeout}, timeout=args.timeout + 60))  # fmt: skip
+            if "error" not in runs[-1]:
+                gb = runs[-1]["mb_per_s"] * runs[-1]["seconds"] / 1000
+                runs[-1]["broker_cpu_s_per_gb"] = (_cpu_seconds(broker.proc.pid) - cpu0) / gb if gb else None
             print("  consume 1KiB riverlog: " + runs[-1].get("error", f"{runs[-1].get('records_per_s', 0):,.0f} rec/s"
                                                          f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
                   flush=True)  # fmt: skip
         ok = [x for x in runs if "error" not in x]
         report["consume"] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
-                             "mb_per_s": median([x["mb_per_s"] for x in ok])}  # fmt: skip
+                             "mb_per_s": median([x["mb_per_s"] for x in ok]),
+                             "broker_cpu_s_per_gb": median([x["broker_cpu_s_per_gb"] for x in ok
+                                                            if x.get("broker_cpu_s_per_gb") is not None])}  # fmt: skip
 
         for name, server in servers.items():
+            settle()
             res = run_worker("bench.broker_bench", "rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt", "size": 100,
                                       "count": args.rtt, "timeout": args.timeout}, timeout=args.timeout + 60)  # fmt: skip
             report["rtt"][name] = res
@@ -368,7 +397,7 @@ def print_table(report: dict) -> None:
     print(f"\nmachine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['platform']}")
     print(f"command: {report['command']}   (medians of {report['params']['runs']} runs)\n")
     hdr = (f"{'produce (confluent-kafka)':<26}{'server':<10}{'records/s':>12}{'MB/s':>9}{'p50 ms':>9}"
-           f"{'p99 ms':>9}{'CPU s/GB':>10}{'ratio':>8}")  # fmt: skip
+           f"{'p99 ms':>9}{'CPU s/GB':>10}{'of it sys':>10}{'ratio':>8}")  # fmt: skip
     print(hdr)
     print("-" * len(hdr))
     for row in report["produce"]:
@@ -378,7 +407,7 @@ def print_table(report: dict) -> None:
             ratio = fmt(row["ratio"], ".2f") if name == "riverlog" else ""
             print(f"{label if name == 'riverlog' else '':<26}{name:<10}{fmt(r['records_per_s']):>12}"
                   f"{fmt(r['mb_per_s'], '.1f'):>9}{fmt(r['p50_ms'], '.1f'):>9}{fmt(r['p99_ms'], '.1f'):>9}"
-                  f"{fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
+                  f"{fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{fmt(r['server_sys_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
     k = report["kcat"]
     if "error" in k:
         print(f"\nkcat: {k['error']}")
@@ -389,7 +418,7 @@ def print_table(report: dict) -> None:
     c = report["consume"]
     if c:
         print(f"consume 1KiB from offset 0 (librdkafka, riverlog): {fmt(c['records_per_s'])} rec/s, "
-              f"{fmt(c['mb_per_s'], '.1f')} MB/s")  # fmt: skip
+              f"{fmt(c['mb_per_s'], '.1f')} MB/s, broker CPU {fmt(c['broker_cpu_s_per_gb'], '.2f')} s/GB")  # fmt: skip
     for name, r in report["rtt"].items():
         if "error" in r:
             print(f"round trip {name}: {r['error']}")

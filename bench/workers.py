@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,12 @@ def work_dir(name: str) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     return work
+
+
+def settle() -> None:
+    """Write out the previous run's dirty pages now, so the kernel's
+    writeback does not take the cores during the next measured run."""
+    os.sync()
 
 
 def median(values) -> float | None:

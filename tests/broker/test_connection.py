@@ -209,3 +209,71 @@ def test_a_handler_that_parks_must_be_async():
 
     with pytest.raises(ValueError, match="must be async"):
         build_registry([Parks])
+
+
+async def test_a_large_request_arriving_in_pieces_is_served(tmp_path, nursery):
+    """A frame beyond the read-ahead buffer is received into its own buffer,
+    however the bytes are cut on the way."""
+    from client.records import build_batch, iter_batches
+
+    config = BrokerConfig.from_properties(
+        {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d"), "message.max.bytes": str(8 << 20)}
+    )
+    b = await nursery.start(Broker(config).serve)
+    stream = await _connect(b)
+    _, body = await _call(stream, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
+    assert body["topics"][0]["error_code"] == 0
+    values = [os.urandom(1000) for _ in range(3000)]  # a 3 MB batch: past the first 1 MiB of buffer
+    batch = build_batch([(None, v, 1_700_000_000_000, []) for v in values])
+    produce = {"acks": 1, "timeout_ms": 1000, "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}]}
+    frame = encode_frame(encode_request(RequestHeader(0, 7, 5, "t"), produce))
+    for cut in range(0, len(frame), 700_001):  # uneven pieces, with pauses between them
+        await stream.send_all(frame[cut : cut + 700_001])
+        await trio.sleep(0.01)
+    corr, produced = await _response(stream, 0, 7)
+    assert corr == 5 and produced["responses"][0]["partition_responses"][0]["error_code"] == 0
+    fetch = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 8 << 20, "isolation_level": 0,
+             "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0,
+                                                        "partition_max_bytes": 8 << 20}]}]}  # fmt: skip
+    _, fetched = await _call(stream, 1, 10, fetch, correlation_id=6)
+    records = [r for x in iter_batches(fetched["responses"][0]["partitions"][0]["records"]) for r in x.records()]
+    assert [r.value for r in records] == values
+
+
+async def test_a_peer_hanging_up_inside_a_large_frame_leaves_the_broker_serving(broker):
+    bad = await _connect(broker)
+    await bad.send_all(struct.pack(">i", 1_500_000) + b"\0" * 200_000)
+    await bad.aclose()
+    stream = await _connect(broker)
+    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
+    with trio.fail_after(5):
+        while broker.connections > 1:
+            await trio.sleep(0.01)
+
+
+class _TrickleSocket:
+    """Gives `recv_into` at most `chunk` bytes a call, recording the size of
+    the buffer it was handed each time."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self.data, self.chunk, self.buffer_sizes = data, chunk, []
+
+    async def recv_into(self, room: memoryview) -> int:
+        self.buffer_sizes.append(len(room.obj))
+        n = min(len(room), self.chunk, len(self.data))
+        room[:n] = self.data[:n]
+        self.data = self.data[n:]
+        return n
+
+
+async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_prefix():
+    from broker.net.connection import LARGE_FRAME_START, _receive_large
+
+    size = 64 << 20
+    sock = _TrickleSocket(b"\1" * (3 << 20), chunk=256 << 10)  # 3 MiB arrive, then the peer is gone
+    assert await _receive_large(sock, size, memoryview(b"\1" * 100)) is None
+    assert sock.buffer_sizes[0] == LARGE_FRAME_START
+    assert max(sock.buffer_sizes) <= 2 * (3 << 20) + LARGE_FRAME_START  # never the 64 MiB announced
+    body = os.urandom(5 << 20)
+    whole = await _receive_large(_TrickleSocket(body[1000:], chunk=300_000), len(body), memoryview(body[:1000]))
+    assert whole == body
