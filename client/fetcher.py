@@ -39,8 +39,8 @@ import math
 import struct
 from bisect import bisect_left
 from collections import defaultdict, deque
-from collections.abc import Iterable
-from itertools import repeat
+from collections.abc import Iterable, Iterator
+from itertools import islice, repeat
 
 import trio
 
@@ -109,7 +109,7 @@ class CompletedFetch:
     time as `take` asks for them. ``next_offset`` is what the partition's
     position becomes once everything taken so far is delivered."""
 
-    __slots__ = ("tp", "state", "next_offset", "end_offset", "_batches", "_index", "_pending", "_pending_i",
+    __slots__ = ("tp", "state", "next_offset", "end_offset", "_batches", "_index", "_pending", "_pending_left",
                  "_batch_next", "_check_crcs", "_aborted", "_aborted_pids", "_error", "_tokens")  # fmt: skip
 
     def __init__(self, tp: TopicPartition, state: PartitionState, token: _ResponseToken, fetch_offset: int,
@@ -125,8 +125,9 @@ class CompletedFetch:
         # first: a response counts as delivered once decoding passes its end.
         self._tokens: deque[tuple[int, _ResponseToken]] = deque([(len(self._batches), token)])
         self._index = 0
-        self._pending: list[ConsumerRecord] = []
-        self._pending_i = 0
+        # The current batch's records not yet taken, made as they are taken.
+        self._pending: Iterator[ConsumerRecord] = iter(())
+        self._pending_left = 0
         self._batch_next = fetch_offset
         self._check_crcs = check_crcs
         # read_committed: aborted transactions by first offset, and the
@@ -152,14 +153,14 @@ class CompletedFetch:
         tokens = self._tokens
         # Batches before _index are decoded; the last of them is delivered
         # only once its pending records are all taken.
-        passed = self._index - (1 if self._pending_i < len(self._pending) else 0)
+        passed = self._index - (1 if self._pending_left else 0)
         while tokens and (everything or tokens[0][0] <= passed):
             out.append(tokens.popleft()[1])
         return out
 
     @property
     def done(self) -> bool:
-        return self._index >= len(self._batches) and self._pending_i >= len(self._pending) and not self._error
+        return self._index >= len(self._batches) and not self._pending_left and not self._error
 
     def take(self, n: int) -> list[ConsumerRecord]:
         """Up to `n` records from the position on. Raises CorruptRecordError
@@ -169,15 +170,15 @@ class CompletedFetch:
             raise self._error
         out: list[ConsumerRecord] = []
         while True:
-            pending, i = self._pending, self._pending_i
-            if i < len(pending):
+            left = self._pending_left
+            if left:
                 room = n - len(out)
                 if room <= 0:
                     return out
-                j = min(len(pending), i + room)
-                out += pending if i == 0 and j == len(pending) else pending[i:j]
-                self._pending_i = j
-                self.next_offset = self._batch_next if j == len(pending) else pending[j - 1].offset + 1
+                k = min(left, room)
+                out += islice(self._pending, k)
+                self._pending_left = left = left - k
+                self.next_offset = out[-1].offset + 1 if left else self._batch_next
                 continue
             if self._index >= len(self._batches):
                 return out
@@ -190,24 +191,25 @@ class CompletedFetch:
                 self._error = exc  # the records before it are delivered first
                 return out
             self._index += 1
-            self._pending = decoded
-            self._pending_i = 0
+            self._pending, self._pending_left = decoded
             self._batch_next = batch.next_offset
-            if not self._pending:
+            if not self._pending_left:
                 self.next_offset = self._batch_next
 
-    def _decode(self, batch: RecordBatch) -> list[ConsumerRecord]:
+    def _decode(self, batch: RecordBatch) -> tuple[Iterator[ConsumerRecord], int]:
+        """The batch's records from the position on, as an iterator that
+        makes them when taken, and how many there are."""
         position = self.next_offset
         if batch.next_offset <= position:  # wholly before the position
-            return []
+            return _NONE
         tp = self.tp
         try:
             if self._check_crcs:
                 batch.validate()
             if self._aborted is not None and batch.producer_id >= 0 and self._skip_aborted(batch):
-                return []
+                return _NONE
             if batch.is_control:
-                return []
+                return _NONE
             if _NATIVE:
                 return _decode_native(batch, tp, position)
             records = batch.records(verify_crc=False)
@@ -218,11 +220,12 @@ class CompletedFetch:
         topic, partition = tp
         ts_type = 1 if batch.attributes & ATTR_TIMESTAMP_TYPE else 0
         epoch = batch.partition_leader_epoch
-        return [
+        made = [
             ConsumerRecord(topic, partition, r[0], r[1], ts_type, r[2], r[3], tuple(r[4]), epoch)
             for r in records
             if r[0] >= position
         ]
+        return iter(made), len(made)
 
     def _skip_aborted(self, batch: RecordBatch) -> bool:
         """read_committed (Kafka's Fetcher): True for a batch to drop."""
@@ -246,6 +249,14 @@ class CompletedFetch:
 # step per record where a column is uniform (no keys, no headers, contiguous
 # offsets: the usual). Same checks as records() but the per-record
 # offsetDelta order, which the CRC (check_crcs) covers.
+#
+# The records themselves are made lazily, as `take` asks for them (a poll's
+# worth at a time), not a whole batch at once: a ConsumerRecord is the one
+# object per record the cyclic GC tracks, and it collects its youngest
+# generation whenever live tracked objects grow by 700. A megabyte batch of
+# 1 KiB records made at once crossed that every batch (a sixth of the
+# consumer's time went to the collector); a poll's worth made while the
+# application drops the previous poll's keeps the count level.
 _RECORD_VIEW = struct.Struct("@qNNNiiii")  # rl_record_view
 _HEADER_VIEW = struct.Struct("@NNii")  # rl_header_view
 _Q_PER_VIEW = _RECORD_VIEW.size // 8  # the view as int64s: tsd, key_pos, value_pos, first_header, ...
@@ -253,6 +264,7 @@ _I_PER_VIEW = _RECORD_VIEW.size // 4  # ... and as int32s: the last four are od,
 _new_uninit = _ffi.new_allocator(should_clear_after_alloc=False) if _NATIVE else None
 _tuple_new = tuple.__new__
 _NO_HEADERS: tuple = ()
+_NONE: tuple[Iterator[ConsumerRecord], int] = (iter(()), 0)  # an exhausted iterator stays exhausted
 
 
 def _fields(raw: bytes, positions: list[int], lengths: list[int]) -> Iterable[bytes | None]:
@@ -265,7 +277,7 @@ def _fields(raw: bytes, positions: list[int], lengths: list[int]) -> Iterable[by
     return [raw[p : p + n] if n >= 0 else None for p, n in zip(positions, lengths)]
 
 
-def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> list[ConsumerRecord]:
+def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> tuple[Iterator[ConsumerRecord], int]:
     assert _ffi is not None and _lib is not None and _new_uninit is not None
     assert _RECORD_VIEW.size == _ffi.sizeof("rl_record_view") and _HEADER_VIEW.size == _ffi.sizeof("rl_header_view")
     batch._check_structure()
@@ -275,7 +287,7 @@ def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> lis
     if count < 0 or count > len(raw) // MIN_RECORD_BYTES:
         raise CorruptRecordError(f"recordsCount {count} impossible for a {len(raw)}-byte records area")
     if count == 0:
-        return []
+        return _NONE
     header_cap = 4 * count + 1
     while True:
         views = _new_uninit("rl_record_view[]", count)
@@ -296,7 +308,7 @@ def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> lis
     first = bisect_left(deltas, position - base)  # records below the fetch position are skipped
     n = count - first
     if n <= 0:
-        return []
+        return _NONE
     if first:
         deltas = deltas[first:]
     cut = slice(first * q, None, q)
@@ -325,7 +337,7 @@ def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> lis
     rows = zip(repeat(topic), repeat(partition), offsets, timestamps, repeat(ts_type),
                _fields(raw, key_pos, key_len), _fields(raw, value_pos, value_len), record_headers,
                repeat(batch.partition_leader_epoch))  # fmt: skip
-    return list(map(_tuple_new, repeat(ConsumerRecord), rows))
+    return map(_tuple_new, repeat(ConsumerRecord), rows), n
 
 
 def _headers(raw: bytes, hrows: list, first: int, count: int) -> tuple[tuple[str, bytes | None], ...]:
