@@ -39,7 +39,7 @@ import math
 import struct
 from bisect import bisect_left
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
 
 import trio
@@ -61,6 +61,8 @@ try:  # the compiled decoder, read without a tuple per record (see _decode_nativ
 except ImportError:  # pragma: no cover - no extension: RecordBatch.records() does it
     _ffi = _lib = None
 _NATIVE = _lib is not None and native.NATIVE
+# The records themselves made in C (native/consumer_records.c), when built.
+_consumer_records = getattr(native, "consumer_records", None) if _NATIVE else None
 
 FETCH = 1
 _CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
@@ -125,8 +127,8 @@ class CompletedFetch:
         # first: a response counts as delivered once decoding passes its end.
         self._tokens: deque[tuple[int, _ResponseToken]] = deque([(len(self._batches), token)])
         self._index = 0
-        # The current batch's records not yet taken, made as they are taken.
-        self._pending: Iterator[ConsumerRecord] = iter(())
+        # The current batch's records not yet taken: pending(k) makes the next k.
+        self._pending: Callable[[int], list[ConsumerRecord]] = _no_records
         self._pending_left = 0
         self._batch_next = fetch_offset
         self._check_crcs = check_crcs
@@ -176,7 +178,7 @@ class CompletedFetch:
                 if room <= 0:
                     return out
                 k = min(left, room)
-                out += islice(self._pending, k)
+                out += self._pending(k)
                 self._pending_left = left = left - k
                 self.next_offset = out[-1].offset + 1 if left else self._batch_next
                 continue
@@ -196,9 +198,9 @@ class CompletedFetch:
             if not self._pending_left:
                 self.next_offset = self._batch_next
 
-    def _decode(self, batch: RecordBatch) -> tuple[Iterator[ConsumerRecord], int]:
-        """The batch's records from the position on, as an iterator that
-        makes them when taken, and how many there are."""
+    def _decode(self, batch: RecordBatch) -> tuple[Callable[[int], list[ConsumerRecord]], int]:
+        """The batch's records from the position on, as a function that makes
+        the next k of them when they are taken, and how many there are."""
         position = self.next_offset
         if batch.next_offset <= position:  # wholly before the position
             return _NONE
@@ -225,7 +227,7 @@ class CompletedFetch:
             for r in records
             if r[0] >= position
         ]
-        return iter(made), len(made)
+        return _taker(iter(made)), len(made)
 
     def _skip_aborted(self, batch: RecordBatch) -> bool:
         """read_committed (Kafka's Fetcher): True for a batch to drop."""
@@ -264,7 +266,17 @@ _I_PER_VIEW = _RECORD_VIEW.size // 4  # ... and as int32s: the last four are od,
 _new_uninit = _ffi.new_allocator(should_clear_after_alloc=False) if _NATIVE else None
 _tuple_new = tuple.__new__
 _NO_HEADERS: tuple = ()
-_NONE: tuple[Iterator[ConsumerRecord], int] = (iter(()), 0)  # an exhausted iterator stays exhausted
+
+
+def _no_records(k: int) -> list[ConsumerRecord]:
+    return []
+
+
+def _taker(records: Iterator[ConsumerRecord]) -> Callable[[int], list[ConsumerRecord]]:
+    return lambda k: list(islice(records, k))
+
+
+_NONE: tuple[Callable[[int], list[ConsumerRecord]], int] = (_no_records, 0)
 
 
 def _fields(raw: bytes, positions: list[int], lengths: list[int]) -> Iterable[bytes | None]:
@@ -277,7 +289,7 @@ def _fields(raw: bytes, positions: list[int], lengths: list[int]) -> Iterable[by
     return [raw[p : p + n] if n >= 0 else None for p, n in zip(positions, lengths)]
 
 
-def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> tuple[Iterator[ConsumerRecord], int]:
+def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> tuple[Callable[[int], list[ConsumerRecord]], int]:
     assert _ffi is not None and _lib is not None and _new_uninit is not None
     assert _RECORD_VIEW.size == _ffi.sizeof("rl_record_view") and _HEADER_VIEW.size == _ffi.sizeof("rl_header_view")
     batch._check_structure()
@@ -309,13 +321,28 @@ def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> tup
     n = count - first
     if n <= 0:
         return _NONE
+    topic, partition = tp
+    log_append = bool(batch.attributes & ATTR_TIMESTAMP_TYPE)  # every record has maxTimestamp
+    if _consumer_records is not None:
+        args = (ConsumerRecord, topic, partition, raw, _ffi.buffer(views),
+                _ffi.buffer(headers, header_cap * _HEADER_VIEW.size))  # fmt: skip
+        tail = (base, batch.max_timestamp if log_append else batch.base_timestamp, log_append,
+                batch.partition_leader_epoch)  # fmt: skip
+        if as_i[first * i + i - 1 :: i].tolist().count(0) != n:
+            # Records with headers are made at once, so a header key that is
+            # not UTF-8 is found here, where the batch is refused whole.
+            try:
+                return _taker(iter(_consumer_records(*args, first, n, *tail))), n
+            except UnicodeDecodeError as exc:
+                raise CorruptRecordError(f"header key is not UTF-8: {exc}") from None
+        return _NativeTaker(args, first, tail), n
     if first:
         deltas = deltas[first:]
     cut = slice(first * q, None, q)
     key_pos, value_pos = as_q[cut.start + 1 :: q].tolist(), as_q[cut.start + 2 :: q].tolist()
     key_len, value_len = as_i[first * i + i - 3 :: i].tolist(), as_i[first * i + i - 2 :: i].tolist()
     header_counts = as_i[first * i + i - 1 :: i].tolist()
-    if batch.attributes & ATTR_TIMESTAMP_TYPE:  # LogAppendTime: every record has maxTimestamp
+    if log_append:
         ts_type, timestamps = 1, repeat(batch.max_timestamp, n)
     else:
         ts_type, base_ts = 0, batch.base_timestamp
@@ -333,11 +360,26 @@ def _decode_native(batch: RecordBatch, tp: TopicPartition, position: int) -> tup
         first_headers = as_q[cut.start + 3 :: q].tolist()
         record_headers = [_headers(raw, hrows, fh, hc) if hc else _NO_HEADERS
                           for fh, hc in zip(first_headers, header_counts)]  # fmt: skip
-    topic, partition = tp
     rows = zip(repeat(topic), repeat(partition), offsets, timestamps, repeat(ts_type),
                _fields(raw, key_pos, key_len), _fields(raw, value_pos, value_len), record_headers,
                repeat(batch.partition_leader_epoch))  # fmt: skip
-    return map(_tuple_new, repeat(ConsumerRecord), rows), n
+    return _taker(map(_tuple_new, repeat(ConsumerRecord), rows)), n
+
+
+class _NativeTaker:
+    """Records of a batch made in C from its views, k at a time as they are
+    taken (see above for why not all at once)."""
+
+    __slots__ = ("args", "position", "tail")
+
+    def __init__(self, args: tuple, first: int, tail: tuple) -> None:
+        self.args, self.position, self.tail = args, first, tail
+
+    def __call__(self, k: int) -> list[ConsumerRecord]:
+        assert _consumer_records is not None
+        made = _consumer_records(*self.args, self.position, k, *self.tail)
+        self.position += k
+        return made
 
 
 def _headers(raw: bytes, hrows: list, first: int, count: int) -> tuple[tuple[str, bytes | None], ...]:

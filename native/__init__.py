@@ -71,3 +71,5 @@ pin_buffer = _impl.pin_buffer
 unpin_buffer = _impl.unpin_buffer
 encode_records = _impl.encode_records
 decode_records = _impl.decode_records
+# The consumer's records made in C, or None (compiled only; see native/compiled.py).
+consumer_records = _compiled.consumer_records if NATIVE else None

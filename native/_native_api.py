@@ -69,5 +69,7 @@ class NativeLib(Protocol):
         header_cap: int,
     ) -> int: ...
 
+    def rl_attach_consumer_records(self) -> int: ...
+
 
 lib = cast(NativeLib, _lib)

@@ -300,3 +300,18 @@ def decode_records(buf: Buffer, count: int) -> list[Record]:
                 )
             )
     return decoded
+
+
+def _attach_consumer_records():
+    """native._native.consumer_records (native/consumer_records.c), or None
+    if the extension could not add it."""
+    import native._native as module
+
+    if lib.rl_attach_consumer_records() != 0:
+        return None
+    return getattr(module, "consumer_records", None)
+
+
+# Only the consumer's hot path uses it, with the views of rl_decode_records;
+# it has no twin: without it, client/fetcher.py makes the records in Python.
+consumer_records = _attach_consumer_records()

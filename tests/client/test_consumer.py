@@ -480,16 +480,48 @@ def test_fast_decoder_agrees_with_record_batch_records(monkeypatch, codec, ts_ty
     end = 100 + (deltas[-1] + 1 if deltas else 40)
     data += build_batch(records[:2], base_offset=end)
 
-    def decode(native: bool) -> list:
+    def decode(native: bool, in_c: bool = False, step: int = 1000) -> list:
         monkeypatch.setattr(fetcher, "_NATIVE", native)
-        return CompletedFetch(T0, PartitionState(), 1, 117, data, True, None).take(1000)
+        monkeypatch.setattr(fetcher, "_consumer_records", built_in_c if in_c else None)
+        cf = CompletedFetch(T0, PartitionState(), 1, 117, data, True, None)
+        out: list = []
+        while taken := cf.take(step):  # a few at a time: records are made as they are taken
+            out += taken
+            assert cf.next_offset == out[-1].offset + 1 or cf.next_offset == end + 2
+        return out
 
+    built_in_c = fetcher._consumer_records
     slow = decode(False)
     expected = [100 + d for d in (deltas or range(40)) if 100 + d >= 117] + [end, end + 1]
     assert [r.offset for r in slow] == expected
     assert slow[0].leader_epoch == 3 and slow[0].timestamp_type == int(ts_type)
     if fetcher._new_uninit is not None:  # the extension is built and not disabled
-        assert decode(True) == slow
+        assert decode(True) == slow  # columns read by the C decoder, records made in Python
+        assert decode(True, step=7) == slow
+        assert built_in_c is not None  # built with the extension: the records made in C too
+        assert decode(True, in_c=True) == slow
+        assert decode(True, in_c=True, step=7) == slow
+        assert all(type(r) is type(slow[0]) for r in decode(True, in_c=True))
+
+
+def test_a_header_key_that_is_not_utf8_is_a_corrupt_batch(monkeypatch):
+    import crc32c
+
+    from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
+
+    data = bytearray(build_batch([(None, b"v", 1, [("\u00e9", b"x")])], base_offset=0))
+    data[data.index("\u00e9".encode())] = 0xFF  # no longer UTF-8; the CRC made to match
+    data[CRC_OFFSET : CRC_OFFSET + 4] = crc32c.crc32c(data[ATTRIBUTES_OFFSET:]).to_bytes(4, "big")
+    built_in_c = fetcher._consumer_records
+    paths = [(False, None)]  # RecordBatch.records()
+    if fetcher._new_uninit is not None:  # the extension is built and not disabled: its two paths too
+        paths += [(True, None), (True, built_in_c)]
+    for native, in_c in paths:
+        monkeypatch.setattr(fetcher, "_NATIVE", native)
+        monkeypatch.setattr(fetcher, "_consumer_records", in_c)
+        cf = CompletedFetch(T0, PartitionState(), 1, 0, bytes(data), True, None)
+        with pytest.raises(fetcher.CorruptRecordError, match="UTF-8"):
+            cf.take(10)
 
 
 async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout():
