@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from client.protocol.headers import RequestHeader
 from client.protocol.messages import APIS
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from broker.server import Broker
 
 
-@dataclass(frozen=True)
-class RequestContext:
+class RequestContext(NamedTuple):  # a tuple: made for every request
     broker: Broker
     header: RequestHeader
     peer: str

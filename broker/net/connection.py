@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -54,12 +54,15 @@ class CloseConnection(Exception):
     """The request at this slot ends the connection (the reason is logged)."""
 
 
-@dataclass
 class _Slot:
-    done: trio.Event = field(default_factory=trio.Event)
-    response: bytes | SegmentedBuffer | None = None  # framed bytes, or a body with file slices; None: no response
-    close_reason: str | None = None
-    request_bytes: int = 0
+    __slots__ = ("done", "response", "close_reason", "request_bytes")
+
+    def __init__(self, request_bytes: int) -> None:
+        # Set when a task works on the request; None: answered already.
+        self.done: trio.Event | None = None
+        self.response: bytes | SegmentedBuffer | None = None  # framed bytes, or a body with file slices; None: no response
+        self.close_reason: str | None = None
+        self.request_bytes = request_bytes
 
 
 @dataclass
@@ -165,7 +168,8 @@ class Connection:
     async def _write(self, receive: trio.MemoryReceiveChannel[_Slot]) -> None:
         async with receive:
             async for slot in receive:
-                await slot.done.wait()
+                if slot.done is not None:
+                    await slot.done.wait()
                 await self._answer(slot)
                 self._queued -= 1
 
@@ -213,10 +217,10 @@ class Connection:
             elif work.spec.inline:
                 slot.response = self._encode(work.ctx.header, work.spec.handle(work.ctx, work.request))
             else:
+                slot.done = trio.Event()
                 return work
         except Exception as e:
             self._fail(slot, e)
-        slot.done.set()
         return None
 
     async def _work(self, work: _Work, slot: _Slot) -> None:
@@ -230,6 +234,7 @@ class Connection:
         except Exception as e:
             self._fail(slot, e)
         finally:
+            assert slot.done is not None
             slot.done.set()
 
     def _fail(self, slot: _Slot, e: Exception) -> None:
