@@ -111,34 +111,37 @@ class ProducerBatch:
         self.encoded = None
 
 
-class Delivery:
+class Delivery(tuple):
     """One sent record's outcome: ``await delivery`` (or ``await
-    delivery.wait()``) gives its RecordMetadata or raises its error."""
+    delivery.wait()``) gives its RecordMetadata or raises its error.
 
-    __slots__ = ("_batch", "_index")
+    A tuple (its batch, its index in the batch) so that making one, once per
+    record sent, is one C-level ``tuple.__new__`` instead of a Python
+    ``__init__``."""
 
-    def __init__(self, batch: ProducerBatch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+    __slots__ = ()
 
     def done(self) -> bool:
-        return self._batch.done.is_set()
+        return self[0].done.is_set()
 
     def result(self) -> RecordMetadata:
         """The outcome of a finished delivery; RuntimeError if not finished."""
-        batch = self._batch
+        batch = self[0]
         if not batch.done.is_set():
             raise RuntimeError("delivery not finished yet")
         if batch.error is not None:
             raise batch.error
-        return batch.metadata(self._index)
+        return batch.metadata(self[1])
 
     async def wait(self) -> RecordMetadata:
-        await self._batch.done.wait()
+        await self[0].done.wait()
         return self.result()
 
     def __await__(self):
         return self.wait().__await__()
+
+    def __repr__(self) -> str:
+        return f"Delivery({'done' if self.done() else 'pending'})"
 
 
 class PartitionQueue:

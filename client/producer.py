@@ -38,7 +38,14 @@ from collections.abc import Sequence
 
 import trio
 
-from client.accumulator import BATCH_OVERHEAD, RECORD_OVERHEAD, Delivery, DeliveryCallback, PartitionQueue, ProducerBatch
+from client.accumulator import (
+    BATCH_OVERHEAD,
+    RECORD_OVERHEAD,
+    Delivery,
+    DeliveryCallback,
+    PartitionQueue,
+    ProducerBatch,
+)
 from client.allocator import keep_freed_memory
 from client.base import ClientBase
 from client.config import ProducerConfig
@@ -58,6 +65,7 @@ INIT_PRODUCER_ID = 22
 _BYTES = (bytes, bytearray, memoryview)
 _NO_HEADERS: tuple = ()
 _time_ns = time.time_ns
+_new_delivery = tuple.__new__  # a Delivery is a tuple (batch, index): see client/accumulator.py
 _YIELD_MASK = 1023  # send yields every 1024 records of a batch (see send)
 _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
@@ -216,7 +224,7 @@ class Producer(ClientBase[ProducerConfig]):
             # (nothing goes out until flush): yield once per full batch and
             # every 1024 records of a batch, not per record, which costs too much.
             await trio.lowlevel.checkpoint()
-        return Delivery(batch, index)
+        return _new_delivery(Delivery, (batch, index))
 
     async def _open_batch(self, queue: PartitionQueue, size: int) -> ProducerBatch:
         """A batch with room for a record of `size` bytes, closing the full
