@@ -163,7 +163,30 @@ class Producer(ClientBase[ProducerConfig]):
         partition the topic lacks), and KafkaTimeoutError when the topic's
         metadata or buffer room does not come within max_block_ms.
         `on_delivery(metadata, error)` runs in the producer's Trio thread."""
-        # The hot path: every branch here costs on each record.
+        # The hot path: every branch here costs on each record. First what
+        # most sends are (a bytes value and nothing else, to a topic seen
+        # before, in a batch with room and no headers so far): the general
+        # path below does the same with every option checked.
+        if key is None and headers is None and partition is None and timestamp is None and on_delivery is None \
+                and type(value) is bytes and not self._closing:  # fmt: skip
+            t = self._topics.get(topic)
+            if t is not None and (sticky := t.sticky) >= 0:
+                size = RECORD_OVERHEAD + len(value)
+                batch = t.queues[sticky].open
+                if (batch is not None and batch.headers is None and size <= self._max_record_size
+                        and (total := batch.size + size) <= self._batch_size):  # fmt: skip
+                    timestamps = batch.timestamps
+                    index = len(timestamps)
+                    batch.keys.append(None)
+                    batch.values.append(value)
+                    timestamps.append(_time_ns() // 1_000_000)
+                    batch.size = total
+                    if total >= self._batch_size:
+                        self._close_full(t.queues[sticky])
+                        await trio.lowlevel.checkpoint()  # let the sender ship it now
+                    elif not (index + 1) & _YIELD_MASK:  # see the end of the general path
+                        await trio.lowlevel.checkpoint()
+                    return _new_delivery(Delivery, (batch, index))
         t = self._topics.get(topic)
         if t is None or self._closing:
             t = await self._topic(topic)
@@ -216,8 +239,7 @@ class Producer(ClientBase[ProducerConfig]):
                 batch.callbacks = []
             batch.callbacks.append((index, on_delivery))
         if batch.size >= self._batch_size:
-            queue.close_open()
-            self._batch_closed(queue)
+            self._close_full(queue)
             await trio.lowlevel.checkpoint()  # let the sender ship it now
         elif not (index + 1) & _YIELD_MASK:
             # A loop of sends that never blocks would starve the sender task
@@ -247,6 +269,10 @@ class Producer(ClientBase[ProducerConfig]):
         self._buffered += reserve
         self._wake.set()  # the sender learns this batch's linger deadline
         return batch
+
+    def _close_full(self, queue: PartitionQueue) -> None:
+        queue.close_open()
+        self._batch_closed(queue)
 
     def _batch_closed(self, queue: PartitionQueue) -> None:
         """A batch closed: wake the sender, move the sticky partition on."""
