@@ -178,7 +178,16 @@ class CompletedFetch:
                 if room <= 0:
                     return out
                 k = min(left, room)
-                out += self._pending(k)
+                try:
+                    out += self._pending(k)
+                except ValueError as exc:  # a record the C builder refused (offset out of range, say)
+                    tp = self.tp
+                    error = CorruptRecordError(f"corrupt record batch in {tp.topic}-{tp.partition} "
+                                               f"before offset {self._batch_next}: {exc}")  # fmt: skip
+                    if not out:
+                        raise error from None
+                    self._error = error  # the records before it are delivered first
+                    return out
                 self._pending_left = left = left - k
                 self.next_offset = out[-1].offset + 1 if left else self._batch_next
                 continue

@@ -120,14 +120,19 @@ static PyObject *consumer_records(PyObject *self, PyObject *args)
     long long last_ts_value = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         const rl_record_view *v = &views[i];
-        long long ts_value = log_append_time ? timestamp : timestamp + v->timestamp_delta;
+        long long ts_value = timestamp, offset_value;
+        if ((!log_append_time && __builtin_add_overflow(timestamp, v->timestamp_delta, &ts_value))
+            || __builtin_add_overflow(base_offset, (long long)v->offset_delta, &offset_value)) {
+            PyErr_SetString(PyExc_ValueError, "record offset or timestamp out of the int64 range");
+            goto fail;
+        }
         if (last_ts == NULL || ts_value != last_ts_value) { /* a batch's records often share one */
             Py_XDECREF(last_ts);
             if ((last_ts = PyLong_FromLongLong(ts_value)) == NULL)
                 goto fail;
             last_ts_value = ts_value;
         }
-        PyObject *offset = PyLong_FromLongLong(base_offset + v->offset_delta);
+        PyObject *offset = PyLong_FromLongLong(offset_value);
         PyObject *key = offset ? field_bytes(raw, raw_len, v->key_pos, v->key_len) : NULL;
         PyObject *value = key ? field_bytes(raw, raw_len, v->value_pos, v->value_len) : NULL;
         PyObject *hdrs = value ? record_headers(raw, raw_len, hviews, h_count, v, no_headers) : NULL;
@@ -176,6 +181,12 @@ static PyMethodDef methods[] = {
 
 int rl_attach_consumer_records(void)
 {
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14 caches a tuple's hash in the object, and tp_alloc leaves that
+     * cache zeroed where tuple's own constructor marks it unset: records
+     * made here would hash wrong. Not attached; the Python path makes them. */
+    return -1;
+#else
     /* Called through cffi, which let go of the GIL for the call. */
     PyGILState_STATE gil = PyGILState_Ensure();
     int rc = -1;
@@ -188,4 +199,5 @@ int rl_attach_consumer_records(void)
         PyErr_Clear();
     PyGILState_Release(gil);
     return rc;
+#endif
 }

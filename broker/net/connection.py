@@ -144,7 +144,7 @@ class Connection:
                 start = 0
             while self.bytes_in_flight >= limit:
                 await self._answered.park()
-            n = await sock.recv_into(view[end:])
+            n = await _recv_into(sock, view[end:])
             if not n:
                 return  # peer closed; responses already queued still go out
             end += n
@@ -192,6 +192,8 @@ class Connection:
             sent = os.write(self._fd, data)
         except BlockingIOError:
             sent = 0
+        except OSError as e:  # as send_all would say it: the peer is gone
+            raise trio.BrokenResourceError(str(e)) from e
         if sent < len(data):
             await self.stream.send_all(memoryview(data)[sent:])
 
@@ -271,6 +273,16 @@ class Connection:
         return out if out.deferred else encode_frame(out)
 
 
+async def _recv_into(sock: trio.socket.SocketType, room: memoryview) -> int:
+    """``sock.recv_into``, with socket errors said as the stream would say
+    them (BrokenResourceError: the peer went away, closed quietly) rather
+    than as faults."""
+    try:
+        return await sock.recv_into(room)
+    except OSError as e:
+        raise trio.BrokenResourceError(str(e)) from e
+
+
 async def _receive_large(sock: trio.socket.SocketType, size: int, have: memoryview) -> bytearray | None:
     """A ``size``-byte frame whose first bytes are ``have``, the rest received
     into it directly; None if the peer closes first. The buffer grows by
@@ -283,7 +295,7 @@ async def _receive_large(sock: trio.socket.SocketType, size: int, have: memoryvi
         if filled == len(buf):
             buf += bytes(min(len(buf), size - len(buf)))
         with memoryview(buf) as whole, whole[filled:] as room:
-            n = await sock.recv_into(room)
+            n = await _recv_into(sock, room)
         if not n:
             return None
         filled += n

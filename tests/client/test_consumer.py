@@ -583,3 +583,17 @@ async def test_a_batch_header_that_does_not_parse_is_the_partition_error(nursery
         with pytest.raises(CorruptRecordError, match="t-0"):
             for _ in range(10):
                 await c.poll(timeout=1)
+
+
+def test_offsets_past_int64_from_the_c_builder_are_a_corrupt_batch_after_the_good_records(monkeypatch):
+    """The C builder refuses an offset it cannot hold in an int64 (undefined
+    in C) instead of wrapping it; the records taken before it still come."""
+    if fetcher._consumer_records is None:  # a build without the extension: the Python path has no such limit
+        assert fetcher._new_uninit is None
+        return
+    base = 2**63 - 3
+    data = build_batch([(None, b"%d" % i, 1, []) for i in range(5)], base_offset=base)
+    cf = CompletedFetch(T0, PartitionState(), 1, base, data, True, None)
+    assert [r.offset for r in cf.take(2)] == [base, base + 1]
+    with pytest.raises(fetcher.CorruptRecordError, match="int64"):
+        cf.take(10)
