@@ -67,6 +67,15 @@ async def _is_closed(stream) -> bool:
     return False
 
 
+async def _serves_and_others_closed(broker) -> None:
+    """A new connection is answered, and every other one is gone."""
+    stream = await _connect(broker)
+    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
+    with trio.fail_after(5):
+        while broker.connections > 1:
+            await trio.sleep(0.01)
+
+
 @pytest.mark.parametrize("version", [0, 1, 2, 3])
 async def test_api_versions_lists_what_the_handlers_serve(broker, version):
     stream = await _connect(broker)
@@ -130,11 +139,7 @@ async def test_a_thousand_connections_opened_and_dropped(broker):
     for _ in range(1000):
         s = await _connect(broker)
         await s.aclose()
-    stream = await _connect(broker)
-    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
-    with trio.fail_after(5):
-        while broker.connections > 1:
-            await trio.sleep(0.01)
+    await _serves_and_others_closed(broker)
 
 
 async def test_pipelining_beyond_socket_request_max_bytes_waits_and_completes(tmp_path, nursery):
@@ -244,11 +249,7 @@ async def test_a_peer_hanging_up_inside_a_large_frame_leaves_the_broker_serving(
     bad = await _connect(broker)
     await bad.send_all(struct.pack(">i", 1_500_000) + b"\0" * 200_000)
     await bad.aclose()
-    stream = await _connect(broker)
-    assert (await _call(stream, 18, 3, {}))[1]["error_code"] == 0
-    with trio.fail_after(5):
-        while broker.connections > 1:
-            await trio.sleep(0.01)
+    await _serves_and_others_closed(broker)
 
 
 class _TrickleSocket:
