@@ -36,6 +36,21 @@ API_VERSIONS = 18
 _CID = struct.Struct(">i")
 _READ_AHEAD = 65536  # frames up to this size are cut from one read-ahead buffer
 
+
+def _zeroed_frame(size: int) -> bytearray:
+    return bytearray(size)
+
+
+try:  # a large frame's buffer without zeroing it first: recv_into fills it all
+    from native._native_api import ffi as _ffi
+
+    _uninit = _ffi.new_allocator(should_clear_after_alloc=False)
+
+    def _frame_buffer(size: int):
+        return _ffi.buffer(_uninit("char[]", size))  # keeps the memory alive as long as any view of it
+except ImportError:  # no extension: a zeroed bytearray
+    _frame_buffer = _zeroed_frame
+
 # The highest version of each API this client uses. Fetch 13+ and Metadata
 # by topic id name topics by id only; we address topics by name.
 CLIENT_MAX_VERSION = {1: 12}
@@ -210,7 +225,7 @@ class BrokerConnection:
                         start += 4 + size
                         self._deliver(frame)
                     elif 4 + size > len(scratch):
-                        big = bytearray(size)
+                        big = _frame_buffer(size)
                         have = end - start - 4
                         big[:have] = view[start + 4 : end]
                         start = end = 0
