@@ -61,7 +61,7 @@ try:  # the compiled decoder, read without a tuple per record (see _decode_nativ
 except ImportError:  # pragma: no cover - no extension: RecordBatch.records() does it
     _ffi = _lib = None
 _NATIVE = _lib is not None and native.NATIVE
-# The records themselves made in C (native/consumer_records.c), when built.
+# The records themselves made in C (native/py_records.c), when built.
 _consumer_records = getattr(native, "consumer_records", None) if _NATIVE else None
 
 FETCH = 1

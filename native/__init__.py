@@ -71,5 +71,7 @@ pin_buffer = _impl.pin_buffer
 unpin_buffer = _impl.unpin_buffer
 encode_records = _impl.encode_records
 decode_records = _impl.decode_records
-# The consumer's records made in C, or None (compiled only; see native/compiled.py).
+# Records made from and into Python objects in C, or None (compiled only;
+# native/py_records.c): the consumer's records, a producer batch's records area.
 consumer_records = _compiled.consumer_records if NATIVE else None
+plain_records = _compiled.plain_records if NATIVE else None

@@ -42,10 +42,10 @@ def make_builder(native_dir: str) -> FFI:
     builder.set_source(
         "native._native",
         '#include "riverlog_native.h"',
-        sources=[os.path.join(native_dir, "riverlog_native.c"), os.path.join(native_dir, "consumer_records.c")],
+        sources=[os.path.join(native_dir, "riverlog_native.c"), os.path.join(native_dir, "py_records.c")],
         include_dirs=[native_dir],
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
-        # consumer_records.c uses CPython's full API (it makes the records),
+        # py_records.c uses CPython's full API (it makes Python objects),
         # so the module is built for this interpreter, not as abi3.
         py_limited_api=False,
     )

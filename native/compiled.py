@@ -302,16 +302,17 @@ def decode_records(buf: Buffer, count: int) -> list[Record]:
     return decoded
 
 
-def _attach_consumer_records():
-    """native._native.consumer_records (native/consumer_records.c), or None
-    if the extension could not add it."""
+def _attach_python_functions() -> tuple:
+    """(consumer_records, plain_records) from native/py_records.c, or Nones
+    if the extension could not add them."""
     import native._native as module
 
-    if lib.rl_attach_consumer_records() != 0:
-        return None
-    return getattr(module, "consumer_records", None)
+    if lib.rl_attach_python_functions() != 0:
+        return None, None
+    return getattr(module, "consumer_records", None), getattr(module, "plain_records", None)
 
 
-# Only the consumer's hot path uses it, with the views of rl_decode_records;
-# it has no twin: without it, client/fetcher.py makes the records in Python.
-consumer_records = _attach_consumer_records()
+# Only the client's hot paths use them: the consumer with the views of
+# rl_decode_records, the producer's batches through client/records/builder.py.
+# They have no twins: without them, the same work is done in Python.
+consumer_records, plain_records = _attach_python_functions()

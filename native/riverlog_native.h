@@ -96,10 +96,10 @@ int64_t rl_encode_records(size_t count, const int64_t *timestamp_deltas,
 int rl_decode_records(const uint8_t *buf, size_t len, size_t count,
                       rl_record_view *records,
                       rl_header_view *headers, size_t header_cap);
-/* Adds native._native.consumer_records, a built-in function that makes the
- * consumer's records from rl_decode_records' views (native/consumer_records.c);
- * 0 on success. */
-int rl_attach_consumer_records(void);
+/* Adds native._native.consumer_records and plain_records, built-in functions
+ * that make records from and into Python objects (native/py_records.c); 0 on
+ * success. */
+int rl_attach_python_functions(void);
 /* cdef-end */
 
 #endif /* RIVERLOG_NATIVE_H */

@@ -134,16 +134,20 @@ def build_batch_columns(
         raise ValueError("a record batch needs at least one record")
 
     base_ts = timestamps[0] if base_timestamp is None else base_timestamp
-    deltas = [t - base_ts for t in timestamps]
-    if min(deltas) < _INT64_MIN or max(deltas) > _INT64_MAX:
-        raise ValueError("record timestamps too far from base_timestamp for an int64 delta")
     n = len(timestamps)
-    if offset_deltas is None or list(offset_deltas) == list(range(n)):
-        area = native.encode_records(deltas, keys, values, headers)
+    area = _plain_area(timestamps, base_ts, keys, values, headers) if offset_deltas is None else None
+    if area is not None:
         offset_deltas = range(n)
     else:
-        offset_deltas = _checked_offset_deltas(offset_deltas, n)
-        area = b"".join(map(_encode_one, deltas, keys, values, headers, offset_deltas))
+        deltas = [t - base_ts for t in timestamps]
+        if min(deltas) < _INT64_MIN or max(deltas) > _INT64_MAX:
+            raise ValueError("record timestamps too far from base_timestamp for an int64 delta")
+        if offset_deltas is None or list(offset_deltas) == list(range(n)):
+            area = native.encode_records(deltas, keys, values, headers)
+            offset_deltas = range(n)
+        else:
+            offset_deltas = _checked_offset_deltas(offset_deltas, n)
+            area = b"".join(map(_encode_one, deltas, keys, values, headers, offset_deltas))
     if last_offset_delta is None:
         last_offset_delta = offset_deltas[-1]
     elif last_offset_delta < offset_deltas[-1]:
@@ -170,6 +174,17 @@ def build_batch_columns(
     except struct.error as e:
         raise ValueError(f"record batch header field out of range: {e}") from None
     return b"".join((head, tail, payload))
+
+
+def _plain_area(timestamps, base_ts, keys, values, headers) -> bytes | None:
+    """A producer's batch without headers (lists of int timestamps and of
+    bytes-or-None keys and values), encoded from its lists in C
+    (native/py_records.c); None for anything else or without the extension,
+    for the general path, which raises for what is wrong."""
+    if (native.plain_records is None or not type(timestamps) is type(keys) is type(values) is list
+            or type(base_ts) is not int or not _INT64_MIN <= base_ts <= _INT64_MAX or any(headers)):  # fmt: skip
+        return None
+    return native.plain_records(timestamps, base_ts, keys, values)
 
 
 def _nullable_bytes(b, what: str):

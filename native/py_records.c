@@ -1,13 +1,14 @@
-/* The consumer's records made in C: one Python call builds a list of
- * ConsumerRecord tuples from rl_decode_records' views.
+/* Records made from and into Python objects in C, with CPython's API.
  *
- * cffi hands C flat data, never Python objects, and building a record is
- * nothing but Python objects (a bytes per key and value, an int per offset,
- * the tuple): done from Python that cost the consumer about a microsecond a
- * record. So this file uses CPython's own API and is compiled into the same
- * extension as riverlog_native.c; rl_attach_consumer_records(), called once
- * through cffi when native.compiled is imported, adds `consumer_records` to
- * the module `native._native` as an ordinary built-in function.
+ * cffi hands C flat data, never Python objects, and both ends of a record's
+ * life in the client are Python objects: the consumer builds a bytes per key
+ * and value, an int per offset and the ConsumerRecord tuple; the producer
+ * reads its batch's lists of keys, values and timestamps. Done from Python,
+ * that cost about a microsecond a record consumed and half of one produced.
+ * So this file uses CPython's own API and is compiled into the same
+ * extension as riverlog_native.c; rl_attach_python_functions(), called once
+ * through cffi when native.compiled is imported, adds `consumer_records` and
+ * `plain_records` to the module `native._native` as built-in functions.
  *
  * The full (not the limited) API: the extension is built on the machine that
  * runs it, for the interpreter that runs it (py_limited_api=False in
@@ -15,10 +16,15 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 #include "riverlog_native.h"
 
 #define N_FIELDS 9 /* client.types.ConsumerRecord */
+/* A record's bytes beyond its key and value, at most: length 5, attributes 1,
+ * timestamp delta 10, offset delta 5, key and value lengths 5 + 5, header
+ * count 5 (native/compiled.py's _RECORD_OVERHEAD_MAX). */
+#define RECORD_OVERHEAD_MAX 36
 
 /* Returns a new reference; for a borrowed buffer of the views' raw bytes. */
 static PyObject *field_bytes(const char *raw, Py_ssize_t raw_len, size_t pos, int32_t len)
@@ -172,19 +178,101 @@ done:
     return out;
 }
 
+/* plain_records(timestamps, base_timestamp, keys, values) -> bytes | None
+ *
+ * The records area of a batch (uncompressed; record i at offset delta i, no
+ * headers) for lists of int timestamps and of bytes-or-None keys and values,
+ * encoded by rl_encode_records. None when the input is anything else (a
+ * key or value that is not exactly bytes or None, a timestamp that is not an
+ * int or whose delta is beyond int64, lists of different lengths): the
+ * general encoder then takes it, and raises for what is wrong. ValueError
+ * for a record over 2**31 - 1 bytes, as the general encoder. */
+static PyObject *plain_records(PyObject *self, PyObject *args)
+{
+    PyObject *timestamps, *keys, *values, *out = NULL;
+    long long base_timestamp;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!LO!O!", &PyList_Type, &timestamps, &base_timestamp,
+                          &PyList_Type, &keys, &PyList_Type, &values))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    if (n == 0 || PyList_GET_SIZE(keys) != n || PyList_GET_SIZE(timestamps) != n)
+        Py_RETURN_NONE;
+    int64_t *deltas = PyMem_Malloc(sizeof(int64_t) * 4 * (size_t)n);
+    if (deltas == NULL)
+        return PyErr_NoMemory();
+    int64_t *key_lens = deltas + n, *value_lens = deltas + 2 * n, *zeros = deltas + 3 * n;
+    size_t blob_len = 0;
+    uint8_t *blob = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ts = PyList_GET_ITEM(timestamps, i), *key = PyList_GET_ITEM(keys, i),
+                 *value = PyList_GET_ITEM(values, i);
+        int overflow = 0;
+        long long t = PyLong_CheckExact(ts) ? PyLong_AsLongLongAndOverflow(ts, &overflow) : 0;
+        if (!PyLong_CheckExact(ts) || overflow || (t == -1 && PyErr_Occurred())
+            || __builtin_sub_overflow(t, base_timestamp, &deltas[i])
+            || !(key == Py_None || PyBytes_CheckExact(key)) || !(value == Py_None || PyBytes_CheckExact(value))) {
+            PyErr_Clear();
+            PyMem_Free(deltas);
+            Py_RETURN_NONE;
+        }
+        key_lens[i] = key == Py_None ? -1 : (int64_t)PyBytes_GET_SIZE(key);
+        value_lens[i] = value == Py_None ? -1 : (int64_t)PyBytes_GET_SIZE(value);
+        blob_len += (size_t)(key_lens[i] > 0 ? key_lens[i] : 0) + (size_t)(value_lens[i] > 0 ? value_lens[i] : 0);
+        zeros[i] = 0;
+    }
+    /* rl_encode_records reads keys and values from one blob, in order. */
+    blob = PyMem_Malloc(blob_len ? blob_len : 1);
+    if (blob == NULL) {
+        PyMem_Free(deltas);
+        return PyErr_NoMemory();
+    }
+    size_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (key_lens[i] > 0) {
+            memcpy(blob + at, PyBytes_AS_STRING(PyList_GET_ITEM(keys, i)), (size_t)key_lens[i]);
+            at += (size_t)key_lens[i];
+        }
+        if (value_lens[i] > 0) {
+            memcpy(blob + at, PyBytes_AS_STRING(PyList_GET_ITEM(values, i)), (size_t)value_lens[i]);
+            at += (size_t)value_lens[i];
+        }
+    }
+    size_t cap = RECORD_OVERHEAD_MAX * (size_t)n + blob_len;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
+    if (out != NULL) {
+        int64_t written = rl_encode_records((size_t)n, deltas, key_lens, value_lens, zeros, zeros, zeros, 0,
+                                            blob, blob_len, (uint8_t *)PyBytes_AS_STRING(out), cap);
+        if (written == RL_ENCODE_TOO_LARGE) {
+            PyErr_SetString(PyExc_ValueError, "a record is over 2**31 - 1 bytes");
+            Py_CLEAR(out);
+        } else if (written < 0) {
+            PyErr_Format(PyExc_SystemError, "rl_encode_records failed with %lld", (long long)written);
+            Py_CLEAR(out);
+        } else {
+            _PyBytes_Resize(&out, (Py_ssize_t)written); /* NULL and an error set if it fails */
+        }
+    }
+    PyMem_Free(blob);
+    PyMem_Free(deltas);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"consumer_records", consumer_records, METH_VARARGS,
      "consumer_records(cls, topic, partition, raw, views, headers, first, n, base_offset, "
      "timestamp, timestamp_type, epoch) -> list of cls"},
+    {"plain_records", plain_records, METH_VARARGS,
+     "plain_records(timestamps, base_timestamp, keys, values) -> records area bytes, or None"},
     {NULL, NULL, 0, NULL},
 };
 
-int rl_attach_consumer_records(void)
+int rl_attach_python_functions(void)
 {
 #if PY_VERSION_HEX >= 0x030E0000
     /* 3.14 caches a tuple's hash in the object, and tp_alloc leaves that
      * cache zeroed where tuple's own constructor marks it unset: records
-     * made here would hash wrong. Not attached; the Python path makes them. */
+     * made here would hash wrong. Not attached; the Python paths do both. */
     return -1;
 #else
     /* Called through cffi, which let go of the GIL for the call. */
