@@ -37,10 +37,6 @@ _CID = struct.Struct(">i")
 _READ_AHEAD = 65536  # frames up to this size are cut from one read-ahead buffer
 
 
-def _zeroed_frame(size: int) -> bytearray:
-    return bytearray(size)
-
-
 try:  # a large frame's buffer without zeroing it first: recv_into fills it all
     from native._native_api import ffi as _ffi
 
@@ -49,7 +45,7 @@ try:  # a large frame's buffer without zeroing it first: recv_into fills it all
     def _frame_buffer(size: int):
         return _ffi.buffer(_uninit("char[]", size))  # keeps the memory alive as long as any view of it
 except ImportError:  # no extension: a zeroed bytearray
-    _frame_buffer = _zeroed_frame
+    _frame_buffer = bytearray
 
 # The highest version of each API this client uses. Fetch 13+ and Metadata
 # by topic id name topics by id only; we address topics by name.

@@ -59,13 +59,20 @@ def _validate_one(view: memoryview, size: int, max_batch_bytes: int, header: tup
         raise CorruptRecordError(f"record data {_SCAN_FAULTS[native.SCAN_BAD_LENGTH]} (at byte 0)")
     if magic != 2:
         raise CorruptRecordError(f"record data {_SCAN_FAULTS[native.SCAN_BAD_MAGIC]} (at byte 0)")
-    if size > max_batch_bytes:
-        raise RecordTooLargeError(f"batch of {size} bytes exceeds max.message.bytes {max_batch_bytes}")
-    if last_offset_delta < 0:
-        raise InvalidRecordError("negative lastOffsetDelta in the batch at byte 0")
-    if crc32c(view[ATTRIBUTES_OFFSET:]) != crc:
-        raise CorruptRecordError("CRC mismatch in the batch at byte 0")
+    _check_batch(view, size, last_offset_delta, crc, max_batch_bytes, 0)
     return [_new(BatchInfo, (0, size, base_offset, last_offset_delta, records_count, max_timestamp, epoch))]
+
+
+def _check_batch(batch: memoryview, length: int, last_offset_delta: int, crc: int, max_batch_bytes: int,
+                 at: int) -> None:  # fmt: skip
+    """The checks of one whole batch that the scanner leaves to us, in
+    order; ``at`` is its position, for the messages."""
+    if length > max_batch_bytes:
+        raise RecordTooLargeError(f"batch of {length} bytes exceeds max.message.bytes {max_batch_bytes}")
+    if last_offset_delta < 0:
+        raise InvalidRecordError(f"negative lastOffsetDelta in the batch at byte {at}")
+    if crc32c(batch[ATTRIBUTES_OFFSET:length]) != crc:
+        raise CorruptRecordError(f"CRC mismatch in the batch at byte {at}")
 
 
 def _validate_scanned(view: memoryview, size: int, max_batch_bytes: int) -> list[BatchInfo]:
@@ -78,13 +85,9 @@ def _validate_scanned(view: memoryview, size: int, max_batch_bytes: int) -> list
         chunk = view[start:] if start else view
         found, end, status = native.scan_batches(chunk, _SCAN_ROUND, _MAX_SCAN_BYTES)
         for info in found:
-            pos, length = info.position, info.length
-            if length > max_batch_bytes:
-                raise RecordTooLargeError(f"batch of {length} bytes exceeds max.message.bytes {max_batch_bytes}")
-            if info.last_offset_delta < 0:
-                raise InvalidRecordError(f"negative lastOffsetDelta in the batch at byte {start + pos}")
-            if crc32c(chunk[pos + ATTRIBUTES_OFFSET : pos + length]) != _UINT32.unpack_from(chunk, pos + CRC_OFFSET)[0]:
-                raise CorruptRecordError(f"CRC mismatch in the batch at byte {start + pos}")
+            pos = info.position
+            crc = _UINT32.unpack_from(chunk, pos + CRC_OFFSET)[0]
+            _check_batch(chunk[pos:], info.length, info.last_offset_delta, crc, max_batch_bytes, start + pos)
         if start:
             found = [info._replace(position=start + info.position) for info in found]
         infos += found
