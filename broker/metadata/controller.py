@@ -37,8 +37,10 @@ from broker.metadata.broker_lifecycle import (
 from broker.metadata.decisions import (
     BrokerResult,
     ConfigResult,
+    ProducerIdsResult,
     TopicDefaults,
     TopicResult,
+    decide_allocate_producer_ids,
     decide_alter_configs,
     decide_create_partitions,
     decide_create_topics,
@@ -76,6 +78,7 @@ class QuorumController:
         clock_ms: Callable[[], int] = _wall_ms,
         new_topic_id: Callable[[], str] = _new_topic_id,
         session_timeout_ms: int = 9000,
+        producer_id_floor: int = 0,
     ) -> None:
         self.driver = driver
         self.machine = machine
@@ -89,6 +92,8 @@ class QuorumController:
         self._tracker = BrokerHeartbeatTracker()  # for fencing: every broker gets a session's grace
         self._heard = BrokerHeartbeatTracker()  # real registrations and heartbeats to this leader
         self._tracker_epoch = -1
+        # No producer id block starts below this: see decide_allocate_producer_ids.
+        self.producer_id_floor = producer_id_floor
 
     @property
     def image(self) -> MetadataImage:
@@ -209,6 +214,14 @@ class QuorumController:
                 await self._commit(decide_fence(self.image, node_id))
                 fenced.append(node_id)
             return fenced
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> ProducerIdsResult:
+        """AllocateProducerIds (KIP-730): the broker's next block, answered once its record is committed."""
+        async with self._turn():
+            result, records = decide_allocate_producer_ids(self.image, broker_id, broker_epoch,
+                                                           floor=self.producer_id_floor)  # fmt: skip
+            await self._commit(records)
+            return result
 
     def _heartbeats(self) -> BrokerHeartbeatTracker:
         """The tracker of this leadership: a new active controller gives

@@ -21,6 +21,7 @@ from broker.metadata.records import (
     METADATA_TOPIC,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RegisterBrokerRecord,
     RemoveTopicRecord,
     TopicRecord,
@@ -75,7 +76,19 @@ class BrokerResult:
     error_message: str | None = None
 
 
+@dataclass(frozen=True)
+class ProducerIdsResult:
+    error_code: ErrorCode
+    error_message: str | None = None
+    producer_id_start: int = -1
+    producer_id_len: int = 0
+
+
 Decision = tuple[list, list[MetadataRecord]]
+
+# Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE: ids a broker gets per AllocateProducerIds.
+PRODUCER_ID_BLOCK_SIZE = 1000
+_MAX_PRODUCER_ID = 2**63 - 1
 
 
 class _Scratch:
@@ -263,3 +276,30 @@ def decide_alter_configs(
         if current.configs.get(name) != value
     ]
     return [ConfigResult("topic", topic, ErrorCode.NONE)], records
+
+
+def decide_allocate_producer_ids(
+    image: MetadataImage, broker_id: int, broker_epoch: int, *, floor: int = 0,
+    block_size: int = PRODUCER_ID_BLOCK_SIZE,
+) -> tuple[ProducerIdsResult, list[MetadataRecord]]:  # fmt: skip
+    """AllocateProducerIds (KIP-730), as Kafka's ProducerIdControlManager: the
+    next block of ``block_size`` ids for a registered broker, from where the
+    image says the next block begins, and the record that moves it on.
+
+    ``floor``: ids below it may have been handed out outside the metadata log
+    (a broker's producer-id-block file from before the controller allocated
+    them, see broker/producer_ids.py), so no block starts below it.
+    A broker unknown to the image, or one naming another incarnation's epoch,
+    gets STALE_BROKER_EPOCH (it registers again and asks with its new epoch).
+    """
+    broker = image.brokers.get(broker_id)
+    if broker is None or broker.epoch != broker_epoch:
+        known = "not registered" if broker is None else f"registered with broker epoch {broker.epoch}"
+        return ProducerIdsResult(ErrorCode.STALE_BROKER_EPOCH, f"Broker {broker_id} is {known}, "
+                                 f"not with broker epoch {broker_epoch}."), []  # fmt: skip
+    start = max(image.next_producer_id, floor)
+    if start > _MAX_PRODUCER_ID - block_size:
+        return ProducerIdsResult(ErrorCode.UNKNOWN_SERVER_ERROR, f"Exhausted all producer ids (next {start})."), []
+    record = ProducerIdsRecord(broker_id, broker_epoch, start + block_size)
+    image.apply_entry([record], image.offset + 1)  # it applies, or this is a bug
+    return ProducerIdsResult(ErrorCode.NONE, None, start, block_size), [record]

@@ -7,7 +7,8 @@ Mappings are read-only views; a changed image shares unchanged topics and
 partitions with its predecessor (copy on write, one copy per batch).
 
 Invariants: ``topics`` and ``topics_by_id`` hold the same TopicImage
-objects; a topic's partitions are numbered 0..n-1; offsets only grow.
+objects; a topic's partitions are numbered 0..n-1; offsets and
+``next_producer_id`` only grow.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from broker.metadata.records import (
     FenceBrokerRecord,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RegisterBrokerRecord,
     RemoveTopicRecord,
     TopicRecord,
@@ -77,6 +79,9 @@ class MetadataImage:
     # Broker config overrides by resource name (a broker id, "" = cluster default).
     broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
     offset: int = -1  # the metadata log offset of the last record applied
+    # The first id of the next producer id block (KIP-730): every id below it
+    # has gone to some broker, so a new controller continues from here.
+    next_producer_id: int = 0
 
     @classmethod
     def empty(cls, cluster_id: str, controller_id: int) -> MetadataImage:
@@ -122,6 +127,7 @@ class _Builder:
         self.topics = dict(image.topics)
         self.by_id = dict(image.topics_by_id)
         self.broker_configs = dict(image.broker_configs)
+        self.next_producer_id = image.next_producer_id
 
     def apply(self, rec: MetadataRecord, offset: int) -> None:
         """Apply ``rec``, a record of the log entry at ``offset``."""
@@ -153,6 +159,11 @@ class _Builder:
             if topic is None:
                 raise ValueError(f"cannot remove unknown topic id {rec.topic_id}")
             del self.topics[topic.name]
+        elif isinstance(rec, ProducerIdsRecord):
+            if rec.next_producer_id <= self.next_producer_id:
+                raise ValueError(f"producer id block ending at {rec.next_producer_id} is not after "
+                                 f"{self.next_producer_id}: ids would be handed out twice")  # fmt: skip
+            self.next_producer_id = rec.next_producer_id
         else:
             raise ValueError(f"not a metadata record: {rec!r}")
 
@@ -205,6 +216,7 @@ class _Builder:
             MappingProxyType(self.by_id),
             MappingProxyType(self.broker_configs),
             self.offset,
+            self.next_producer_id,
         )
 
 

@@ -5,7 +5,8 @@ listeners hear of each change as (old image, new image), which is how a
 broker acts on metadata (create or delete partition logs, lead or follow).
 
 A snapshot is the image written back as the records that rebuild it
-(brokers with their epoch and incarnation, topics, partitions, configs), JSON: ``{"offset": N, "records":
+(brokers with their epoch and incarnation, topics, partitions, configs,
+where the next producer id block begins), JSON: ``{"offset": N, "records":
 [...]}`` with each record as ``encode_record`` makes it. Restoring one
 replaces the image; listeners then see the whole difference at once.
 
@@ -30,6 +31,7 @@ from broker.metadata.records import (
     ConfigRecord,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RegisterBrokerRecord,
     TopicRecord,
     decode_record,
@@ -55,6 +57,8 @@ def image_records(image: MetadataImage) -> list[MetadataRecord]:
         out += [ConfigRecord("topic", name, k, v) for k, v in sorted(topic.configs.items())]
     for resource, configs in sorted(image.broker_configs.items()):
         out += [ConfigRecord("broker", resource, k, v) for k, v in sorted(configs.items())]
+    if image.next_producer_id > 0:
+        out.append(ProducerIdsRecord(-1, -1, image.next_producer_id))
     return out
 
 

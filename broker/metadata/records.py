@@ -172,15 +172,35 @@ class RemoveTopicRecord:
         check_topic_id(self.topic_id)
 
 
+@dataclass(frozen=True)
+class ProducerIdsRecord:
+    """A block of producer ids allocated to a broker (KIP-730): the block ends
+    before ``next_producer_id``, where the next block begins.
+
+    ``broker_id`` and ``broker_epoch`` name the broker it went to; a snapshot
+    writes -1 for both (it keeps only where the next block begins).
+    """
+
+    TYPE: ClassVar[str] = "producer_ids"
+    VERSION: ClassVar[int] = 0
+    broker_id: int  # >= 0, or -1 in snapshots
+    broker_epoch: int  # >= 0, or -1 in snapshots
+    next_producer_id: int  # > 0: the first id of the next block
+
+    def __post_init__(self) -> None:
+        _check(self.broker_id >= -1 and self.broker_epoch >= -1, f"bad broker {self.broker_id}@{self.broker_epoch}")
+        _check(0 < self.next_producer_id < 2**63, f"next_producer_id {self.next_producer_id} out of range")
+
+
 MetadataRecord = Union[
     RegisterBrokerRecord, FenceBrokerRecord, UnfenceBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord,
-    RemoveTopicRecord,
+    RemoveTopicRecord, ProducerIdsRecord,
 ]
 
 RECORD_TYPES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (RegisterBrokerRecord, FenceBrokerRecord, UnfenceBrokerRecord, TopicRecord, PartitionRecord,
-                ConfigRecord, RemoveTopicRecord)
+                ConfigRecord, RemoveTopicRecord, ProducerIdsRecord)
 }  # fmt: skip
 
 # Field kinds, checked on decode (JSON has no tuples and bools are ints in Python).
@@ -198,6 +218,7 @@ _KINDS: dict[type, dict[str, str]] = {
     },
     ConfigRecord: {"resource_type": "str", "resource_name": "str", "name": "str", "value": "str?"},
     RemoveTopicRecord: {"topic_id": "str"},
+    ProducerIdsRecord: {"broker_id": "int", "broker_epoch": "int", "next_producer_id": "int"},
 }  # fmt: skip
 
 # The version that added a field, for fields added after v0 (older records lack them).

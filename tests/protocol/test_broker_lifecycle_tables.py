@@ -1,4 +1,4 @@
-"""BrokerRegistration (62) and BrokerHeartbeat (63): the tables say what the
+"""BrokerRegistration (62), BrokerHeartbeat (63) and AllocateProducerIds (67): the tables say what the
 pack's JSON specs say, and they are controller-listener APIs the broker's
 client listener never advertises. (Every version's random round trip is in
 test_codec_roundtrip.py, which walks every table.)"""
@@ -27,6 +27,8 @@ def _names(message, version: int) -> list[str]:
      {0: ["broker_id", "broker_epoch", "current_metadata_offset", "want_fence", "want_shut_down"],
       1: ["offline_log_dirs"]},
      {0: ["throttle_time_ms", "error_code", "is_caught_up", "is_fenced", "should_shut_down"]}),
+    (67, range(0, 1), {0: ["broker_id", "broker_epoch"]},
+     {0: ["throttle_time_ms", "error_code", "producer_id_start", "producer_id_len"]}),
 ])  # fmt: skip
 def test_tables_have_kip_631s_versions_and_fields(key, versions, request_fields, response_fields):
     """Checked against the protocol pack's JSON specs when the tables were
@@ -66,4 +68,4 @@ def test_a_registration_carries_listeners_rack_and_previous_epoch():
 
 def test_lifecycle_apis_are_not_served_on_the_client_listener():
     registry = build_registry(default_modules())
-    assert 62 not in registry and 63 not in registry
+    assert 62 not in registry and 63 not in registry and 67 not in registry

@@ -17,7 +17,9 @@ then stops). A broker that is a simulated node stops and starts with it.
 
 The admin client creates topics (names from a small pool, so creations
 collide and deleted names come back), deletes them and adds partitions,
-at whichever node leads.
+at whichever node leads. Between them a broker asks for a block of
+producer ids (AllocateProducerIds, with the broker epoch it knows); each
+block acknowledged goes to the checker, which holds that no two overlap.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from typing import TYPE_CHECKING
 
 from broker.metadata.broker_lifecycle import decide_heartbeat, decide_register
 from broker.metadata.decisions import (
+    ProducerIdsResult,
     TopicDefaults,
+    decide_allocate_producer_ids,
     decide_create_partitions,
     decide_create_topics,
     decide_delete_topics,
@@ -247,7 +251,10 @@ class Brokers:
         if controller is None:
             return
         rng, name = self.rng, self.rng.choice(TOPIC_NAMES)
-        kind = rng.choices(("create", "delete", "partitions"), (5, 2, 2))[0]
+        kind = rng.choices(("create", "delete", "partitions", "producer ids"), (5, 2, 2, 3))[0]
+        if kind == "producer ids":
+            self._allocate_producer_ids(controller, rng.choice(list(self.brokers.values())))
+            return
         if kind == "create":
             partitions, rf = rng.randint(1, 4), rng.choice((1, 1, 2, 3))
             what = f"create topic {name} ({partitions} partitions, replication factor {rf})"
@@ -268,6 +275,21 @@ class Brokers:
                 total = (len(topic.partitions) if topic is not None else 0) + more
                 return decide_create_partitions(image, [(name, total)], DEFAULTS.max_partitions)
         controller.submit(Operation(what, decide, lambda result: None))
+
+    def _allocate_producer_ids(self, controller: SimController, broker: SimBroker) -> None:
+        if not broker.up or broker.epoch == -1:
+            return
+        epoch = broker.epoch
+
+        def decide(c: SimController, image, now_ms: int):  # type: ignore[no-untyped-def]
+            return decide_allocate_producer_ids(image, broker.id, epoch)
+
+        def done(result: object | None) -> None:
+            if isinstance(result, ProducerIdsResult) and result.error_code == ErrorCode.NONE:
+                self.sim.metadata_checker.producer_ids_allocated(broker.id, result.producer_id_start,
+                                                                 result.producer_id_len)  # fmt: skip
+
+        controller.submit(Operation(f"allocate producer ids to broker {broker.id}@{epoch}", decide, done))
 
     def _topic_id(self) -> str:
         return "%032x" % (self.rng.getrandbits(127) | 1 << 124)

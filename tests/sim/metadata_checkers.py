@@ -13,7 +13,9 @@
   its process: a restart begins again from its snapshot);
 - a fenced broker never leads a partition, in one and the same image (nor
   does an unregistered one);
-- every leader is in its partition's ISR.
+- every leader is in its partition's ISR;
+- no two producer id blocks acknowledged to brokers overlap, across all
+  controllers and all time (KIP-730: an id never goes to two producers).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class MetadataChecker:
         self._replayed: list[MetadataImage] = [MetadataImage.empty(CLUSTER_ID, -1)]  # [k]: offsets below k applied
         self.leaders: dict[PartitionKey, dict[int, int]] = {}  # leader epoch -> the leader, over all time
         self._leader_epochs: dict[int, dict[PartitionKey, int]] = {}  # node -> partition -> last leader epoch seen
+        self.producer_id_blocks: list[tuple[int, int, int]] = []  # (start, end, broker) acknowledged
 
     def fail(self, rule: str, detail: str) -> None:
         self.checker.fail(rule, detail)
@@ -69,6 +72,16 @@ class MetadataChecker:
                       f"node {node} applied below {applied_end_offset}: {image_difference(image, expected)}")
         self.partitions(node, image)
 
+    # -- producer ids ---------------------------------------------------------------
+
+    def producer_ids_allocated(self, broker: int, start: int, length: int) -> None:
+        end = start + length
+        for other_start, other_end, other in self.producer_id_blocks:
+            if start < other_end and other_start < end:
+                self.fail("no two producer id blocks overlap",
+                          f"broker {broker} got [{start}, {end}); broker {other} had [{other_start}, {other_end})")
+        self.producer_id_blocks.append((start, end, broker))
+
     # -- partitions -----------------------------------------------------------------
 
     def partitions(self, node: int, image: MetadataImage) -> None:
@@ -100,7 +113,8 @@ class MetadataChecker:
 def same_image(a: MetadataImage, b: MetadataImage) -> bool:
     """Equal but for ``controller_id`` (each node's image names its own node)."""
     return (a.cluster_id, a.offset) == (b.cluster_id, b.offset) and a.brokers == b.brokers \
-        and a.topics == b.topics and a.topics_by_id == b.topics_by_id and a.broker_configs == b.broker_configs
+        and a.topics == b.topics and a.topics_by_id == b.topics_by_id and a.broker_configs == b.broker_configs \
+        and a.next_producer_id == b.next_producer_id
 
 
 def image_difference(a: MetadataImage, b: MetadataImage) -> str:
@@ -113,4 +127,6 @@ def image_difference(a: MetadataImage, b: MetadataImage) -> str:
     for name in sorted(a.topics.keys() | b.topics.keys()):
         if a.topics.get(name) != b.topics.get(name):
             return f"topic {name}: {a.topics.get(name)} vs replay {b.topics.get(name)}"
+    if a.next_producer_id != b.next_producer_id:
+        return f"next producer id {a.next_producer_id}, replay {b.next_producer_id}"
     return f"topic ids or broker configs differ: {dict(a.broker_configs)} vs {dict(b.broker_configs)}"

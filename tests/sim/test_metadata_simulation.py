@@ -68,7 +68,7 @@ def test_the_simulation_moves_leaders_and_fences_brokers() -> None:
         MetadataSimulation(seed, trace=traces.append).run()
     text = "\n".join(traces)
     for what in ("fence expired broker", "unfence b", "leader -1", "controlled shutdown", "create topic",
-                 "remove topic", "controller: active in epoch"):
+                 "remove topic", "controller: active in epoch", "producer ids for b"):
         assert what in text, what
 
 
@@ -104,6 +104,26 @@ def test_an_image_that_skips_an_entry_is_caught(monkeypatch: pytest.MonkeyPatch)
         apply(self, [e for e in entries if not (self.node_id == 1 and e.offset == 6)])
     monkeypatch.setattr(MetadataStateMachine, "apply", skipping)
     assert "a node's image is the replay of the committed log it applied" in first_rules(range(20))
+
+
+def test_producer_id_blocks_handed_out_without_a_record_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.sim import brokers
+
+    decide = brokers.decide_allocate_producer_ids
+    monkeypatch.setattr(brokers, "decide_allocate_producer_ids", lambda *a, **kw: (decide(*a, **kw)[0], []))
+    assert "no two producer id blocks overlap" in first_rules(range(20))
+
+
+def test_a_snapshot_that_forgets_the_next_producer_id_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.metadata import image_machine
+    from broker.metadata.records import ProducerIdsRecord
+
+    records = image_machine.image_records
+    monkeypatch.setattr(image_machine, "image_records",
+                        lambda image: [r for r in records(image) if not isinstance(r, ProducerIdsRecord)])
+    rules = first_rules(range(40))
+    assert rules & {"a node's image is the replay of the committed log it applied",
+                    "no two producer id blocks overlap"}, rules
 
 
 def test_a_controller_deciding_before_its_leader_change_is_applied_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,3 +222,10 @@ def test_a_leader_outside_its_isr_is_caught() -> None:
     checker = checker_with_history(entries)
     caught("every leader is in its ISR",
            lambda: checker.partitions(0, with_partition(image(*entries), isr=(2,))))
+
+
+def test_overlapping_producer_id_blocks_are_caught() -> None:
+    checker = checker_with_history(base_entries())
+    checker.producer_ids_allocated(1, 0, 1000)
+    checker.producer_ids_allocated(2, 1000, 1000)  # adjacent: fine
+    caught("no two producer id blocks overlap", lambda: checker.producer_ids_allocated(1, 1999, 1000))

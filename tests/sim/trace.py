@@ -58,6 +58,8 @@ def describe_records(records: list, image: object) -> str:
                          f"(leader epoch {rec.leader_epoch}, partition epoch {rec.partition_epoch})")
         elif isinstance(rec, r.RemoveTopicRecord):
             parts.append(f"remove topic {names.get(rec.topic_id, '?')}={rec.topic_id[:6]}")
+        elif isinstance(rec, r.ProducerIdsRecord):
+            parts.append(f"producer ids for b{rec.broker_id}@{rec.broker_epoch} up to {rec.next_producer_id}")
         else:
             parts.append(type(rec).__name__)
     return "; ".join(parts)

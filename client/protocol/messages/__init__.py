@@ -3,13 +3,14 @@
 Having a table does not make the broker serve an API: ApiVersions is built
 from the handlers (broker/handlers), so the KRaft quorum's tables (Vote,
 BeginQuorumEpoch, EndQuorumEpoch, FetchSnapshot) and the broker lifecycle's
-(BrokerRegistration, BrokerHeartbeat) are here for the controller listener's
+(BrokerRegistration, BrokerHeartbeat) and AllocateProducerIds are here for the controller listener's
 wire code and are not advertised to clients. DescribeQuorum is both: served
 on the controller listener and, for operators, on the client listener.
 """
 
 from ..schema import Api
 from . import (
+    allocate_producer_ids,
     alter_configs,
     api_versions,
     begin_quorum_epoch,
@@ -55,5 +56,6 @@ APIS: dict[int, Api] = {
         incremental_alter_configs, offset_delete, describe_cluster,
         vote, begin_quorum_epoch, end_quorum_epoch, describe_quorum,
         fetch_snapshot, broker_registration, broker_heartbeat,
+        allocate_producer_ids,
     )
 }
