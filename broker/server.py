@@ -15,7 +15,7 @@ import trio
 
 from broker.config import BrokerConfig, format_voters
 from broker.controller.controller_apis import controller_apis
-from broker.controller.forwarding import ControllerChannel
+from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
 from broker.controller.raft.roles import RaftConfig
 from broker.controller.raft_driver import RaftDriver
 from broker.controller.registration import BrokerRegistration
@@ -27,8 +27,7 @@ from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefault
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from broker.metadata.image_machine import MetadataStateMachine
 from broker.net.connection import Connection
-from broker.producer_ids import FILE_NAME as PRODUCER_ID_FILE
-from broker.producer_ids import ProducerIdAllocator
+from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
@@ -39,6 +38,7 @@ from client.protocol import ErrorCode, RequestHeader
 log = logging.getLogger(__name__)
 
 CREATE_TOPICS = 19
+ALLOCATE_PRODUCER_IDS = 67
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 
 
@@ -57,7 +57,7 @@ class Broker:
         self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
         self._stop_requested = trio.Event()
         self.requests_in_flight = 0  # being worked on, across connections
-        self._producer_ids: ProducerIdAllocator | None = None
+        self.producer_ids = ProducerIdManager()  # blocks from the active controller (KIP-730)
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
         self.groups = GroupService(self)
 
@@ -107,14 +107,6 @@ class Broker:
         t = self.image.topics.get(topic)
         overrides = dict(t.configs) if t is not None else {}
         return LogConfig.from_properties(overrides, base=self.config.log_defaults)
-
-    def producer_ids(self) -> ProducerIdAllocator:
-        """The producer id allocator, persisted in the first data directory."""
-        if self._producer_ids is None:
-            data_dir = self.config.log_dirs[0]
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self._producer_ids = ProducerIdAllocator(data_dir / PRODUCER_ID_FILE)
-        return self._producer_ids
 
     def producer_state(self, topic: str, index: int, plog: Log) -> ProducerStateManager:
         """The idempotence state of a partition, rebuilt from its log on first use.
@@ -168,7 +160,8 @@ class Broker:
         driver = RaftDriver(raft, data_dir, machine, cluster_id=cluster_id, peers=cfg.controller_quorum,
                             listen=listen, extra_apis=apis)  # fmt: skip
         self.controller = QuorumController(driver, machine, defaults=defaults,
-                                           session_timeout_ms=cfg.broker_session_timeout_ms)  # fmt: skip
+                                           session_timeout_ms=cfg.broker_session_timeout_ms,
+                                           producer_id_floor=legacy_producer_id_floor(data_dir))  # fmt: skip
 
         async def on_controller(api_key: int, version: int, body: dict) -> dict | None:
             return await apis[api_key][2](RequestHeader(api_key, version, 0, "local"), body)
@@ -182,6 +175,21 @@ class Broker:
             log.info("broker %d: %s of the metadata quorum %s; waiting to be registered and unfenced", cfg.node_id,
                      "a voter" if cfg.is_voter else "an observer", format_voters(cfg.controller_quorum))  # fmt: skip
         await self.registration.wait_unfenced()
+        nursery.start_soon(self.producer_ids.run, self._allocate_producer_ids)  # the first block, at once
+
+    async def _allocate_producer_ids(self) -> tuple[int, int, int]:
+        """AllocateProducerIds to the active controller: (error code, first id, number of ids)."""
+        epoch = self.registration.broker_epoch
+        if epoch < 0:
+            return ErrorCode.BROKER_ID_NOT_REGISTERED, -1, 0  # registering (again): asked after a backoff
+        body = {"broker_id": self.config.node_id, "broker_epoch": epoch}
+        try:
+            answer = await self.channel.send(ALLOCATE_PRODUCER_IDS, 0, body,
+                                             self.config.controller_quorum_request_timeout_ms / 1000,
+                                             lane="producer-ids")  # fmt: skip
+        except ControllerUnavailable:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, 0
+        return answer["error_code"], answer["producer_id_start"], answer["producer_id_len"]
 
     async def _fence_expired_brokers(self) -> None:
         """On the active controller: fence brokers whose session expired."""
@@ -276,6 +284,12 @@ class Broker:
             self.port = listeners[0].socket.getsockname()[1]
             async with trio.open_nursery() as nursery:
                 await self._start_metadata(nursery)
+                # Ready with producer ids to hand out, as a rule: the first
+                # block is one round trip to the controller that just
+                # unfenced us. If it does not come in time the broker serves
+                # anyway and InitProducerId is retriable until it does.
+                with trio.move_on_after(self.config.controller_quorum_request_timeout_ms / 1000):
+                    await self.producer_ids.wait_first_block()
                 for name in self.image.topics:  # configs first, so logs open with them
                     self.log_manager.update_config(name, self.topic_config(name))
                 self._drop_stale_logs(self.image)

@@ -6,6 +6,8 @@
   node's own handler for the API, as if a client had sent it here.
 - BrokerRegistration and BrokerHeartbeat (KIP-631), served by the broker's
   lifecycle code on the active controller.
+- AllocateProducerIds (KIP-730): a block of producer ids for a broker,
+  recorded in the metadata log before the answer.
 
 Only the active controller answers: on any other node the connection is
 closed without an answer, and the sender (forwarding.py) finds the leader
@@ -32,7 +34,7 @@ FORWARDED = (19, 20, 33, 37, 44, 55)
 Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
 
 
-BROKER_REGISTRATION, BROKER_HEARTBEAT = 62, 63
+BROKER_REGISTRATION, BROKER_HEARTBEAT, ALLOCATE_PRODUCER_IDS = 62, 63, 67
 
 
 def controller_apis(broker: Broker) -> Extra:
@@ -44,6 +46,7 @@ def controller_apis(broker: Broker) -> Extra:
             apis[key] = (spec.min_version, spec.max_version, _admin(broker, key))
     apis[BROKER_REGISTRATION] = (0, 4, _on_leader(broker, register))
     apis[BROKER_HEARTBEAT] = (0, 1, _on_leader(broker, heartbeat))
+    apis[ALLOCATE_PRODUCER_IDS] = (0, 0, _on_leader(broker, allocate_producer_ids))
     return apis
 
 
@@ -64,6 +67,12 @@ async def heartbeat(broker: Broker, body: dict) -> dict:
                                                body["want_shut_down"])  # fmt: skip
     return {"throttle_time_ms": 0, "error_code": int(result.error_code), "is_caught_up": result.is_caught_up,
             "is_fenced": result.is_fenced, "should_shut_down": result.should_shut_down}  # fmt: skip
+
+
+async def allocate_producer_ids(broker: Broker, body: dict) -> dict:
+    result = await broker.controller.allocate_producer_ids(body["broker_id"], body["broker_epoch"])
+    return {"throttle_time_ms": 0, "error_code": int(result.error_code),
+            "producer_id_start": result.producer_id_start, "producer_id_len": result.producer_id_len}  # fmt: skip
 
 
 def _on_leader(broker: Broker, serve: Callable[[Broker, dict], Awaitable[dict]]) -> Handler:

@@ -6,8 +6,10 @@ may not use that transactional id: it is fatal in librdkafka, kafka-python
 and the Java client, so a transactional producer fails at once with a clear
 cause, where COORDINATOR_NOT_AVAILABLE (retriable) would make it retry until
 its timeout. An empty transactional id is INVALID_REQUEST, as Kafka's
-TransactionCoordinator answers. If the next id block cannot be persisted the
-answer is COORDINATOR_NOT_AVAILABLE (retriable), and no id is handed out.
+TransactionCoordinator answers. Ids come from blocks the active controller
+allocates (broker/producer_ids.py); while this broker has none (just
+started, or its next block is on its way) the answer is
+COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's.
 
 v0-1 only: v2 is flexible and v3 adds the epoch bump (KIP-360), neither of
 which the clients in the pack need (they send v0 or v1 against a broker whose
@@ -16,11 +18,8 @@ max is 1).
 
 from __future__ import annotations
 
-import logging
-
+from broker.producer_ids import NoProducerIdBlock
 from client.protocol import ErrorCode
-
-log = logging.getLogger(__name__)
 
 API_KEY = 22
 MIN_VERSION = 0
@@ -38,8 +37,7 @@ async def handle(ctx, request: dict) -> dict:
             return _response(ErrorCode.INVALID_REQUEST)
         return _response(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     try:
-        producer_id = ctx.broker.producer_ids().next_id()
-    except OSError as e:
-        log.error("cannot persist the next producer id block: %s", e)
-        return _response(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        producer_id = ctx.broker.producer_ids.next_id()
+    except NoProducerIdBlock:
+        return _response(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
     return _response(ErrorCode.NONE, producer_id, 0)

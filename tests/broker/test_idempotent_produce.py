@@ -6,7 +6,9 @@ import pytest
 import trio
 
 from broker.config import BrokerConfig
+from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
 from broker.server import Broker
+from broker.storage.checkpoint import write_checkpoint
 from client.protocol import ErrorCode
 from client.records import build_batch
 
@@ -37,8 +39,13 @@ def _batch(pid: int, seq: int, n: int = 3, epoch: int = 0) -> bytes:
 
 
 async def _init_producer_id(peer, version: int = 1, transactional_id: str | None = None) -> dict:
+    """Retries COORDINATOR_LOAD_IN_PROGRESS (no producer id block from the controller yet), as clients do."""
     request = {"transactional_id": transactional_id, "transaction_timeout_ms": 60000}
-    return (await _call(peer, 22, version, request))[1]
+    with trio.fail_after(30):
+        while (answer := (await _call(peer, 22, version, request))[1])["error_code"] == \
+                ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
+            await trio.sleep(0.01)
+    return answer
 
 
 @pytest.mark.parametrize("version", [0, 1])
@@ -118,5 +125,36 @@ async def test_state_and_producer_ids_survive_a_restart(tmp_path):
         assert gap["error_code"] == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         assert (await _produce(peer, _batch(pid, 6)))["base_offset"] == 6
         assert (await _fetch(peer))["high_watermark"] == 9
+        await peer.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_single_broker_takes_its_ids_in_blocks_from_its_own_controller_past_each_block(broker):
+    """A quorum of one: the blocks come through the in-process controller and
+    the metadata log; more ids than a block moves on to the next one."""
+    peer = await _connect(broker)
+    ids = [(await _init_producer_id(peer))["producer_id"] for _ in range(PRODUCER_ID_BLOCK_SIZE + 100)]
+    assert ids == sorted(set(ids))  # unique, in order: one block after the other
+    assert broker.image.next_producer_id > ids[-1]  # every id handed out lies below what the log says is next
+
+
+async def test_a_single_broker_with_a_producer_id_block_file_starts_past_it(tmp_path):
+    """A broker from before the controller allocated ids kept its next block
+    in producer-id-block; ids below it may still be in its partitions'
+    producer state, so none of them is handed out again."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_checkpoint(data / "producer-id-block", [(5000,)])
+    async with trio.open_nursery() as nursery:
+        broker = await _start(nursery, data)
+        peer = await _connect(broker)
+        first = (await _init_producer_id(peer))["producer_id"]
+        assert first >= 5000
+        await peer.aclose()
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:  # and after a restart, past the first block too
+        broker = await _start(nursery, data)
+        peer = await _connect(broker)
+        assert (await _init_producer_id(peer))["producer_id"] >= first + PRODUCER_ID_BLOCK_SIZE
         await peer.aclose()
         nursery.cancel_scope.cancel()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from broker.producer_ids import ProducerIdAllocator
 from broker.producer_state import ProducerStateManager, last_sequence, next_sequence
 from client.protocol import ErrorCode
 
@@ -111,17 +110,6 @@ def test_truncation_drops_state_above_the_point():
     assert state.entry(2) is None
     assert state.check(1, 0, 2, 3) == (NONE, None)  # the truncated batch may be written again
     assert state.check(1, 0, 0, 1) == (NONE, 0)
-
-
-def test_producer_ids_never_repeat_across_restarts(tmp_path):
-    path = tmp_path / "producer-id-block"
-    first = ProducerIdAllocator(path, block_size=3)
-    ids = [first.next_id() for _ in range(4)]
-    assert ids == [0, 1, 2, 3]
-    second = ProducerIdAllocator(path, block_size=3)  # a restart: the rest of the block is skipped
-    assert second.next_id() == 6
-    third = ProducerIdAllocator(path, block_size=3)  # a crash right after the block was reserved
-    assert third.next_id() == 9
 
 
 def test_the_least_recent_producer_is_forgotten_past_the_bound():

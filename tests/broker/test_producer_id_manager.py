@@ -1,0 +1,84 @@
+"""A broker's producer ids from the controller's blocks: which id comes next,
+when the next block is asked for (90% into the current one), and what
+happens while there is none."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from broker.producer_ids import NoProducerIdBlock, ProducerIdBlocks, ProducerIdManager, legacy_producer_id_floor
+from broker.storage.checkpoint import CorruptCheckpointError, write_checkpoint
+from client.protocol import ErrorCode
+
+
+def test_ids_come_from_the_current_block_then_the_prefetched_one():
+    blocks = ProducerIdBlocks()
+    with pytest.raises(NoProducerIdBlock):
+        blocks.next_id()
+    assert blocks.wants_block()
+    blocks.add_block(0, 10)
+    taken = [blocks.next_id() for _ in range(8)]
+    assert taken == list(range(8)) and not blocks.wants_block()
+    blocks.next_id()  # the 9th of 10: 90% used
+    assert blocks.wants_block()
+    blocks.add_block(50, 10)  # another broker had the blocks between
+    assert not blocks.wants_block()
+    assert [blocks.next_id() for _ in range(3)] == [9, 50, 51]
+    assert not blocks.wants_block()
+
+
+def test_with_every_block_used_there_is_no_id_until_the_next_block():
+    blocks = ProducerIdBlocks()
+    blocks.add_block(100, 2)
+    assert [blocks.next_id(), blocks.next_id()] == [100, 101]
+    for _ in range(2):
+        with pytest.raises(NoProducerIdBlock):
+            blocks.next_id()
+    blocks.add_block(200, 2)
+    assert blocks.next_id() == 200
+
+
+@pytest.mark.parametrize("start,length", [(5, 10), (14, 10), (20, 0)])
+def test_a_block_overlapping_one_already_taken_or_empty_is_refused(start, length):
+    blocks = ProducerIdBlocks()
+    blocks.add_block(10, 10)
+    with pytest.raises(ValueError):
+        blocks.add_block(start, length)
+    assert blocks.next_id() == 10
+
+
+async def test_the_manager_asks_at_once_then_ahead_of_need_and_retries_errors():
+    answers = [(ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, 0), (ErrorCode.NONE, 0, 10),
+               (ErrorCode.STALE_BROKER_EPOCH, -1, 0), (ErrorCode.NONE, 10, 10)]  # fmt: skip
+    asked = []
+
+    async def allocate():
+        asked.append(len(asked))
+        return answers[len(asked) - 1]
+
+    manager = ProducerIdManager()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run, allocate)
+        with trio.fail_after(10):
+            await manager.wait_first_block()
+        assert len(asked) == 2  # the error, then the first block
+        assert [manager.next_id() for _ in range(8)] == list(range(8))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(asked) == 2  # 80% used: not yet
+        manager.next_id()
+        with trio.fail_after(10):
+            while len(asked) < 4 or manager.blocks.wants_block():
+                await trio.sleep(0.01)
+        assert [manager.next_id() for _ in range(3)] == [9, 10, 11]
+        nursery.cancel_scope.cancel()
+
+
+def test_the_legacy_file_gives_the_floor(tmp_path):
+    assert legacy_producer_id_floor(tmp_path) == 0
+    write_checkpoint(tmp_path / "producer-id-block", [(3000,)])
+    assert legacy_producer_id_floor(tmp_path) == 3000
+    write_checkpoint(tmp_path / "producer-id-block", [("x",)])
+    with pytest.raises(CorruptCheckpointError):
+        legacy_producer_id_floor(tmp_path)
