@@ -42,6 +42,7 @@ LEGACY_FILE_NAME = "producer-id-block"
 PREFETCH_RATIO = 0.9  # ask for the next block once this much of the current one is handed out
 RETRY_BACKOFF_S = 0.1  # Kafka's retry.backoff.ms for a failed AllocateProducerIds
 RETRY_BACKOFF_MAX_S = 1.0
+_PRODUCER_ID_END = 2**63  # producer ids are int64 on the wire
 
 
 class NoProducerIdBlock(Exception):
@@ -94,8 +95,9 @@ class ProducerIdBlocks:
     def add_block(self, start: int, length: int) -> None:
         """A block the controller allocated to this broker; ValueError if it
         overlaps one already taken (it would hand ids out twice)."""
-        if length <= 0 or start < self._seen_end:
-            raise ValueError(f"producer id block [{start}, {start + length}) is empty or not after {self._seen_end}")
+        if length <= 0 or start < self._seen_end or start + length > _PRODUCER_ID_END:
+            raise ValueError(f"producer id block [{start}, {start + length}) is empty, not after {self._seen_end} "
+                             f"or past the int64 range")  # fmt: skip
         block = ProducerIdBlock(start, length)
         self._seen_end = block.end
         if self._current is None or self._next_id >= self._current.end:
@@ -148,8 +150,9 @@ class ProducerIdManager:
                     self._has_block.set()
                     backoff_s = RETRY_BACKOFF_S
                     continue
-            else:
-                log.info("AllocateProducerIds: %s; retrying", ErrorCode(code).name)
+            else:  # once per spell of failures: the controller may be away for a while
+                (log.info if backoff_s == RETRY_BACKOFF_S else log.debug)(
+                    "AllocateProducerIds: error %d; retrying", code)
             await trio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
 
