@@ -210,3 +210,18 @@ async def test_partitions_beyond_the_cluster_limit_are_refused(make_controller):
     (fits,) = await controller.create_partitions([("a", 10)])
     assert fits.error_code == ErrorCode.NONE
     assert set(controller.image.topics) == {"a"} and len(controller.image.topics["a"].partitions) == 10
+
+
+async def test_producer_id_blocks_are_committed_and_a_restarted_controller_continues_after_them(make_controller):
+    c = await make_controller()
+    epoch = c.image.brokers[1].epoch
+    first = await c.allocate_producer_ids(1, epoch)
+    second = await c.allocate_producer_ids(1, epoch)
+    assert (first.error_code, first.producer_id_start, second.producer_id_start) == (E.NONE, 0, 1000)
+    assert c.image.next_producer_id == 2000  # committed and applied before the answer
+    stale = await c.allocate_producer_ids(1, epoch + 1)
+    assert stale.error_code == E.STALE_BROKER_EPOCH and c.image.next_producer_id == 2000
+    await c.close()
+    again = await make_controller()
+    third = await again.allocate_producer_ids(1, again.image.brokers[1].epoch)
+    assert third.producer_id_start == 2000
