@@ -362,6 +362,8 @@ _LOG_NAMES = {
     "log.cleanup.policy": ("cleanup.policy", str),
     "log.cleaner.delete.retention.ms": ("delete.retention.ms", str),
     "log.cleaner.min.compaction.lag.ms": ("min.compaction.lag.ms", str),
+    "log.cleaner.max.compaction.lag.ms": ("max.compaction.lag.ms", str),
+    "log.cleaner.min.cleanable.ratio": ("min.cleanable.dirty.ratio", str),
     "message.max.bytes": ("max.message.bytes", str),
     "log.flush.interval.messages": ("flush.messages", str),
     "log.flush.interval.ms": ("flush.ms", str),

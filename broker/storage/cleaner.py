@@ -2,24 +2,31 @@
 
 One pass over a log (Kafka's LogCleaner, simplified to whole passes):
 
-1. The cleanable range is the segments before the active one whose records
-   are all older than ``min.compaction.lag.ms``. The active segment is never
-   touched.
+1. The range: the clean part (compacted by earlier passes, up to the cleaner
+   checkpoint ``Log.first_dirty_offset``) and the cleanable dirty part after
+   it, up to the first uncleanable offset; cleaner_choice.py has the rules
+   (never the active segment, nothing past the high watermark or younger than
+   ``min.compaction.lag.ms``) and when a log is due for a pass.
 2. An offset map, key digest -> last offset of that key, is built over the
-   cleanable range (16-byte BLAKE2b digests keep memory per key fixed; the map
-   holds at most ``max_map_entries``, so a huge keyspace is cleaned in
-   several passes, segment by segment).
-3. Each group of consecutive cleanable segments (grouped up to
-   ``segment.bytes``) is rewritten into a ``.cleaned`` segment with the same
-   base offset: a batch whose records all survive is copied byte for byte; a
-   batch that loses some is rebuilt with the survivors at their original
-   offsets, codec and producer fields; a batch that loses all is dropped.
-   A record survives when it is its key's latest, and, if a tombstone (null
-   value), while its segment is younger than ``delete.retention.ms``.
+   dirty part only: the clean part already holds one record per key (16-byte
+   BLAKE2b digests keep memory per key fixed; the map holds at most
+   ``max_map_entries``, so a huge keyspace is cleaned in several passes,
+   segment by segment).
+3. Each group of consecutive segments from the log start to the end of the
+   mapped part (grouped up to ``segment.bytes``) is rewritten into a
+   ``.cleaned`` segment with the same base offset: a batch whose records all
+   survive is copied byte for byte; a batch that loses some is rebuilt with
+   the survivors at their original offsets, codec and producer fields; a
+   batch that loses all is dropped. A record survives when no later record
+   of its key is mapped. A tombstone (null value) survives until a pass after
+   the one that cleaned past it finds its segment older than
+   ``delete.retention.ms`` (by its largest timestamp), so a reader from the
+   start has that long to see the delete after the older values went.
    Records without a key cannot be compacted and are dropped (as Kafka).
    Control batches are kept unchanged.
 4. The group is swapped in through ``Log.replace_segments``
    (.cleaned -> .swap -> live name; a crash is finished by Log loading).
+5. The checkpoint moves to the end of the mapped part.
 
 Offsets never change; they only get gaps, which readers skip.
 """
@@ -28,8 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 
+from broker.storage import cleaner_choice
 from broker.storage.batches import validate_batches
 from broker.storage.log import CLEANED_SUFFIX, Log, now_ms
 from broker.storage.log_segment import LogSegment, segment_file_name
@@ -45,6 +54,10 @@ class CleanerStats:
     records_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    first_dirty_offset: int = 0  # the dirty part this pass compacted: [first_dirty_offset, end_offset)
+    end_offset: int = 0
+    tombstones_kept: int = 0
+    duration_ms: float = 0.0
 
 
 def _digest(key: bytes) -> bytes:
@@ -56,59 +69,93 @@ def _batches(seg: LogSegment):
         yield RecordBatch(os.pread(seg.fd, header.length, header.position))
 
 
+def log_facts(log: Log, high_watermark: int | None = None) -> cleaner_choice.LogFacts:
+    """What cleaner_choice needs of ``log`` (the log end when ``high_watermark`` is None)."""
+    end = log.log_end_offset
+    config = log.config
+    return cleaner_choice.LogFacts(
+        name=log.name,
+        segments=tuple(
+            cleaner_choice.SegmentFacts(s.base_offset, s.size, s.rolling_based_timestamp, s.largest_timestamp)
+            for s in log.segments
+        ),
+        log_start_offset=log.log_start_offset,
+        log_end_offset=end,
+        high_watermark=end if high_watermark is None else min(high_watermark, end),
+        first_dirty_offset=log.first_dirty_offset,
+        min_cleanable_dirty_ratio=config.min_cleanable_dirty_ratio,
+        min_compaction_lag_ms=config.min_compaction_lag_ms,
+        max_compaction_lag_ms=config.max_compaction_lag_ms,
+        tombstones_due_ms=log.tombstones_due_ms,
+    )
+
+
 def clean_log(
     log: Log,
     now: int | None = None,
     max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
     high_watermark: int | None = None,
 ) -> CleanerStats:
-    """One compaction pass over ``log``; a no-op unless its policy includes compact.
+    """One compaction pass over ``log``; a no-op unless its policy includes compact
+    and it has a cleanable dirty part or tombstones due for removal.
 
     Only segments wholly below ``high_watermark`` (the log end when None) are
     cleaned: a newer record that is not replicated yet may still be truncated
-    away, so it must not remove an older, committed one.
+    away, so it must not remove an older, committed one. Whether the pass is
+    worth it (the dirty ratio) is the caller's choice: LogManager.compact.
     """
+    started = time.monotonic()
     now = now_ms() if now is None else now
     stats = CleanerStats()
     if not log.config.compact:
         return stats
-    hw = log.log_end_offset if high_watermark is None else high_watermark
-    lag = log.config.min_compaction_lag_ms
+    facts = log_facts(log, high_watermark)
+    dirty = cleaner_choice.first_dirty_offset(facts)
+    uncleanable = max(dirty, cleaner_choice.first_uncleanable_offset(facts, now))
+    stats.first_dirty_offset = stats.end_offset = dirty
     segments = log.segments
-    cleanable: list[LogSegment] = []
-    for seg, after in zip(segments, segments[1:]):
-        if after.base_offset > hw or (seg.size and seg.largest_timestamp > now - lag):
-            break
-        cleanable.append(seg)
+    ends = [s.base_offset for s in segments[1:]] + [log.log_end_offset]
+    in_range = [(s, end) for s, end in zip(segments, ends) if s.base_offset < uncleanable]
 
     offset_map: dict[bytes, int] = {}
-    mapped: list[LogSegment] = []
-    for seg in cleanable:
+    end_offset = dirty
+    for seg, end in in_range:
+        if end <= dirty:
+            continue  # clean: one record per key already
         for batch in _batches(seg):
             if batch.is_control:
                 continue
             for record in batch.records():
                 if record.key is not None:
                     offset_map[_digest(record.key)] = record.offset
-        mapped.append(seg)
+        end_offset = end
         if len(offset_map) >= max_map_entries:
             break  # the rest waits for the next pass
-    if not mapped:
+    tombstones_due = log.tombstones_due_ms is not None and log.tombstones_due_ms <= now
+    if end_offset == dirty and not tombstones_due:
         return stats
+    to_clean = [seg for seg, end in in_range if end <= end_offset]
+    clean_bases = {seg.base_offset for seg, end in in_range if end <= dirty}
 
-    for group in _group(mapped, log.config.segment_bytes):
-        tombstone_horizon = now - log.config.delete_retention_ms
+    tombstone_horizon = now - log.config.delete_retention_ms
+    kept_tombstones_due: int | None = None
+    for group in _group(to_clean, log.config.segment_bytes):
         for ext in (".log", ".index", ".timeindex"):  # what a failed earlier pass left
             (log.dir / segment_file_name(group[0].base_offset, ext, CLEANED_SUFFIX)).unlink(missing_ok=True)
         cleaned = LogSegment(log.dir, group[0].base_offset, log.config, suffix=CLEANED_SUFFIX)
         try:
             cleaned.make_active()
             for seg in group:
-                keep_tombstones = seg.largest_timestamp > tombstone_horizon
+                was_clean = seg.base_offset in clean_bases
+                keep_tombstones = not was_clean or seg.largest_timestamp > tombstone_horizon
+                kept_before = stats.tombstones_kept
                 for batch in _batches(seg):
                     kept = _filter_batch(batch, offset_map, keep_tombstones, stats)
                     if kept is not None:
                         cleaned.append([kept], validate_batches(kept, 2**31 - 1), len(kept))
+                if stats.tombstones_kept > kept_before:
+                    due = seg.largest_timestamp + log.config.delete_retention_ms
+                    kept_tombstones_due = due if kept_tombstones_due is None else min(kept_tombstones_due, due)
                 stats.bytes_before += seg.size
             cleaned.on_become_inactive()
         except BaseException:
@@ -117,6 +164,9 @@ def clean_log(
         stats.bytes_after += cleaned.size
         stats.segments_cleaned += len(group)
         log.replace_segments(group, cleaned, now)
+    log.first_dirty_offset = stats.end_offset = end_offset
+    log.tombstones_due_ms = kept_tombstones_due
+    stats.duration_ms = (time.monotonic() - started) * 1000
     return stats
 
 
@@ -134,6 +184,7 @@ def _filter_batch(batch: RecordBatch, offset_map: dict[bytes, int], keep_tombsto
         and (r.value is not None or keep_tombstones)
     ]
     stats.records_removed += len(records) - len(survivors)
+    stats.tombstones_kept += sum(1 for r in survivors if r.value is None)
     if len(survivors) == len(records):
         return bytes(batch.buffer)
     if not survivors:

@@ -93,6 +93,10 @@ class Log:
         self._dir_changed = False  # files created or renamed since the last flush
         self._unflushed_records = 0
         self._last_flush_ms = now_ms()
+        # The cleaner's state (cleaner.py), in memory: after a restart the
+        # whole log counts as dirty once, which costs one pass, never a record.
+        self.first_dirty_offset: int | None = None  # where the last compaction pass ended
+        self.tombstones_due_ms: int | None = None  # when tombstones a pass kept may go
         self._load(recovery_point, log_start_offset, clean_shutdown)
 
     # -- loading and recovery -------------------------------------------------
@@ -482,6 +486,8 @@ class Log:
         self.active.make_active()
         self.epoch_cache.truncate_from_end(self.log_end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        if self.first_dirty_offset is not None:  # what comes again past the end is dirty
+            self.first_dirty_offset = min(self.first_dirty_offset, self.log_end_offset)
         return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -496,6 +502,7 @@ class Log:
         self.epoch_cache.clear()
         self.log_start_offset = self.recovery_point = offset
         self._unflushed_records = 0
+        self.first_dirty_offset = self.tombstones_due_ms = None
 
     def _drop_segments(self, doomed: list[LogSegment], now: int) -> None:
         for seg in doomed:

@@ -27,7 +27,9 @@ class LogConfig:
     retention_bytes: int = -1  # -1: no size limit
     cleanup_policy: tuple[str, ...] = ("delete",)  # "delete", "compact" or both
     delete_retention_ms: int = 24 * 3600 * 1000  # how long compaction keeps tombstones
-    min_compaction_lag_ms: int = 0
+    min_compaction_lag_ms: int = 0  # records younger than this are not compacted
+    max_compaction_lag_ms: int = _INT64_MAX  # a dirty record this old forces a pass
+    min_cleanable_dirty_ratio: float = 0.5  # dirty share of the cleanable part that earns a pass
     max_message_bytes: int = 1024 * 1024 + 12  # largest record batch accepted
     # Kafka's defaults: never fsync on a count or a timer; replication gives
     # durability. flush_messages=1 is "fsync every batch" for single-node users.
@@ -48,6 +50,15 @@ class LogConfig:
         _at_least("retention.bytes", self.retention_bytes, -1)
         _at_least("delete.retention.ms", self.delete_retention_ms, 0)
         _at_least("min.compaction.lag.ms", self.min_compaction_lag_ms, 0)
+        _at_least("max.compaction.lag.ms", self.max_compaction_lag_ms, 1)
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms:  # Kafka refuses this pair too
+            raise ConfigError(
+                f"min.compaction.lag.ms ({self.min_compaction_lag_ms}) must not exceed "
+                f"max.compaction.lag.ms ({self.max_compaction_lag_ms})"
+            )
+        ratio = self.min_cleanable_dirty_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise ConfigError(f"min.cleanable.dirty.ratio must be a number in [0, 1], not {ratio!r}")
         _at_least("max.message.bytes", self.max_message_bytes, 0)
         _at_least("flush.messages", self.flush_messages, 1)
         _at_least("flush.ms", self.flush_ms, 0)
@@ -78,6 +89,11 @@ class LogConfig:
                 changes[attr] = tuple(p.strip() for p in str(raw).split(",") if p.strip())
             elif attr == "message_timestamp_type":
                 changes[attr] = str(raw)
+            elif attr == "min_cleanable_dirty_ratio":
+                try:
+                    changes[attr] = float(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, not {raw!r}") from None
             else:
                 try:
                     changes[attr] = int(raw)

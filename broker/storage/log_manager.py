@@ -24,7 +24,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from broker.storage.cleaner import clean_log
+from broker.storage.cleaner import clean_log, log_facts
+from broker.storage.cleaner_choice import logs_to_clean
 from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
 from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
@@ -40,8 +41,6 @@ DELETE_DIR_SUFFIX = "-delete"
 INTERNAL_DIR_PREFIX = "__cluster_metadata-"
 
 
-MIN_CLEANABLE_DIRTY_RATIO = 0.5  # Kafka's default min.cleanable.dirty.ratio
-
 class LogManager:
     def __init__(self, data_dirs: list[Path], default_config: LogConfig | None = None) -> None:
         if not data_dirs:
@@ -54,7 +53,6 @@ class LogManager:
         self._locks: list[int] = []
         self._deleting: list[tuple[int, Log, Path]] = []  # (remove at ms, log, renamed dir)
         self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
-        self._clean_sizes: dict[tuple[str, int], int] = {}  # a log's size after its last pass
         self.had_clean_shutdown: dict[Path, bool] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -216,26 +214,44 @@ class LogManager:
         return deleted
 
     def compact(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:
-        """One compaction pass over every log with cleanup.policy compact; returns segments cleaned.
+        """Compaction passes over the logs due for one (cleaner_choice.py: dirty
+        ratio over the cleanable part, max.compaction.lag.ms, tombstones due),
+        filthiest first; returns segments cleaned. Each pass is logged at INFO.
 
         A log whose pass fails (say, a batch whose records do not decode) is
         logged and marked uncleanable, as Kafka does, and the others go on.
         """
         now = now_ms() if now is None else now
-        cleaned = 0
-        for tp, lg in self._logs.items():
-            if not lg.config.compact or tp in self.uncleanable:
-                continue
-            # Kafka's min.cleanable.dirty.ratio (0.5): a pass only once at least
-            # half the log was written since the last one, so a compacted log
-            # is not rewritten over and over for nothing.
-            size = lg.size_bytes
-            if size - self._clean_sizes.get(tp, 0) < MIN_CLEANABLE_DIRTY_RATIO * size:
-                continue
+        hws = high_watermarks or {}
+        candidates = {
+            lg.name: (tp, lg)
+            for tp, lg in self._logs.items()
+            if lg.config.compact and tp not in self.uncleanable
+        }
+        facts = []
+        for tp, lg in candidates.values():
             try:
-                cleaned += clean_log(lg, now, high_watermark=(high_watermarks or {}).get(tp)).segments_cleaned
-                self._clean_sizes[tp] = lg.size_bytes
+                facts.append(log_facts(lg, hws.get(tp)))
             except Exception:
-                log.exception("%s: compaction failed; the partition is marked uncleanable", lg.name)
-                self.uncleanable.add(tp)
+                self._mark_uncleanable(tp, lg)
+        cleaned = 0
+        for chosen in logs_to_clean(facts, now):
+            tp, lg = candidates[chosen.name]
+            try:
+                stats = clean_log(lg, now, high_watermark=hws.get(tp))
+            except Exception:
+                self._mark_uncleanable(tp, lg)
+                continue
+            cleaned += stats.segments_cleaned
+            log.info(
+                "cleaned log %s (due to %s; dirty ratio %.2f): dirty offsets [%d, %d), %d segments, "
+                "%d -> %d bytes, %d of %d records removed, %d tombstones kept, in %.1f ms",
+                lg.name, chosen.reason, chosen.dirty_ratio, stats.first_dirty_offset, stats.end_offset,
+                stats.segments_cleaned, stats.bytes_before, stats.bytes_after, stats.records_removed,
+                stats.records_read, stats.tombstones_kept, stats.duration_ms,
+            )  # fmt: skip
         return cleaned
+
+    def _mark_uncleanable(self, tp: tuple[str, int], lg: Log) -> None:
+        log.exception("%s: compaction failed; the partition is marked uncleanable", lg.name)
+        self.uncleanable.add(tp)

@@ -91,3 +91,17 @@ def test_a_malformed_properties_line_is_an_error_with_its_line_number(tmp_path):
     path.write_text("node.id=1\njust words\n")
     with pytest.raises(ConfigError, match="bad.properties:2"):
         load_properties(path)
+
+
+def test_the_cleaners_choice_configs_have_kafkas_names_defaults_and_limits():
+    assert (LogConfig().min_cleanable_dirty_ratio, LogConfig().max_compaction_lag_ms) == (0.5, 2**63 - 1)
+    props = {"log.cleaner.min.cleanable.ratio": "0.1", "log.cleaner.max.compaction.lag.ms": "60000"}
+    defaults = BrokerConfig.from_properties(props).log_defaults
+    assert (defaults.min_cleanable_dirty_ratio, defaults.max_compaction_lag_ms) == (0.1, 60000)
+    topic = LogConfig.from_properties({"min.cleanable.dirty.ratio": "0.25"})
+    assert topic.to_properties()["min.cleanable.dirty.ratio"] == "0.25"
+    for bad in ({"min.cleanable.dirty.ratio": "half"}, {"min.cleanable.dirty.ratio": "1.5"},
+                {"min.cleanable.dirty.ratio": "nan"}, {"max.compaction.lag.ms": "0"},
+                {"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            LogConfig.from_properties(bad)

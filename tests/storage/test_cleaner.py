@@ -127,3 +127,49 @@ def test_an_interrupted_swap_is_completed_on_load(tmp_path):
     again = Log(tmp_path / "state-0", CONFIG, recovery_point=0)
     assert [(r.offset, r.key, r.value) for r in read_all(again)] == want
     assert not list((tmp_path / "state-0").glob("*.swap"))
+
+
+def test_a_tombstone_outlives_the_pass_that_first_cleans_past_it(tmp_path):
+    # Written long ago and first seen now: a reader from the start still gets
+    # delete.retention.ms to see the delete after the older value went.
+    log = Log(tmp_path / "state-0", CONFIG)
+    _put(log, [(b"gone", b"x"), (b"kept", b"y")])
+    _put(log, [(b"gone", None)])
+    for i in range(20):
+        _put(log, [(b"filler-%d" % i, b"." * 40)])
+    late = BASE_TS + 10 * CONFIG.delete_retention_ms
+    clean_log(log, now=late)
+    keys = [(r.key, r.value) for r in read_all(log)]
+    assert (b"gone", None) in keys and (b"gone", b"x") not in keys
+    assert log.tombstones_due_ms is not None and log.tombstones_due_ms <= late
+    clean_log(log, now=late + 1)
+    assert b"gone" not in [r.key for r in read_all(log)]
+
+
+def test_later_passes_clean_the_clean_part_against_the_new_dirty_records(tmp_path):
+    log = Log(tmp_path / "state-0", CONFIG)
+    for i in range(30):
+        _put(log, [(b"k%d" % (i % 4), b"a%d" % i + b"." * 20)])
+    first = clean_log(log, now=BASE_TS + 1000)
+    assert first.first_dirty_offset == 0 and first.end_offset == log.first_dirty_offset > 0
+    for i in range(30):
+        _put(log, [(b"k%d" % (i % 4), b"b%d" % i + b"." * 20)])
+    second = clean_log(log, now=BASE_TS + 2000)
+    assert second.first_dirty_offset == first.end_offset and second.end_offset > first.end_offset
+    below = [r for r in read_all(log) if r.offset < log.first_dirty_offset]
+    assert len({r.key for r in below}) == len(below)  # one record per key in the clean part
+    assert all(r.value.startswith(b"b") for r in below)
+
+
+def test_a_full_offset_map_ends_the_pass_early_and_the_next_pass_goes_on_from_there(tmp_path):
+    log = Log(tmp_path / "state-0", CONFIG)
+    for i in range(60):
+        _put(log, [(b"k%d" % i, b"v%d" % i + b"." * 30)])
+    for i in range(60):
+        _put(log, [(b"k%d" % i, b"w%d" % i + b"." * 30)])
+    first = clean_log(log, now=BASE_TS + 1000, max_map_entries=10)
+    assert 0 < first.end_offset < log.active.base_offset
+    while log.first_dirty_offset < log.active.base_offset:
+        clean_log(log, now=BASE_TS + 1000, max_map_entries=10)
+    below = [r for r in read_all(log) if r.offset < log.active.base_offset]
+    assert len({r.key for r in below}) == len(below)

@@ -166,3 +166,60 @@ def test_compact_runs_over_compacted_topics_only(tmp_path):
         compacted.append_as_leader(batch, leader_epoch=0)
     assert manager.compact(now=1_700_000_100_000) > 0
     manager.shutdown()
+
+
+def test_bytes_in_the_active_segment_at_a_pass_are_not_counted_as_clean(tmp_path):
+    """The issue's condition: a pass ran while most of the log was one big
+    batch in the active segment; those bytes were then taken as clean, so
+    later appends smaller than them never made the log dirty enough again and
+    the big batch, once rolled, was never compacted."""
+    import dataclasses
+
+    from client.records import build_batch
+
+    ts = 1_700_000_000_000
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    manager.update_config("state", dataclasses.replace(CONFIG, cleanup_policy=("compact",), segment_bytes=2048))
+    lg = manager.get_or_create_log("state", 0)
+    lg.append_as_leader(build_batch([(b"k%d" % i, b"a" * 20, ts, ()) for i in range(5)]), leader_epoch=0)
+    # One batch of 200 updates of the same 5 keys, larger than a segment: it
+    # fills the active segment on its own.
+    big = build_batch([(b"k%d" % (i % 5), b"b%d" % i + b"." * 20, ts + 1, ()) for i in range(200)])
+    lg.append_as_leader(big, leader_epoch=0)
+    manager.compact(now=ts + 10_000)
+    # A smaller append rolls the big batch out of the active segment.
+    lg.append_as_leader(build_batch([(b"other", b"c" * 100, ts + 2, ())]), leader_epoch=0)
+    assert manager.compact(now=ts + 20_000) > 0
+    keys = [r.key for r in read_all(lg) if r.offset < lg.active.base_offset]
+    assert sorted(keys) == sorted({b"k%d" % i for i in range(5)})  # one record per key below the active segment
+    manager.shutdown()
+
+
+def test_a_kept_tombstone_goes_once_delete_retention_ms_has_passed_without_further_writes(tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    from client.records import build_batch
+
+    ts = 1_700_000_000_000
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    config = dataclasses.replace(CONFIG, cleanup_policy=("compact",), segment_bytes=400, delete_retention_ms=1000)
+    manager.update_config("state", config)
+    lg = manager.get_or_create_log("state", 0)
+    for i in range(10):
+        lg.append_as_leader(build_batch([(b"k%d" % (i % 3), b"v%d" % i + b"." * 40, ts + i, ())]), leader_epoch=0)
+    lg.append_as_leader(build_batch([(b"k0", None, ts + 10, ())]), leader_epoch=0)
+    for i in range(10):
+        lg.append_as_leader(build_batch([(b"f%d" % i, b"." * 60, ts + 11, ())]), leader_epoch=0)
+    with caplog.at_level(logging.INFO, logger="broker.storage.log_manager"):
+        assert manager.compact(now=ts + 500) > 0  # the tombstone is younger than delete.retention.ms
+    assert (b"k0", None) in [(r.key, r.value) for r in read_all(lg)]
+    line = next(r.getMessage() for r in caplog.records if "cleaned log state-0" in r.getMessage())
+    assert "bytes" in line and " ms" in line and "1 tombstones kept" in line
+    assert manager.compact(now=ts + 900) == 0  # not due yet, nothing dirty
+    assert manager.compact(now=ts + 1_100) > 0  # due: no append needed
+    assert b"k0" not in [r.key for r in read_all(lg)]
+    assert lg.tombstones_due_ms is None
+    manager.shutdown()
