@@ -365,3 +365,88 @@ int rl_decode_records(const uint8_t *buf, size_t len, size_t count,
     }
     return pos == len ? RL_DECODE_OK : RL_DECODE_MALFORMED;
 }
+
+/* ---- check_records: the broker's walk of every batch it accepts.
+ * Nothing is kept, so it costs one pass over the bytes; the checks are
+ * rl_decode_records' plus what Kafka's broker refuses on top: offset deltas
+ * 0, 1, ... in order, and header keys that are UTF-8 (Python's strict
+ * decoder: no overlong forms, no surrogates, nothing past U+10FFFF), since
+ * consumers that decode keys as text stop at one that is not. */
+
+static int utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i], lo = 0x80, hi = 0xBF;
+        size_t need, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c == 0xE0)
+            need = 2, lo = 0xA0;
+        else if (c == 0xED)
+            need = 2, hi = 0x9F; /* U+D800..DFFF are surrogates */
+        else if (c >= 0xE1 && c <= 0xEF)
+            need = 2;
+        else if (c == 0xF0)
+            need = 3, lo = 0x90;
+        else if (c == 0xF4)
+            need = 3, hi = 0x8F;
+        else if (c >= 0xF1 && c <= 0xF3)
+            need = 3;
+        else
+            return 0;
+        if (need > n - i - 1 || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (k = 2; k <= need; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+int rl_check_records(const uint8_t *buf, size_t len, size_t count, size_t *at)
+{
+    size_t pos = 0, i, j;
+
+    for (i = 0; i < count; i++) {
+        int32_t body, offset_delta, header_count, key_len, value_len;
+        int64_t timestamp_delta;
+        size_t end, key_pos, value_pos;
+
+        *at = i;
+        if (pos == len)
+            return RL_RECORDS_TOO_FEW;
+        if (read_varint(buf, &pos, len, &body) || body <= 0 || (size_t)body > len - pos)
+            return RL_RECORDS_MALFORMED;
+        end = pos + (size_t)body;
+        pos++; /* attributes: unused by v2 records */
+        if (read_varlong(buf, &pos, end, &timestamp_delta)
+            || read_varint(buf, &pos, end, &offset_delta))
+            return RL_RECORDS_MALFORMED;
+        if (offset_delta < 0 || (size_t)offset_delta != i)
+            return RL_RECORDS_BAD_OFFSET_DELTA;
+        if (read_field(buf, &pos, end, &key_pos, &key_len)
+            || read_field(buf, &pos, end, &value_pos, &value_len)
+            || read_varint(buf, &pos, end, &header_count)
+            || header_count < 0
+            || (size_t)header_count > (end - pos) / MIN_HEADER_BYTES)
+            return RL_RECORDS_MALFORMED;
+        for (j = 0; j < (size_t)header_count; j++) {
+            if (read_field(buf, &pos, end, &key_pos, &key_len))
+                return RL_RECORDS_MALFORMED;
+            if (key_len < 0 || !utf8_valid(buf + key_pos, (size_t)key_len))
+                return RL_RECORDS_BAD_HEADER_KEY;
+            if (read_field(buf, &pos, end, &value_pos, &value_len))
+                return RL_RECORDS_MALFORMED;
+        }
+        if (pos != end) /* fields must fill the declared length exactly */
+            return RL_RECORDS_MALFORMED;
+    }
+    *at = count;
+    return pos == len ? RL_RECORDS_OK : RL_RECORDS_TOO_MANY;
+}
