@@ -409,44 +409,100 @@ static int utf8_valid(const uint8_t *s, size_t n)
     return 1;
 }
 
+/* The walk's varint reads, inlined with one- and two-byte fast paths (most
+ * of a records area: lengths and deltas under 8192); the rest go to
+ * read_raw, so the results are read_varint's and read_varlong's. */
+#if defined(__GNUC__)
+#define RL_INLINE static inline __attribute__((always_inline))
+#else
+#define RL_INLINE static inline
+#endif
+
+RL_INLINE int walk_raw(const uint8_t *buf, size_t *pos, size_t end, unsigned max_bytes,
+                       uint64_t *raw)
+{
+    size_t p = *pos;
+    if (p < end && buf[p] < 0x80) {
+        *raw = buf[p];
+        *pos = p + 1;
+        return 0;
+    }
+    if (end - p >= 2 && buf[p + 1] < 0x80) { /* buf[p] continues: it is not the one-byte case */
+        *raw = (uint64_t)(buf[p] & 0x7f) | (uint64_t)buf[p + 1] << 7;
+        *pos = p + 2;
+        return 0;
+    }
+    return read_raw(buf, pos, end, max_bytes, raw);
+}
+
+RL_INLINE int walk_varint(const uint8_t *buf, size_t *pos, size_t end, int32_t *out)
+{
+    uint64_t raw;
+    if (walk_raw(buf, pos, end, 5, &raw))
+        return -1;
+    *out = (int32_t)unzigzag(raw & 0xffffffffu);
+    return 0;
+}
+
+/* Skips a length-prefixed field; its length in *len (-1 = null). */
+RL_INLINE int walk_field(const uint8_t *buf, size_t *pos, size_t end, int32_t *len)
+{
+    if (walk_varint(buf, pos, end, len) || *len < -1)
+        return -1;
+    if (*len > 0) {
+        if ((size_t)*len > end - *pos)
+            return -1;
+        *pos += (size_t)*len;
+    }
+    return 0;
+}
+
 int rl_check_records(const uint8_t *buf, size_t len, size_t count, size_t *at)
 {
     size_t pos = 0, i, j;
 
     for (i = 0; i < count; i++) {
         int32_t body, offset_delta, header_count, key_len, value_len;
-        int64_t timestamp_delta;
-        size_t end, key_pos, value_pos;
+        uint64_t timestamp_delta;
+        size_t end;
 
-        *at = i;
-        if (pos == len)
+        if (pos == len) {
+            *at = i;
             return RL_RECORDS_TOO_FEW;
-        if (read_varint(buf, &pos, len, &body) || body <= 0 || (size_t)body > len - pos)
-            return RL_RECORDS_MALFORMED;
+        }
+        if (walk_varint(buf, &pos, len, &body) || body <= 0 || (size_t)body > len - pos)
+            goto malformed;
         end = pos + (size_t)body;
         pos++; /* attributes: unused by v2 records */
-        if (read_varlong(buf, &pos, end, &timestamp_delta)
-            || read_varint(buf, &pos, end, &offset_delta))
-            return RL_RECORDS_MALFORMED;
-        if (offset_delta < 0 || (size_t)offset_delta != i)
+        if (walk_raw(buf, &pos, end, 10, &timestamp_delta) /* a varlong: any value will do */
+            || walk_varint(buf, &pos, end, &offset_delta))
+            goto malformed;
+        if (offset_delta < 0 || (size_t)offset_delta != i) {
+            *at = i;
             return RL_RECORDS_BAD_OFFSET_DELTA;
-        if (read_field(buf, &pos, end, &key_pos, &key_len)
-            || read_field(buf, &pos, end, &value_pos, &value_len)
-            || read_varint(buf, &pos, end, &header_count)
+        }
+        if (walk_field(buf, &pos, end, &key_len)
+            || walk_field(buf, &pos, end, &value_len)
+            || walk_varint(buf, &pos, end, &header_count)
             || header_count < 0
             || (size_t)header_count > (end - pos) / MIN_HEADER_BYTES)
-            return RL_RECORDS_MALFORMED;
+            goto malformed;
         for (j = 0; j < (size_t)header_count; j++) {
-            if (read_field(buf, &pos, end, &key_pos, &key_len))
-                return RL_RECORDS_MALFORMED;
-            if (key_len < 0 || !utf8_valid(buf + key_pos, (size_t)key_len))
+            if (walk_field(buf, &pos, end, &key_len))
+                goto malformed;
+            if (key_len < 0 || !utf8_valid(buf + pos - (size_t)key_len, (size_t)key_len)) {
+                *at = i;
                 return RL_RECORDS_BAD_HEADER_KEY;
-            if (read_field(buf, &pos, end, &value_pos, &value_len))
-                return RL_RECORDS_MALFORMED;
+            }
+            if (walk_field(buf, &pos, end, &value_len))
+                goto malformed;
         }
         if (pos != end) /* fields must fill the declared length exactly */
-            return RL_RECORDS_MALFORMED;
+            goto malformed;
     }
     *at = count;
     return pos == len ? RL_RECORDS_OK : RL_RECORDS_TOO_MANY;
+malformed:
+    *at = i;
+    return RL_RECORDS_MALFORMED;
 }

@@ -23,7 +23,17 @@ from native import (
 )
 
 from .equivalence import BUFFER_KINDS, assert_same, equivalence_settings
-from .test_native_equivalence_records import BASE, FAULT_AT, FAULTS, RECORDS, SIMPLE_RECORDS, build_area, columns
+from .test_native_equivalence_records import (
+    BASE,
+    FAULT_AT,
+    FAULTS,
+    RECORDS,
+    SIMPLE_RECORDS,
+    VARINT_BYTES,
+    build_area,
+    columns,
+    varint,
+)
 
 
 @equivalence_settings
@@ -58,6 +68,26 @@ def test_check_records_matches_twin_on_faulty_areas(records, faults, kind):
             twin.decode_records(data, count)
         except ValueError:
             assert status != RECORDS_OK  # the walk never lets through what consumers cannot decode
+
+
+@equivalence_settings
+@given(ts=VARINT_BYTES, offset=VARINT_BYTES, length=st.one_of(st.none(), VARINT_BYTES))
+def test_varint_and_varlong_reads_match_twin(ts, offset, length):
+    body = b"\x00" + ts + offset + b"\x01\x01\x00"  # attributes, deltas, null key and value, no headers
+    assert_same("check_records", (varint(len(body)) if length is None else length) + body, 1)
+
+
+@equivalence_settings
+@given(sizes=st.lists(st.one_of(st.integers(0, 70), st.integers(8180, 8200), st.integers(60, 20_000)), max_size=4),
+       where=st.integers(0, 10**6), byte=st.integers(0, 255))  # fmt: skip
+def test_one_two_and_three_byte_lengths_match_twin(sizes, where, byte):
+    """Lengths around the walk's fast paths (1 byte under 64, 2 under 8192)."""
+    records = [(0, None, b"v" * n, [("k" * (n % 100), b"h" * n)]) for n in sizes]
+    data = twin.encode_records(*columns(records))
+    assert assert_same("check_records", data, len(sizes))[1] == (RECORDS_OK, len(sizes))
+    if data:
+        at = where % len(data)
+        assert_same("check_records", data[:at] + bytes([byte]) + data[at + 1 :], len(sizes))
 
 
 @equivalence_settings
