@@ -2,6 +2,7 @@
 
     python -m bench.broker_bench [--records N] [--records-1k N] [--runs 3]
                                  [--kcat-records N] [--rtt 1000]
+                                 [--codecs none,lz4,gzip,zstd] [--produce-only]
 
 Starts a riverlog broker (fresh data dir under bench/results/) and the
 stand-in (bench/standin_server.py: answers Produce, stores nothing), then:
@@ -15,6 +16,11 @@ stand-in (bench/standin_server.py: answers Produce, stores nothing), then:
   server process's CPU seconds per GB of payload (/proc/PID/stat utime+stime
   before and after the run). The ratio riverlog / stand-in of the median
   records/s is the broker's efficiency.
+* with ``--codecs``, the produce rows again with each ``compression.type``
+  given (acks=1 only: on one node acks=all waits for the same thing). The
+  stand-in never decompresses; riverlog decompresses and walks every
+  batch's records before appending (``bench.records_check_bench`` times that
+  part alone). ``--produce-only`` leaves out kcat, consume and round trip.
 * kcat (if installed): ``kcat -P -l FILE`` of 100-byte lines with acks=1,
   timed from process start to exit (includes kcat's start-up and metadata).
 * consume: a librdkafka consumer reading every 1 KiB record from offset 0
@@ -86,7 +92,7 @@ def _worker_produce(a: dict) -> dict:
         "acks": a["acks"],
         "linger.ms": a.get("linger_ms", 5),
         "batch.size": 1_000_000,
-        "compression.type": "none",
+        "compression.type": a.get("compression", "none"),
         "enable.idempotence": False,
         "queue.buffering.max.messages": 2_000_000,
         "queue.buffering.max.kbytes": 2_000_000,
@@ -298,97 +304,21 @@ def run(args) -> dict:
         broker.start()
         standin.start()
         servers = {"riverlog": broker, "standin": standin}
-        topics = {100: "bench-100", 1024: "bench-1024"}
-        _create_topics(broker.bootstrap, [*topics.values(), "bench-kcat", "bench-rtt"])
-
         sizes = {100: args.records, 1024: args.records_1k}
-        for size, n in sizes.items():
-            for acks in ("1", "all"):
-                row = {"size": size, "acks": acks, "records": n, "runs": {"riverlog": [], "standin": []}}
-                for r in range(args.runs):
-                    for name, server in servers.items():
-                        pid = server.proc.pid
-                        settle()
-                        user0, sys0 = _cpu_split(pid)
-                        res = run_worker("bench.broker_bench", "produce", {"bootstrap": server.bootstrap, "topic": topics[size],
-                                                      "size": size, "acks": acks, "records": n,
-                                                      "timeout": args.timeout},
-                                          timeout=args.timeout + 60)  # fmt: skip
-                        user1, sys1 = _cpu_split(pid)
-                        if "error" not in res:
-                            gb = res["delivered"] * size / 1e9
-                            res["server_cpu_s"] = cpu = user1 - user0 + sys1 - sys0
-                            res["server_cpu_s_per_gb"] = cpu / gb if gb else None
-                            # the kernel's share: copies into the page cache, and on a VM the
-                            # host's first touch of each new page (see README)
-                            res["server_sys_s_per_gb"] = (sys1 - sys0) / gb if gb else None
-                        row["runs"][name].append(res)
-                        print(f"  produce {size}B acks={acks} run {r + 1} {name}: "
-                              + (res["error"] if "error" in res else
-                                 f"{res['records_per_s']:,.0f} rec/s p50 {res['p50_ms']:.1f} ms"), flush=True)  # fmt: skip
-                for name in servers:
-                    ok = [x for x in row["runs"][name] if "error" not in x]
-                    row[name] = {k: median([x.get(k) for x in ok])
-                                 for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb",
-                                           "server_sys_s_per_gb")}  # fmt: skip
-                rl, si = row["riverlog"]["records_per_s"], row["standin"]["records_per_s"]
-                row["ratio"] = rl / si if rl and si else None
-                report["produce"].append(row)
+        # A topic per size and codec: the consume row reads the uncompressed 1 KiB one.
+        topics = {(size, codec): f"bench-{size}" + ("" if codec == "none" else f"-{codec}")
+                  for size in sizes for codec in args.codecs}  # fmt: skip
+        names = [*topics.values(), "bench-1024", "bench-kcat", "bench-rtt"]
+        _create_topics(broker.bootstrap, list(dict.fromkeys(names)))
 
-        if shutil.which("kcat"):
-            lines = work / "lines100.txt"
-            with open(lines, "wb") as f:
-                f.write((b"y" * 100 + b"\n") * args.kcat_records)
-            for name, server in servers.items():
-                runs = []
-                for _ in range(args.runs):
-                    settle()
-                    cpu0 = _cpu_seconds(server.proc.pid)
-                    res = _kcat(server.bootstrap, "bench-kcat", lines, args.kcat_records, args.timeout)
-                    res["server_cpu_s"] = _cpu_seconds(server.proc.pid) - cpu0
-                    runs.append(res)
-                    print(f"  kcat {name}: " + res.get("error", f"{res.get('records_per_s', 0):,.0f} rec/s"), flush=True)
-                ok = [x for x in runs if "error" not in x]
-                report["kcat"][name] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
-                                        "mb_per_s": median([x["mb_per_s"] for x in ok])}  # fmt: skip
-            rl, si = (report["kcat"][k]["records_per_s"] for k in ("riverlog", "standin"))
-            report["kcat"]["ratio"] = rl / si if rl and si else None
-        else:
-            report["kcat"] = {"error": "kcat not installed"}
+        for codec in args.codecs:
+            for size, n in sizes.items():
+                for acks in ("1", "all") if codec == "none" else ("1",):
+                    row = _produce_row(args, servers, topics[size, codec], size, n, acks, codec)
+                    report["produce"].append(row)
 
-        runs = []
-        for _ in range(args.runs):
-            settle()
-            cpu0 = _cpu_seconds(broker.proc.pid)
-            runs.append(run_worker("bench.broker_bench", "consume", {"bootstrap": broker.bootstrap, "topic": topics[1024],
-                                                "timeout": args.timeout}, timeout=args.timeout + 60))  # fmt: skip
-            if "error" not in runs[-1]:
-                gb = runs[-1]["mb_per_s"] * runs[-1]["seconds"] / 1000
-                runs[-1]["broker_cpu_s_per_gb"] = (_cpu_seconds(broker.proc.pid) - cpu0) / gb if gb else None
-            print("  consume 1KiB riverlog: " + runs[-1].get("error", f"{runs[-1].get('records_per_s', 0):,.0f} rec/s"
-                                                         f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
-                  flush=True)  # fmt: skip
-        ok = [x for x in runs if "error" not in x]
-        report["consume"] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
-                             "mb_per_s": median([x["mb_per_s"] for x in ok]),
-                             "broker_cpu_s_per_gb": median([x["broker_cpu_s_per_gb"] for x in ok
-                                                            if x.get("broker_cpu_s_per_gb") is not None])}  # fmt: skip
-
-        rtt_runs: dict[str, list[dict]] = {name: [] for name in servers}
-        for _ in range(args.runs):  # alternately, like the produce runs: single runs move by tens of us
-            for name, server in servers.items():
-                settle()
-                res = run_worker("bench.broker_bench", "rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt",
-                                          "size": 100, "count": args.rtt, "timeout": args.timeout},
-                                 timeout=args.timeout + 60)  # fmt: skip
-                rtt_runs[name].append(res)
-                print(f"  round trip {name}: " + res.get("error", f"p50 {res.get('p50_us', 0):.0f} us"), flush=True)
-        for name, runs in rtt_runs.items():
-            ok = [x for x in runs if "error" not in x]
-            report["rtt"][name] = ({"runs": runs, "count": sum(x["count"] for x in ok),
-                                    "p50_us": median([x["p50_us"] for x in ok]),
-                                    "p99_us": median([x["p99_us"] for x in ok])}
-                                   if ok else runs[-1])  # fmt: skip
+        if not args.produce_only:
+            _other_rows(args, report, work, broker, servers)
     finally:
         standin.close()
         try:
@@ -402,6 +332,97 @@ def run(args) -> dict:
     return report
 
 
+def _produce_row(args, servers: dict, topic: str, size: int, n: int, acks: str, codec: str) -> dict:
+    row = {"size": size, "acks": acks, "codec": codec, "records": n, "runs": {"riverlog": [], "standin": []}}
+    for r in range(args.runs):
+        for name, server in servers.items():
+            pid = server.proc.pid
+            settle()
+            user0, sys0 = _cpu_split(pid)
+            res = run_worker("bench.broker_bench", "produce", {"bootstrap": server.bootstrap, "topic": topic,
+                                                                "size": size, "acks": acks, "records": n,
+                                                                "compression": codec, "timeout": args.timeout},
+                             timeout=args.timeout + 60)  # fmt: skip
+            user1, sys1 = _cpu_split(pid)
+            if "error" not in res:
+                gb = res["delivered"] * size / 1e9
+                res["server_cpu_s"] = cpu = user1 - user0 + sys1 - sys0
+                res["server_cpu_s_per_gb"] = cpu / gb if gb else None
+                # the kernel's share: copies into the page cache, and on a VM the
+                # host's first touch of each new page (see README)
+                res["server_sys_s_per_gb"] = (sys1 - sys0) / gb if gb else None
+            row["runs"][name].append(res)
+            print(f"  produce {size}B acks={acks} {codec} run {r + 1} {name}: "
+                  + (res["error"] if "error" in res else
+                     f"{res['records_per_s']:,.0f} rec/s p50 {res['p50_ms']:.1f} ms"), flush=True)  # fmt: skip
+    for name in servers:
+        ok = [x for x in row["runs"][name] if "error" not in x]
+        row[name] = {k: median([x.get(k) for x in ok])
+                     for k in ("records_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_s_per_gb",
+                               "server_sys_s_per_gb")}  # fmt: skip
+    rl, si = row["riverlog"]["records_per_s"], row["standin"]["records_per_s"]
+    row["ratio"] = rl / si if rl and si else None
+    return row
+
+
+def _other_rows(args, report: dict, work: Path, broker, servers: dict) -> None:
+    """kcat, consume and the round trip."""
+    if shutil.which("kcat"):
+        lines = work / "lines100.txt"
+        with open(lines, "wb") as f:
+            f.write((b"y" * 100 + b"\n") * args.kcat_records)
+        for name, server in servers.items():
+            runs = []
+            for _ in range(args.runs):
+                settle()
+                cpu0 = _cpu_seconds(server.proc.pid)
+                res = _kcat(server.bootstrap, "bench-kcat", lines, args.kcat_records, args.timeout)
+                res["server_cpu_s"] = _cpu_seconds(server.proc.pid) - cpu0
+                runs.append(res)
+                print(f"  kcat {name}: " + res.get("error", f"{res.get('records_per_s', 0):,.0f} rec/s"), flush=True)
+            ok = [x for x in runs if "error" not in x]
+            report["kcat"][name] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
+                                    "mb_per_s": median([x["mb_per_s"] for x in ok])}  # fmt: skip
+        rl, si = (report["kcat"][k]["records_per_s"] for k in ("riverlog", "standin"))
+        report["kcat"]["ratio"] = rl / si if rl and si else None
+    else:
+        report["kcat"] = {"error": "kcat not installed"}
+
+    runs = []
+    for _ in range(args.runs):
+        settle()
+        cpu0 = _cpu_seconds(broker.proc.pid)
+        runs.append(run_worker("bench.broker_bench", "consume", {"bootstrap": broker.bootstrap, "topic": "bench-1024",
+                                            "timeout": args.timeout}, timeout=args.timeout + 60))  # fmt: skip
+        if "error" not in runs[-1]:
+            gb = runs[-1]["mb_per_s"] * runs[-1]["seconds"] / 1000
+            runs[-1]["broker_cpu_s_per_gb"] = (_cpu_seconds(broker.proc.pid) - cpu0) / gb if gb else None
+        print("  consume 1KiB riverlog: " + runs[-1].get("error", f"{runs[-1].get('records_per_s', 0):,.0f} rec/s"
+                                                     f" ({runs[-1].get('records')}/{runs[-1].get('expected')})"),
+              flush=True)  # fmt: skip
+    ok = [x for x in runs if "error" not in x]
+    report["consume"] = {"runs": runs, "records_per_s": median([x["records_per_s"] for x in ok]),
+                         "mb_per_s": median([x["mb_per_s"] for x in ok]),
+                         "broker_cpu_s_per_gb": median([x["broker_cpu_s_per_gb"] for x in ok
+                                                        if x.get("broker_cpu_s_per_gb") is not None])}  # fmt: skip
+
+    rtt_runs: dict[str, list[dict]] = {name: [] for name in servers}
+    for _ in range(args.runs):  # alternately, like the produce runs: single runs move by tens of us
+        for name, server in servers.items():
+            settle()
+            res = run_worker("bench.broker_bench", "rtt", {"bootstrap": server.bootstrap, "topic": "bench-rtt",
+                                      "size": 100, "count": args.rtt, "timeout": args.timeout},
+                             timeout=args.timeout + 60)  # fmt: skip
+            rtt_runs[name].append(res)
+            print(f"  round trip {name}: " + res.get("error", f"p50 {res.get('p50_us', 0):.0f} us"), flush=True)
+    for name, runs in rtt_runs.items():
+        ok = [x for x in runs if "error" not in x]
+        report["rtt"][name] = ({"runs": runs, "count": sum(x["count"] for x in ok),
+                                "p50_us": median([x["p50_us"] for x in ok]),
+                                "p99_us": median([x["p99_us"] for x in ok])}
+                               if ok else runs[-1])  # fmt: skip
+
+
 def print_table(report: dict) -> None:
     m = report["machine"]
     print(f"\nmachine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, {m['platform']}")
@@ -411,13 +432,16 @@ def print_table(report: dict) -> None:
     print(hdr)
     print("-" * len(hdr))
     for row in report["produce"]:
-        label = f"{row['size']}B acks={row['acks']} x{row['records']:,}"
+        codec = "" if row.get("codec", "none") == "none" else f" {row['codec']}"
+        label = f"{row['size']}B acks={row['acks']}{codec} x{row['records']:,}"
         for name in ("riverlog", "standin"):
             r = row[name]
             ratio = fmt(row["ratio"], ".2f") if name == "riverlog" else ""
             print(f"{label if name == 'riverlog' else '':<26}{name:<10}{fmt(r['records_per_s']):>12}"
                   f"{fmt(r['mb_per_s'], '.1f'):>9}{fmt(r['p50_ms'], '.1f'):>9}{fmt(r['p99_ms'], '.1f'):>9}"
                   f"{fmt(r['server_cpu_s_per_gb'], '.1f'):>10}{fmt(r['server_sys_s_per_gb'], '.1f'):>10}{ratio:>8}")  # fmt: skip
+    if report["params"].get("produce_only"):
+        return
     k = report["kcat"]
     if "error" in k:
         print(f"\nkcat: {k['error']}")
@@ -445,6 +469,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rtt", type=int, default=1000, help="single-record round trips")
     ap.add_argument("--timeout", type=float, default=120, help="seconds allowed for each load run")
+    ap.add_argument("--codecs", type=lambda v: v.split(","), default=["none"],
+                    help="compression.type of the produce rows, comma-separated (none, gzip, snappy, lz4, zstd)")
+    ap.add_argument("--produce-only", action="store_true", help="leave out kcat, consume and round trip")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data, logs) under bench/results/")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

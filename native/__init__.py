@@ -35,6 +35,12 @@ Functions (see ``native.twin`` for the reference semantics):
 ``decode_records(buf, count) -> list[(offset_delta, timestamp_delta, key, value, headers)]``
     Inverse of ``encode_records``; raises :class:`RecordDecodeError` on any
     malformed input, never reads outside ``buf``.
+
+``check_records(buf, count) -> (status, record index)``
+    Walks a whole records area (uncompressed) of ``count`` records keeping
+    nothing, for the broker's check of every batch it accepts: one of the
+    ``RECORDS_*`` constants (the first fault) and the index of the record
+    where it was found.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ from __future__ import annotations
 import os
 
 from native.common import (  # noqa: F401  (re-exported)
+    RECORDS_BAD_HEADER_KEY,
+    RECORDS_BAD_OFFSET_DELTA,
+    RECORDS_MALFORMED,
+    RECORDS_OK,
+    RECORDS_TOO_FEW,
+    RECORDS_TOO_MANY,
     SCAN_BAD_LENGTH,
     SCAN_BAD_MAGIC,
     SCAN_OK,
@@ -71,6 +83,7 @@ pin_buffer = _impl.pin_buffer
 unpin_buffer = _impl.unpin_buffer
 encode_records = _impl.encode_records
 decode_records = _impl.decode_records
+check_records = _impl.check_records
 # Records made from and into Python objects in C, or None (compiled only;
 # native/py_records.c): the consumer's records, a producer batch's records area.
 consumer_records = _compiled.consumer_records if NATIVE else None

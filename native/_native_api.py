@@ -27,6 +27,7 @@ class NativeLib(Protocol):
     RL_DECODE_OK: int
     RL_DECODE_MALFORMED: int
     RL_DECODE_MORE_HEADERS: int
+    RL_RECORDS_OK: int
 
     def rl_scan_batches(
         self,
@@ -68,6 +69,8 @@ class NativeLib(Protocol):
         headers: CData,
         header_cap: int,
     ) -> int: ...
+
+    def rl_check_records(self, buf: CData, length: int, count: int, at: CData) -> int: ...
 
     def rl_attach_python_functions(self) -> int: ...
 

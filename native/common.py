@@ -10,6 +10,14 @@ SCAN_TRUNCATED = 1  # the bytes left hold only part of a batch (torn tail)
 SCAN_BAD_MAGIC = 2  # the batch at `end` is not magic 2
 SCAN_BAD_LENGTH = 3  # the batch at `end` declares a length below the v2 header or above the limit
 
+# What check_records found in a records area (the first fault).
+RECORDS_OK = 0
+RECORDS_MALFORMED = 1  # a varint, length or field that does not fit its record
+RECORDS_BAD_OFFSET_DELTA = 2  # record i's offset delta is not i
+RECORDS_BAD_HEADER_KEY = 3  # a null header key, or one that is not UTF-8
+RECORDS_TOO_FEW = 4  # the area ends before the batch's count of records
+RECORDS_TOO_MANY = 5  # bytes are left after the batch's count of records
+
 # Record batch v2 header layout (see client/records for the whole format).
 BATCH_HEADER_BYTES = 61
 LOG_OVERHEAD = 12  # baseOffset int64 + batchLength int32, not counted in batchLength

@@ -302,6 +302,29 @@ def decode_records(buf: Buffer, count: int) -> list[Record]:
     return decoded
 
 
+_check_records = lib.rl_check_records
+
+
+def _check_scratch() -> CData:
+    at = getattr(_scratch, "at", None)
+    if at is None:
+        at = _scratch.at = ffi.new("size_t *")
+    return at
+
+
+def check_records(buf: Buffer, count: int) -> tuple[int, int]:
+    # Called once per batch the broker accepts: one C call, no Python per record.
+    if type(count) is not int or count < 0:
+        count = twin.check_records_count(count)
+    cbuf = ffi.from_buffer("uint8_t[]", buf)  # released when it goes out of scope, on return
+    size = len(cbuf)
+    # Every record takes 2 bytes at least, so a count past size + 1 ends the
+    # same way as size + 1 does; this keeps any Python int within size_t.
+    at = _check_scratch()
+    status = _check_records(cbuf, size, count if count <= size else size + 1, at)
+    return status, (count if status == 0 else at[0])
+
+
 def _attach_python_functions() -> tuple:
     """(consumer_records, plain_records) from native/py_records.c, or Nones
     if the extension could not add them."""

@@ -365,3 +365,144 @@ int rl_decode_records(const uint8_t *buf, size_t len, size_t count,
     }
     return pos == len ? RL_DECODE_OK : RL_DECODE_MALFORMED;
 }
+
+/* ---- check_records: the broker's walk of every batch it accepts.
+ * Nothing is kept, so it costs one pass over the bytes; the checks are
+ * rl_decode_records' plus what Kafka's broker refuses on top: offset deltas
+ * 0, 1, ... in order, and header keys that are UTF-8 (Python's strict
+ * decoder: no overlong forms, no surrogates, nothing past U+10FFFF), since
+ * consumers that decode keys as text stop at one that is not. */
+
+static int utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i], lo = 0x80, hi = 0xBF;
+        size_t need, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c == 0xE0)
+            need = 2, lo = 0xA0;
+        else if (c == 0xED)
+            need = 2, hi = 0x9F; /* U+D800..DFFF are surrogates */
+        else if (c >= 0xE1 && c <= 0xEF)
+            need = 2;
+        else if (c == 0xF0)
+            need = 3, lo = 0x90;
+        else if (c == 0xF4)
+            need = 3, hi = 0x8F;
+        else if (c >= 0xF1 && c <= 0xF3)
+            need = 3;
+        else
+            return 0;
+        if (need > n - i - 1 || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (k = 2; k <= need; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* The walk's varint reads, inlined with one- and two-byte fast paths (most
+ * of a records area: lengths and deltas under 8192); the rest go to
+ * read_raw, so the results are read_varint's and read_varlong's. */
+#if defined(__GNUC__)
+#define RL_INLINE static inline __attribute__((always_inline))
+#else
+#define RL_INLINE static inline
+#endif
+
+RL_INLINE int walk_raw(const uint8_t *buf, size_t *pos, size_t end, unsigned max_bytes,
+                       uint64_t *raw)
+{
+    size_t p = *pos;
+    if (p < end && buf[p] < 0x80) {
+        *raw = buf[p];
+        *pos = p + 1;
+        return 0;
+    }
+    if (end - p >= 2 && buf[p + 1] < 0x80) { /* buf[p] continues: it is not the one-byte case */
+        *raw = (uint64_t)(buf[p] & 0x7f) | (uint64_t)buf[p + 1] << 7;
+        *pos = p + 2;
+        return 0;
+    }
+    return read_raw(buf, pos, end, max_bytes, raw);
+}
+
+RL_INLINE int walk_varint(const uint8_t *buf, size_t *pos, size_t end, int32_t *out)
+{
+    uint64_t raw;
+    if (walk_raw(buf, pos, end, 5, &raw))
+        return -1;
+    *out = (int32_t)unzigzag(raw & 0xffffffffu);
+    return 0;
+}
+
+/* Skips a length-prefixed field; its length in *len (-1 = null). */
+RL_INLINE int walk_field(const uint8_t *buf, size_t *pos, size_t end, int32_t *len)
+{
+    if (walk_varint(buf, pos, end, len) || *len < -1)
+        return -1;
+    if (*len > 0) {
+        if ((size_t)*len > end - *pos)
+            return -1;
+        *pos += (size_t)*len;
+    }
+    return 0;
+}
+
+int rl_check_records(const uint8_t *buf, size_t len, size_t count, size_t *at)
+{
+    size_t pos = 0, i, j;
+
+    for (i = 0; i < count; i++) {
+        int32_t body, offset_delta, header_count, key_len, value_len;
+        uint64_t timestamp_delta;
+        size_t end;
+
+        if (pos == len) {
+            *at = i;
+            return RL_RECORDS_TOO_FEW;
+        }
+        if (walk_varint(buf, &pos, len, &body) || body <= 0 || (size_t)body > len - pos)
+            goto malformed;
+        end = pos + (size_t)body;
+        pos++; /* attributes: unused by v2 records */
+        if (walk_raw(buf, &pos, end, 10, &timestamp_delta) /* a varlong: any value will do */
+            || walk_varint(buf, &pos, end, &offset_delta))
+            goto malformed;
+        if (offset_delta < 0 || (size_t)offset_delta != i) {
+            *at = i;
+            return RL_RECORDS_BAD_OFFSET_DELTA;
+        }
+        if (walk_field(buf, &pos, end, &key_len)
+            || walk_field(buf, &pos, end, &value_len)
+            || walk_varint(buf, &pos, end, &header_count)
+            || header_count < 0
+            || (size_t)header_count > (end - pos) / MIN_HEADER_BYTES)
+            goto malformed;
+        for (j = 0; j < (size_t)header_count; j++) {
+            if (walk_field(buf, &pos, end, &key_len))
+                goto malformed;
+            if (key_len < 0 || !utf8_valid(buf + pos - (size_t)key_len, (size_t)key_len)) {
+                *at = i;
+                return RL_RECORDS_BAD_HEADER_KEY;
+            }
+            if (walk_field(buf, &pos, end, &value_len))
+                goto malformed;
+        }
+        if (pos != end) /* fields must fill the declared length exactly */
+            goto malformed;
+    }
+    *at = count;
+    return pos == len ? RL_RECORDS_OK : RL_RECORDS_TOO_MANY;
+malformed:
+    *at = i;
+    return RL_RECORDS_MALFORMED;
+}

@@ -32,6 +32,14 @@
 #define RL_DECODE_MALFORMED -1
 #define RL_DECODE_MORE_HEADERS -2 /* header_cap too small: retry larger */
 
+/* rl_check_records results; the same numbers as native.common.RECORDS_*. */
+#define RL_RECORDS_OK 0
+#define RL_RECORDS_MALFORMED 1        /* a varint, length or field that does not fit its record */
+#define RL_RECORDS_BAD_OFFSET_DELTA 2 /* record i's offset delta is not i */
+#define RL_RECORDS_BAD_HEADER_KEY 3   /* a null header key, or one that is not UTF-8 */
+#define RL_RECORDS_TOO_FEW 4          /* the area ends before count records */
+#define RL_RECORDS_TOO_MANY 5         /* bytes left after count records */
+
 typedef struct {
     int64_t position;   /* of the batch in buf */
     int64_t length;     /* whole batch: batchLength + 12 */
@@ -96,6 +104,10 @@ int64_t rl_encode_records(size_t count, const int64_t *timestamp_deltas,
 int rl_decode_records(const uint8_t *buf, size_t len, size_t count,
                       rl_record_view *records,
                       rl_header_view *headers, size_t header_cap);
+/* Walks a whole (uncompressed) records area of count records without
+ * keeping anything: returns RL_RECORDS_OK or the first fault, and in *at the
+ * index of the record where it was found (count for RL_RECORDS_TOO_MANY). */
+int rl_check_records(const uint8_t *buf, size_t len, size_t count, size_t *at);
 /* Adds native._native.consumer_records and plain_records, built-in functions
  * that make records from and into Python objects (native/py_records.c); 0 on
  * success. */

@@ -23,6 +23,12 @@ from typing import TypeAlias
 from native.common import (
     BATCH_HEADER_BYTES,
     LOG_OVERHEAD,
+    RECORDS_BAD_HEADER_KEY,
+    RECORDS_BAD_OFFSET_DELTA,
+    RECORDS_MALFORMED,
+    RECORDS_OK,
+    RECORDS_TOO_FEW,
+    RECORDS_TOO_MANY,
     SCAN_BAD_LENGTH,
     SCAN_BAD_MAGIC,
     SCAN_OK,
@@ -303,3 +309,68 @@ def decode_records(buf: Buffer, count: int) -> list[Record]:
         if pos != size:
             raise RecordDecodeError(f"{size - pos} bytes left after {count} records")
     return records
+
+
+# ---- check_records
+
+
+def check_records_count(count: int) -> int:
+    count = operator.index(count)
+    if count < 0:
+        raise ValueError(f"negative record count {count}")
+    return count
+
+
+def _field_end(mv: memoryview, pos: int, end: int) -> tuple[int, int]:
+    """(length, position after the field) of a length-prefixed field."""
+    length, pos = read_varint(mv, pos, end)
+    if length < -1 or length > end - pos:
+        raise RecordDecodeError(f"field length {length} at {pos} does not fit its record")
+    return length, pos + max(length, 0)
+
+
+def check_records(buf: Buffer, count: int) -> tuple[int, int]:
+    """Walks a whole (uncompressed) records area of ``count`` records, keeping
+    nothing: (RECORDS_OK, count), or (the first fault, the index of the record
+    where it was found; count for RECORDS_TOO_MANY).
+
+    The checks are decode_records' plus what Kafka's broker refuses on top:
+    offset deltas 0, 1, ... in order. Header keys must be UTF-8: consumers
+    that decode them as text (kafka-python, riverlog's) stop at one that is
+    not, and the point of the walk is that no batch can stop a consumer.
+    """
+    count = check_records_count(count)
+    pos = 0
+    with byte_view(buf) as mv:
+        size = len(mv)
+        for i in range(count):
+            if pos == size:
+                return RECORDS_TOO_FEW, i
+            try:
+                body, pos = read_varint(mv, pos, size)
+                if body <= 0 or body > size - pos:
+                    return RECORDS_MALFORMED, i
+                end = pos + body
+                _, pos = read_varint(mv, pos + 1, end, bits=64)  # past attributes, the timestamp delta
+                offset_delta, pos = read_varint(mv, pos, end)
+                if offset_delta != i:
+                    return RECORDS_BAD_OFFSET_DELTA, i
+                _, pos = _field_end(mv, pos, end)  # key
+                _, pos = _field_end(mv, pos, end)  # value
+                header_count, pos = read_varint(mv, pos, end)
+                if header_count < 0 or header_count > (end - pos) // 2:  # a header takes 2 bytes at least
+                    return RECORDS_MALFORMED, i
+                for _ in range(header_count):
+                    key_len, key_end = _field_end(mv, pos, end)
+                    if key_len < 0:
+                        return RECORDS_BAD_HEADER_KEY, i
+                    try:
+                        str(mv[key_end - key_len : key_end], "utf-8")
+                    except UnicodeDecodeError:
+                        return RECORDS_BAD_HEADER_KEY, i
+                    _, pos = _field_end(mv, key_end, end)  # value
+            except RecordDecodeError:
+                return RECORDS_MALFORMED, i
+            if pos != end:  # fields must fill the declared length exactly
+                return RECORDS_MALFORMED, i
+        return (RECORDS_OK if pos == size else RECORDS_TOO_MANY), count

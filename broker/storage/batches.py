@@ -1,10 +1,13 @@
 """Validation and offset assignment of incoming record batches (pure, no I/O).
 
-This is the only place the broker looks at batch bytes on the append path,
-and it looks at headers only: the native scanner checks bounds and magic,
-``crc32c`` checks each batch's CRC over bytes [21, end). Offsets are assigned
-by overwriting the baseOffset (bytes 0-8) and partitionLeaderEpoch (12-16)
-fields, which lie outside the CRC; records are never decoded.
+This is the only place the broker looks at batch bytes on the append path:
+the native scanner checks bounds and magic, ``crc32c`` checks each batch's
+CRC over bytes [21, end), and a leader's append then walks each batch's
+records (``check_records``: one native call per batch, decompressing a
+compressed one first), as Kafka's broker does, so that no batch a consumer
+cannot read is ever appended. Offsets are assigned by overwriting the
+baseOffset (bytes 0-8) and partitionLeaderEpoch (12-16) fields, which lie
+outside the CRC; records are never copied.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from crc32c import crc32c
 
 import native
 from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
+from client.records import compression
+from client.records.errors import CorruptRecordError as StreamError
+from client.records.errors import DecompressedTooLargeError
 from client.records.layout import ATTR_TIMESTAMP_TYPE as TIMESTAMP_TYPE_BIT
-from client.records.layout import ATTRIBUTES_OFFSET, BATCH_HEADER_BYTES, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
+from client.records.layout import ATTR_CODEC_MASK, ATTRIBUTES_OFFSET, BATCH_HEADER_BYTES, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
 from native import BatchInfo
 
 _INT64 = struct.Struct(">q")
@@ -103,6 +109,63 @@ _SCAN_FAULTS = {
     native.SCAN_BAD_MAGIC: "holds a batch whose magic is not 2",
     native.SCAN_BAD_LENGTH: "holds a batch with an impossible length",
 }
+
+
+# A compressed batch is decompressed whole to be walked, so what it may
+# inflate to is bounded, or a few KiB of zstd could ask for gigabytes: at most
+# 64 x max.message.bytes (64 MiB at the default) and never over 256 MiB.
+# Producers close a batch long before that (librdkafka at batch.size, 1 MB
+# uncompressed; the Java client near max.request.size), and since Produce is
+# handled inline, one batch at a time, this is also the most the walk holds.
+# Past the bound the batch is refused with MESSAGE_TOO_LARGE.
+UNCOMPRESSED_PER_MESSAGE_BYTES = 64
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+
+
+def max_uncompressed_bytes(max_message_bytes: int) -> int:
+    """What one batch's records may decompress to, for a topic's max.message.bytes."""
+    return min(UNCOMPRESSED_PER_MESSAGE_BYTES * max_message_bytes, MAX_UNCOMPRESSED_BYTES)
+
+
+_RECORD_FAULTS = {
+    native.RECORDS_MALFORMED: "does not parse (a varint, length or field does not fit its record)",
+    native.RECORDS_BAD_OFFSET_DELTA: "has an offset delta out of order (they run 0..lastOffsetDelta)",
+    native.RECORDS_BAD_HEADER_KEY: "has a null header key or one that is not UTF-8",
+    native.RECORDS_TOO_FEW: "holds fewer records than the batch's recordsCount",
+    native.RECORDS_TOO_MANY: "has bytes left after the batch's recordsCount records",
+}
+_CODEC_NAMES = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def check_records(buf: bytes | bytearray | memoryview, info: BatchInfo, max_uncompressed: int) -> None:
+    """Walks the records of the batch ``info`` describes in ``buf`` (already
+    validated), as Kafka's broker does before it appends: raises
+    InvalidRecordError when they do not parse (Kafka's InvalidRecordException
+    from its record reader), CorruptRecordError when a compressed stream does
+    not decompress, RecordTooLargeError past ``max_uncompressed`` bytes."""
+    pos = info.position
+    codec = _INT16.unpack_from(buf, pos + ATTRIBUTES_OFFSET)[0] & ATTR_CODEC_MASK
+    area = memoryview(buf)[pos + BATCH_HEADER_BYTES : pos + info.length]
+    if codec:
+        try:
+            area = compression.decompress(codec, area, max_uncompressed)
+        except DecompressedTooLargeError:
+            raise RecordTooLargeError(
+                f"the {_CODEC_NAMES.get(codec, codec)} records of the batch at byte {pos} decompress past "
+                f"{max_uncompressed} bytes ({UNCOMPRESSED_PER_MESSAGE_BYTES} x max.message.bytes, at most "
+                f"{MAX_UNCOMPRESSED_BYTES})"
+            ) from None
+        except StreamError as e:
+            raise CorruptRecordError(f"the records of the batch at byte {pos} do not decompress: {e}") from None
+    count = info.records_count
+    if count < 0:
+        raise InvalidRecordError(f"negative recordsCount {count} in the batch at byte {pos}")
+    status, index = native.check_records(area, count)
+    if status != native.RECORDS_OK:
+        where = "uncompressed" if not codec else f"{_CODEC_NAMES.get(codec, codec)}-decompressed"
+        raise InvalidRecordError(
+            f"the {where} records area of the batch at byte {pos} {_RECORD_FAULTS[status]}, at record {index}"
+        )
 
 
 def assign_offsets(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
 
-from broker.storage.batches import assign_offsets, validate_batches
+from broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
 from broker.storage.checkpoint import fsync_dir
 from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
 from broker.storage.index_file import CorruptIndexError
@@ -246,8 +246,14 @@ class Log:
         """Validate batches and append them at the log end, stamping offsets and epoch.
 
         All or nothing: an invalid batch anywhere raises before a byte is written.
+        Every batch's records are walked (decompressed first if need be): a
+        leader appends nothing that a consumer could not read. Followers and
+        recovery trust what a leader validated.
         """
-        infos = validate_batches(records, self.config.max_message_bytes)
+        max_bytes = self.config.max_message_bytes
+        infos = validate_batches(records, max_bytes)
+        for info in infos:
+            check_records(records, info, max_uncompressed_bytes(max_bytes))
         append_time = None
         if self.config.message_timestamp_type == "LogAppendTime":
             append_time = now if now is not None else now_ms()

@@ -29,7 +29,8 @@ from the network: a few KiB of zstd can expand to gigabytes. Per codec:
   previous, freed buffer while growing).
 
 Over the bound, or on any malformed stream, decompress raises
-:class:`CorruptRecordError`.
+:class:`CorruptRecordError` (over the bound: its subclass
+:class:`DecompressedTooLargeError`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import zlib
 
 import cramjam
 
-from client.records.errors import CorruptRecordError
+from client.records.errors import CorruptRecordError, DecompressedTooLargeError
 from client.records.layout import Compression
 
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024
@@ -113,9 +114,7 @@ def decompress(
 
 def _check_bound(n: int, max_output_bytes: int) -> None:
     if n > max_output_bytes:
-        raise CorruptRecordError(
-            f"decompressed records exceed max_output_bytes ({max_output_bytes})"
-        )
+        raise DecompressedTooLargeError(f"decompressed records exceed max_output_bytes ({max_output_bytes})")
 
 
 def _gunzip(data: bytes, max_output_bytes: int) -> bytes:

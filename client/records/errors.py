@@ -13,3 +13,8 @@ class CorruptRecordError(ValueError):
     CORRUPT_MESSAGE. Subclasses ValueError so callers that treat any bad input
     alike can catch that.
     """
+
+
+class DecompressedTooLargeError(CorruptRecordError):
+    """A compressed stream that would decompress beyond its bound: a broker
+    answers MESSAGE_TOO_LARGE (the records are too large, not damaged)."""

@@ -185,3 +185,128 @@ async def test_a_fetch_answer_whose_file_vanished_closes_only_that_connection(br
     monkeypatch.undo()
     other = await _connect(broker)
     assert (await _fetch(other))["high_watermark"] == 3  # the broker serves on
+
+
+# ---- the records area is walked: a batch whose header and CRC are right but
+# whose records do not parse is refused whole, whatever its codec.
+
+
+def _with_area(batch: bytes, area: bytes, codec: int | None = None) -> bytes:
+    """``batch`` with its records area replaced (and its codec bits, if given),
+    length and CRC made right again: only the records are wrong."""
+    import struct
+
+    from crc32c import crc32c
+
+    out = bytearray(batch[:61] + area)
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    if codec is not None:
+        attrs = struct.unpack_from(">h", out, 21)[0]
+        struct.pack_into(">h", out, 21, (attrs & ~0x07) | codec)
+    struct.pack_into(">I", out, 17, crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+def _area(batch: bytes) -> bytes:
+    return batch[61:]
+
+
+def _garbage(n: int = 200, seed: int = 13) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def _records_at(offset_deltas: list[int]) -> bytes:
+    """A records area of well-formed records at the given offset deltas."""
+    from native.twin import write_varint
+
+    out = bytearray()
+    for delta in offset_deltas:
+        body = bytearray(b"\x00")  # attributes
+        for field in (0, delta, -1, 1):  # timestamp delta, offset delta, null key, value length 1
+            write_varint(body, field)
+        body += b"v\x00"  # the value, no headers
+        write_varint(out, len(body))
+        out += body
+    return bytes(out)
+
+
+def _compressed(codec: int, area: bytes) -> bytes:
+    from client.records import compress
+
+    return compress(codec, area)
+
+
+GOOD3 = _batch()  # three records, offset deltas 0..2
+GARBAGE_CASES = {
+    # what a hostile or buggy producer sends -> Kafka's answer
+    "random-bytes": (lambda: _with_area(GOOD3, _garbage()), ErrorCode.INVALID_RECORD),
+    "random-bytes-flagged-gzip": (lambda: _with_area(GOOD3, _garbage(), codec=1), ErrorCode.CORRUPT_MESSAGE),
+    "random-bytes-flagged-snappy": (lambda: _with_area(GOOD3, _garbage(), codec=2), ErrorCode.CORRUPT_MESSAGE),
+    "random-bytes-flagged-lz4": (lambda: _with_area(GOOD3, _garbage(), codec=3), ErrorCode.CORRUPT_MESSAGE),
+    "random-bytes-flagged-zstd": (lambda: _with_area(GOOD3, _garbage(), codec=4), ErrorCode.CORRUPT_MESSAGE),
+    "gzip-of-random-bytes": (lambda: _with_area(GOOD3, _compressed(1, _garbage()), codec=1), ErrorCode.INVALID_RECORD),
+    "zstd-of-random-bytes": (lambda: _with_area(GOOD3, _compressed(4, _garbage()), codec=4), ErrorCode.INVALID_RECORD),
+    "a-record-short": (lambda: _with_area(GOOD3, _area(_batch(2))), ErrorCode.INVALID_RECORD),
+    "a-record-over": (lambda: _with_area(GOOD3, _area(_batch(4))), ErrorCode.INVALID_RECORD),
+    "trailing-byte": (lambda: _with_area(GOOD3, _area(GOOD3) + b"\x00"), ErrorCode.INVALID_RECORD),
+    "lz4-a-record-short": (lambda: _with_area(GOOD3, _compressed(3, _area(_batch(2))), codec=3),
+                           ErrorCode.INVALID_RECORD),
+    "offset-deltas-out-of-order": (lambda: _with_area(GOOD3, _records_at([0, 2, 1])), ErrorCode.INVALID_RECORD),
+    "offset-deltas-not-from-0": (lambda: _with_area(GOOD3, _records_at([1, 2, 3])), ErrorCode.INVALID_RECORD),
+    "offset-deltas-repeated": (lambda: _with_area(GOOD3, _records_at([0, 0, 2])), ErrorCode.INVALID_RECORD),
+    "header-key-not-utf8": (
+        lambda: _with_area(GOOD3, _area(GOOD3).replace(b"\x02h\x02x", b"\x02\xff\x02x")),
+        ErrorCode.INVALID_RECORD,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GARBAGE_CASES))
+async def test_a_batch_whose_records_do_not_parse_is_refused_and_nothing_is_appended(broker, case):
+    make, code = GARBAGE_CASES[case]
+    peer = await _connect(broker)
+    assert (await _produce(peer, _batch()))["error_code"] == 0
+    result = await _produce(peer, make())
+    assert result["error_code"] == code, result
+    after = await _produce(peer, _batch(2))
+    assert (after["error_code"], after["base_offset"]) == (0, 3)  # nothing of the refused batch took an offset
+    part = await _fetch(peer)
+    assert part["high_watermark"] == 5
+    records = [r for b in iter_batches(part["records"]) for r in b.records()]
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+async def test_every_codec_of_good_records_is_accepted(broker, codec):
+    peer = await _connect(broker)
+    result = await _produce(peer, build_batch([(b"k%d" % i, b"v" * 50, 1, [("h", b"x")]) for i in range(20)],
+                                              compression=codec))  # fmt: skip
+    assert result["error_code"] == 0, result
+    records = [r for b in iter_batches((await _fetch(peer))["records"]) for r in b.records()]
+    assert [r.value for r in records] == [b"v" * 50] * 20
+
+
+async def test_a_decompression_bomb_is_refused_without_decompressing_it_whole(broker, monkeypatch):
+    """message.max.bytes is 2000 here: a zstd batch under it whose records
+    inflate to 16 MiB is past the bound tied to it (64 x 2000 bytes) and is
+    refused; the decompressor is never asked for more than the bound."""
+    from client.records import compression
+
+    asked = []
+    real = compression.decompress
+
+    def spy(codec, data, max_output_bytes=compression.DEFAULT_MAX_OUTPUT_BYTES):
+        asked.append(max_output_bytes)
+        return real(codec, data, max_output_bytes)
+
+    monkeypatch.setattr(compression, "decompress", spy)
+    value = bytes(16 << 20)
+    bomb = build_batch([(None, value, 1, [])], compression=4)
+    assert len(bomb) < 2000
+    peer = await _connect(broker)
+    result = await _produce(peer, bomb)
+    assert result["error_code"] == ErrorCode.MESSAGE_TOO_LARGE, result
+    assert asked == [64 * 2000]
+    assert (await _fetch(peer))["high_watermark"] == 0
