@@ -3,9 +3,10 @@
 Per partition: offset -1 means the high watermark (on this single-replica
 broker, the log end offset); an offset below -1 or above the high watermark
 is OFFSET_OUT_OF_RANGE; an offset at or below the current log start changes
-nothing. An internal topic is INVALID_TOPIC_EXCEPTION, first, and a topic
-with ``cleanup.policy=compact`` only is POLICY_VIOLATION, as in Kafka. The answer's low_watermark is the (new) log start offset, -1
-on error. v0 = v1; v2 is flexible.
+nothing. An internal topic is INVALID_TOPIC_EXCEPTION, before anything
+else, and a topic with ``cleanup.policy=compact`` only is
+POLICY_VIOLATION, as in Kafka. The answer's low_watermark is the (new) log
+start offset, -1 on error. v0 = v1; v2 is flexible.
 """
 
 from __future__ import annotations

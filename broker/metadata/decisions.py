@@ -179,8 +179,8 @@ def decide_delete_topics(image: MetadataImage, names: Sequence[str]) -> Decision
         topic = image.topics.get(name)
         if name in dups:
             results.append(TopicResult(name, ErrorCode.INVALID_REQUEST, f"Duplicate topic name {name} in the request"))
-        elif topic is None:
-            results.append(TopicResult(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))
+        elif topic is None:  # named: from v5 the client shows this message
+            results.append(TopicResult(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist."))
         elif (msg := internal_topics.delete_topic_error(name)) is not None:
             results.append(TopicResult(name, ErrorCode.INVALID_TOPIC_EXCEPTION, msg))
         else:

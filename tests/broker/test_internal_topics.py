@@ -30,7 +30,8 @@ async def broker(tmp_path, nursery):
     })  # fmt: skip
     b = await nursery.start(Broker(config).serve)
     peer = await _connect(b)
-    _, created = await _call(peer, CREATE_TOPICS, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
+    topics = [{"name": "t", "num_partitions": 1, "replication_factor": 1}]
+    _, created = await _call(peer, CREATE_TOPICS, 4, {"topics": topics})
     assert created["topics"][0]["error_code"] == 0
     commit = {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
               "retention_time_ms": -1, "topics": [{"name": "t", "partitions": [
@@ -179,7 +180,8 @@ async def test_incremental_alter_configs_cannot_make_consumer_offsets_unsafe(bro
 
 async def test_safe_configs_of_consumer_offsets_may_still_change(broker):
     peer = await _connect(broker)
-    ops = [("segment.bytes", SET, "1048576"), ("max.message.bytes", SET, "2000000"), ("delete.retention.ms", SET, "1000")]
+    ops = [("segment.bytes", SET, "1048576"), ("max.message.bytes", SET, "2000000"),
+           ("delete.retention.ms", SET, "1000")]
     configs = [{"name": k, "config_operation": op, "value": v} for k, op, v in ops]
     request = {"resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": OFFSETS_TOPIC, "configs": configs}],
                "validate_only": False}  # fmt: skip
