@@ -514,6 +514,9 @@ class Producer(ClientBase[ProducerConfig]):
             cls = error_for_code(code)
             assert cls is not None
             message = answer.get("error_message") or cls.code.name
+            info = self.cluster.metadata.topics.get(queue.topic)
+            if code == ErrorCode.INVALID_TOPIC_EXCEPTION and info is not None and info.is_internal:
+                message += ": an internal topic, written only by the broker"  # Produce v7 has no message
             error = cls(f"{message} ({queue.topic}-{queue.partition})")
             if code not in _NOT_APPENDED:
                 batch.ambiguous = True  # e.g. REQUEST_TIMED_OUT: it may be in the log
