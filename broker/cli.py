@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from client.cli import CLIENT_COMMANDS, cluster
+from client.cli import CLIENT_COMMANDS, StrictGroup, cluster
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=StrictGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="riverlog")
 def main() -> None:
     """riverlog: a partitioned, replicated log broker that speaks the Kafka protocol."""
@@ -28,6 +28,8 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        if key.strip() in props:
+            raise click.BadParameter(f"{key.strip()} given more than once", param_hint="--set")
         props[key.strip()] = value.strip()
     return props
 

@@ -41,6 +41,50 @@ class ArgumentError(click.UsageError):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class _RefusesClashes:
+    """Refuses arguments contradicting each other: an option given twice,
+    or two options for the same setting (--to-earliest --to-latest). click
+    would keep the last one silently; Kafka's tools refuse an option given
+    twice too. Repeatable options (multiple=True) are exempt."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)  # type: ignore[misc]
+        parse = parser.parse_args
+
+        def parse_args(args: list[str]) -> Any:
+            opts, rest, order = parse(args=args)
+            if not ctx.resilient_parsing:  # shell completion parses half-typed lines
+                _refuse_clashes(order)
+            return opts, rest, order
+
+        parser.parse_args = parse_args
+        return parser
+
+
+class StrictCommand(_RefusesClashes, click.Command):
+    """A command that refuses contradicting arguments (_RefusesClashes)."""
+
+
+class StrictGroup(_RefusesClashes, click.Group):
+    """A group that refuses contradicting arguments, as do its commands and subgroups."""
+
+    command_class = StrictCommand
+    group_class = type  # subgroups: this class
+
+
+def _refuse_clashes(order: list) -> None:
+    """``order``: the options in the order given, once per occurrence."""
+    seen: dict[str, click.Option] = {}
+    for param in order:
+        if not isinstance(param, click.Option) or param.multiple or param.count or param.name is None:
+            continue
+        first = seen.setdefault(param.name, param)
+        if first is param and order.count(param) > 1:
+            raise ArgumentError(f"{param.opts[0]} given more than once")
+        if first is not param:
+            raise ArgumentError(f"{first.opts[0]} and {param.opts[0]} cannot be used together")
+
+
 def run_client_command(async_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     """``trio.run(async_fn, *args)`` with the client's errors as CommandError.
 
@@ -104,12 +148,15 @@ def client_settings(bootstrap: str, timeout: float) -> dict[str, Any]:
 
 
 def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    """``("k=v", ...)`` into a dict; anything without '=' or a key is refused."""
+    """``("k=v", ...)`` into a dict; anything without '=' or a key, or a key
+    given twice (which value was meant?), is refused."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ArgumentError(f"{option} expects KEY=VALUE, got {item!r}")
+        if key.strip() in out:
+            raise ArgumentError(f"{option} {key.strip()} given more than once")
         out[key.strip()] = value.strip()
     return out
 
@@ -123,7 +170,7 @@ def _table(rows: list[tuple], header: tuple) -> None:
 # -- topic -------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=StrictGroup)
 def topic() -> None:
     """Create, list, describe, delete topics and change their configs."""
 
@@ -229,6 +276,11 @@ def topic_alter_config(name, sets, deletes, bootstrap, timeout) -> None:
         raise ArgumentError("give at least one --set KEY=VALUE or --delete KEY")
     settings = client_settings(bootstrap, timeout)
     changes = parse_pairs(sets, "--set")
+    for key in deletes:
+        if key in changes:
+            raise ArgumentError(f"--set and --delete both name {key}")
+        if deletes.count(key) > 1:
+            raise ArgumentError(f"--delete {key} given more than once")
 
     async def run() -> None:
         from client.admin import Admin
@@ -243,7 +295,7 @@ def topic_alter_config(name, sets, deletes, bootstrap, timeout) -> None:
 # -- offsets -----------------------------------------------------------------
 
 
-@click.command("offsets")
+@click.command("offsets", cls=StrictCommand)
 @click.argument("topic_name", metavar="TOPIC")
 @client_options
 def offsets(topic_name, bootstrap, timeout) -> None:
@@ -267,7 +319,7 @@ def offsets(topic_name, bootstrap, timeout) -> None:
 # -- cluster -----------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=StrictGroup)
 def cluster() -> None:
     """Look at the cluster."""
 
@@ -321,7 +373,7 @@ def _replica_row(replica: dict, quorum: dict) -> tuple:
 # -- group -------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=StrictGroup)
 def group() -> None:
     """List, describe and delete consumer groups; reset their offsets."""
 
@@ -588,7 +640,7 @@ async def _on_interrupt(signals: Any, scopes: list[Any], stats: Any = None) -> N
             return
 
 
-@click.command("produce")
+@click.command("produce", cls=StrictCommand)
 @click.argument("topic_name", metavar="TOPIC")
 @click.option("--file", "source", type=click.File("rb"), metavar="PATH", help="Read this file instead of stdin.")
 @click.option("--key-separator", metavar="SEP",
@@ -771,7 +823,7 @@ def parse_offset(spec: str) -> tuple[str, int]:
     raise ArgumentError(f"--offset expects beginning, end, an offset N, -N or s@MS, got {spec!r}")
 
 
-@click.command("consume")
+@click.command("consume", cls=StrictCommand)
 @click.argument("topic_name", metavar="TOPIC")
 @click.option("--group", "group_id", metavar="GROUP",
               help="Read as a member of consumer group GROUP, from its committed offsets, committing as it "

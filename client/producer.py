@@ -513,7 +513,7 @@ class Producer(ClientBase[ProducerConfig]):
                 continue
             cls = error_for_code(code)
             assert cls is not None
-            message = answer.get("error_message") or cls.code.name
+            message = answer.get("error_message") or self._reason(cls.code, queue.topic)
             error = cls(f"{message} ({queue.topic}-{queue.partition})")
             if code not in _NOT_APPENDED:
                 batch.ambiguous = True  # e.g. REQUEST_TIMED_OUT: it may be in the log
@@ -526,6 +526,13 @@ class Producer(ClientBase[ProducerConfig]):
             else:
                 self._finish_in_flight(queue, batch, error)
         self._wake.set()
+
+    def _reason(self, code: ErrorCode, topic: str) -> str:
+        """What to say for an error the broker sent without a message (Produce v7 has no message field)."""
+        info = self.cluster.metadata.topics.get(topic)
+        if code == ErrorCode.INVALID_TOPIC_EXCEPTION and info is not None and info.is_internal:
+            return f"{code.name}: an internal topic, written only by the broker"
+        return code.name
 
     def _retry(self, queue: PartitionQueue, batch: ProducerBatch, error: BaseException) -> None:
         """Back to the head of its queue; the sender resends it after the backoff."""

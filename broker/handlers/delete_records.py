@@ -3,13 +3,15 @@
 Per partition: offset -1 means the high watermark (on this single-replica
 broker, the log end offset); an offset below -1 or above the high watermark
 is OFFSET_OUT_OF_RANGE; an offset at or below the current log start changes
-nothing. A topic with ``cleanup.policy=compact`` only is POLICY_VIOLATION,
-as in Kafka. The answer's low_watermark is the (new) log start offset, -1
-on error. v0 = v1; v2 is flexible.
+nothing. An internal topic is INVALID_TOPIC_EXCEPTION, before anything
+else, and a topic with ``cleanup.policy=compact`` only is
+POLICY_VIOLATION, as in Kafka. The answer's low_watermark is the (new) log
+start offset, -1 on error. v0 = v1; v2 is flexible.
 """
 
 from __future__ import annotations
 
+from broker.metadata.internal_topics import delete_records_error
 from broker.storage.errors import OffsetOutOfRangeError
 from client.protocol import ErrorCode
 
@@ -30,6 +32,9 @@ async def handle(ctx, request: dict) -> dict:
 
 def _delete(broker, topic: str, p: dict) -> dict:
     out = {"partition_index": p["partition_index"], "low_watermark": -1, "error_code": 0}
+    if delete_records_error(topic) is not None:  # the response has no message field to carry it
+        out["error_code"] = int(ErrorCode.INVALID_TOPIC_EXCEPTION)
+        return out
     found, error = broker.led_partition(topic, p["partition_index"])
     if found is None:
         out["error_code"] = int(error)

@@ -1,4 +1,8 @@
-"""DeleteTopics (0-3): through the controller; the partitions' data goes with them."""
+"""DeleteTopics (0-5): through the controller; the partitions' data goes with them.
+
+v4 is flexible; v5 adds the per-topic error message, which says why a topic
+was refused (an internal one, say).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from broker.handlers.forward import forwarded
 
 API_KEY = 20
 MIN_VERSION = 0
-MAX_VERSION = 3  # 4 is the first flexible version
+MAX_VERSION = 5  # 5 carries error_message (the reason a topic was refused); 6 names topics by id
 
 
 async def handle(ctx, request: dict) -> dict:

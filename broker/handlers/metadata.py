@@ -9,6 +9,7 @@ synchronous, so the answer already lists the new topic.
 from __future__ import annotations
 
 from broker.group.record_codec import OFFSETS_TOPIC
+from broker.metadata.internal_topics import is_internal
 from broker.metadata.validation import topic_name_error
 from client.protocol import ErrorCode
 
@@ -27,6 +28,10 @@ async def handle(ctx, request: dict) -> dict:
     errors: dict[str, int] = {}
     if not all_topics and allow_create and broker.config.auto_create_topics_enable:
         missing = [n for n in dict.fromkeys(names) if n not in broker.image.topics]
+        if OFFSETS_TOPIC in missing:  # made as the coordinator makes it (Kafka's AutoTopicCreationManager too)
+            missing.remove(OFFSETS_TOPIC)
+            if await broker.groups.ensure_topic() is None:
+                errors[OFFSETS_TOPIC] = int(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if missing:
             for result in await broker.create_topics([(n, -1, -1, {}) for n in missing]):
                 if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
@@ -52,7 +57,7 @@ async def handle(ctx, request: dict) -> dict:
             }
             for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
         ]
-        topics.append({"error_code": 0, "name": name, "is_internal": name == OFFSETS_TOPIC, "partitions": partitions})
+        topics.append({"error_code": 0, "name": name, "is_internal": is_internal(name), "partitions": partitions})
     brokers = [
         {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack} for b in image.unfenced_brokers()
     ]

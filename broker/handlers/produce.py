@@ -13,6 +13,7 @@ import logging
 import struct
 
 from broker.handlers.produce_rules import check_produce_batch
+from broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from broker.producer_state import last_sequence
 from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
 from client.protocol import ErrorCode
@@ -71,6 +72,8 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     index = part["index"]
     if version < 3:
         return _result(index, ErrorCode.UNSUPPORTED_VERSION, message="Produce v0-2 (magic 0/1) are not served")
+    if topic in INTERNAL_TOPICS:  # only the broker writes those (internal_topics.py)
+        return _result(index, ErrorCode.INVALID_TOPIC_EXCEPTION, message=produce_error(topic))
     found, error = broker.led_partition(topic, index)
     if found is None:
         return _result(index, error)

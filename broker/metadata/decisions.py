@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
+from broker.metadata import internal_topics
 from broker.metadata.image import MetadataImage
 from broker.metadata.placement import broker_order, place_replicas
 from broker.metadata.records import (
@@ -168,6 +169,8 @@ def decide_create_topics(
             )
         elif (msg := config_error(configs, defaults.log_config)) is not None:
             fail(ErrorCode.INVALID_CONFIG, msg)
+        elif (msg := _internal_config_error(name, configs, defaults.log_config)) is not None:
+            fail(ErrorCode.POLICY_VIOLATION, msg)
         else:
             topic_id = new_topic_id()
             while topic_id in scratch.image.topics_by_id:  # a uuid4 clash: vanishingly rare
@@ -189,12 +192,21 @@ def decide_delete_topics(image: MetadataImage, names: Sequence[str]) -> Decision
         topic = image.topics.get(name)
         if name in dups:
             results.append(TopicResult(name, ErrorCode.INVALID_REQUEST, f"Duplicate topic name {name} in the request"))
-        elif topic is None:
-            results.append(TopicResult(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))
+        elif topic is None:  # named: from v5 the client shows this message
+            results.append(TopicResult(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist."))
+        elif (msg := internal_topics.delete_topic_error(name)) is not None:
+            results.append(TopicResult(name, ErrorCode.INVALID_TOPIC_EXCEPTION, msg))
         else:
             records.append(RemoveTopicRecord(topic.topic_id))
             results.append(TopicResult(name, ErrorCode.NONE, None, topic.topic_id))
     return results, records
+
+
+def _internal_config_error(topic: str, overrides: Mapping[str, str], base: LogConfig) -> str | None:
+    """internal_topics.config_error on the effective config of valid ``overrides``."""
+    if not internal_topics.is_internal(topic):
+        return None
+    return internal_topics.config_error(topic, LogConfig.from_properties(dict(overrides), base), base)
 
 
 def _over_limit(existing: int, more: int, limit: int) -> str | None:
@@ -223,6 +235,8 @@ def decide_create_partitions(
             fail(ErrorCode.INVALID_REQUEST, f"Duplicate topic name {name} in the request")
         elif topic is None:
             fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+        elif (msg := internal_topics.create_partitions_error(name)) is not None:
+            fail(ErrorCode.INVALID_TOPIC_EXCEPTION, msg)
         elif total < len(topic.partitions):
             fail(
                 ErrorCode.INVALID_PARTITIONS,
@@ -270,6 +284,8 @@ def decide_alter_configs(
     msg = f"Unknown topic config name: {unknown[0]}" if unknown else config_error(merged, base)
     if msg is not None:
         return [ConfigResult("topic", topic, ErrorCode.INVALID_CONFIG, msg)], []
+    if (msg := _internal_config_error(topic, merged, base)) is not None:
+        return [ConfigResult("topic", topic, ErrorCode.POLICY_VIOLATION, msg)], []
     records = [
         ConfigRecord("topic", topic, name, value)
         for name, value in sorted(changes.items())

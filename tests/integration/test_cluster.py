@@ -342,6 +342,24 @@ def test_topics_created_through_each_broker_exist_on_every_broker_with_leaders_s
     assert again == {names[1]: ErrorCode.TOPIC_ALREADY_EXISTS}
 
 
+def test_consumer_offsets_cannot_be_deleted_through_any_broker_and_others_can(shared):
+    """DeleteTopics v5 (flexible, with messages) forwarded to the controller by the brokers that are not it."""
+    first = shared.nodes[1].port
+    found = wait_for(lambda: call(first, 10, 1, {"key": "g", "key_type": 0})["error_code"] == 0, 30,
+                     "a coordinator (__consumer_offsets made)")  # fmt: skip
+    assert found
+    assert create_topics(first, ["deleted-via-a-broker"]) == {"deleted-via-a-broker": 0}
+    for node in shared.nodes.values():
+        answer = call(node.port, 20, 5, {"topic_names": ["__consumer_offsets"], "timeout_ms": 30_000})
+        assert [(r["error_code"], r["error_message"]) for r in answer["responses"]] == [
+            (ErrorCode.INVALID_TOPIC_EXCEPTION, "Cannot delete internal topic __consumer_offsets")], node.node_id
+    other = next(n for n in shared.nodes.values() if n.node_id != shared.controller())
+    answer = call(other.port, 20, 5, {"topic_names": ["deleted-via-a-broker"], "timeout_ms": 30_000})
+    assert [(r["name"], r["error_code"]) for r in answer["responses"]] == [("deleted-via-a-broker", 0)]
+    for node in shared.nodes.values():
+        assert leaders(metadata(node.port), "__consumer_offsets")
+
+
 def test_librdkafka_moves_records_across_partitions_led_by_different_brokers_byte_for_byte(shared):
     topic, partitions = "librdkafka-across", 6
     entry = shared.nodes[1]
