@@ -268,7 +268,10 @@ class _TrickleSocket:
 
 
 async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_prefix():
-    from broker.net.connection import LARGE_FRAME_START, _receive_large
+    from broker.net.connection import LARGE_FRAME_START, _frame_buffer, _receive_into
+
+    async def _receive_large(sock, size, have):
+        return await _receive_into(sock, *_frame_buffer(size, have), size)
 
     size = 64 << 20
     sock = _TrickleSocket(b"\1" * (3 << 20), chunk=256 << 10)  # 3 MiB arrive, then the peer is gone
