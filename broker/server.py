@@ -170,7 +170,9 @@ class Broker:
         listen = cfg.controller_listener if cfg.controller_quorum and cfg.is_voter else None
         apis = controller_apis(self)
         driver = RaftDriver(raft, data_dir, machine, cluster_id=cluster_id, peers=cfg.controller_quorum,
-                            listen=listen, extra_apis=apis)  # fmt: skip
+                            listen=listen, extra_apis=apis, connections_max_idle_ms=cfg.connections_max_idle_ms,
+                            # A pool of its own: clients filling theirs must not hold up the quorum.
+                            memory_pool=MemoryPool(cfg.queued_max_request_bytes))  # fmt: skip
         self.controller = QuorumController(driver, machine, defaults=defaults,
                                            session_timeout_ms=cfg.broker_session_timeout_ms)  # fmt: skip
 
