@@ -54,7 +54,7 @@ async def _wait_for(condition, seconds: float = 10) -> None:
 
 
 async def test_a_connection_idle_past_connections_max_idle_ms_is_closed(tmp_path, nursery):
-    b = await _start(tmp_path, nursery, connections_max_idle_ms="300")
+    b = await _start(tmp_path, nursery, connections_max_idle_ms="1000")
     peer = await _connect(b)
     assert (await _call(peer, 18, 3, {}))[1]["error_code"] == 0
     assert await _is_closed(peer.stream)  # well within _is_closed's 5 s
@@ -90,11 +90,11 @@ async def test_a_request_trickling_in_a_byte_at_a_time_is_closed(tmp_path, nurse
 async def test_a_connection_waiting_for_its_answer_is_not_idle(tmp_path, nursery):
     """A Fetch long-polling past connections.max.idle.ms: the client waits for
     the broker, so the connection is not idle and gets its answer."""
-    b = await _start(tmp_path, nursery, connections_max_idle_ms="200")
+    b = await _start(tmp_path, nursery, connections_max_idle_ms="1000")
     peer = await _connect(b)
     _, body = await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
     assert body["topics"][0]["error_code"] == 0
-    fetch = {"replica_id": -1, "max_wait_ms": 1500, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+    fetch = {"replica_id": -1, "max_wait_ms": 3000, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
              "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0,
                                                         "partition_max_bytes": 1 << 20}]}]}  # fmt: skip
     _, fetched = await _call(peer, 1, 10, fetch, correlation_id=2)
@@ -203,7 +203,7 @@ async def test_a_client_that_never_reads_its_answers_is_closed(tmp_path, nursery
     the connection rather than hold it (and what it read) for ever."""
     import socket
 
-    b = await _start(tmp_path, nursery, connections_max_idle_ms="300")
+    b = await _start(tmp_path, nursery, connections_max_idle_ms="1000")
     sock = trio.socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
     await sock.connect(("127.0.0.1", b.port))
