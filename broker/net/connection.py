@@ -153,32 +153,52 @@ class Connection:
         broker's memory pool (queued.max.request.bytes) as soon as its size
         prefix is read; while the pool has no room, nothing more is read.
 
-        Bytes are read into a 64 KiB buffer taken from the broker's spares
-        only once the socket is readable, and given back once the bytes read
-        are cut into frames: an idle connection holds no buffer. A frame not
-        whole in that buffer gets a buffer of its own, filled straight from
-        the socket: its bytes are copied once, by the kernel, and it takes
-        a scheduling round per socket buffer's worth, not per 64 KiB."""
+        Small frames are cut from a 64 KiB read buffer, which is taken from
+        the broker's spares when bytes arrive and given back when the socket
+        has no more: an idle connection holds none (a frame part read then
+        moves to a buffer of its own). A large frame (a produce request's
+        batches) gets its own buffer, filled straight from the socket: its
+        bytes are copied once, by the kernel, and it takes a scheduling round
+        per socket buffer's worth, not per 64 KiB."""
         limit = self.broker.config.socket_request_max_bytes
         pool = self.broker.memory_pool
         spares = self.broker.read_buffers
-        carry = b""  # the first bytes (< 4) of a size prefix, kept between reads
-        carry_since = 0.0
+        scratch: bytearray | None = None
+        view = memoryview(b"")
+        start = end = 0  # unread bytes are scratch[start:end]
+        carry = b""  # unread bytes (< 4: part of a size prefix) while no buffer is held
+        head_reserved = False  # the frame at scratch[start] has its memory from the pool
+        since = 0.0  # when the bytes at scratch[start] began: a request must arrive whole within the idle limit
         waited = False
-        while True:
-            while self.bytes_in_flight >= limit:
-                await self._answered.park()
-            scratch: bytearray | None = spares.take()
-            view = memoryview(scratch)
-            try:
-                start, end = 0, len(carry)
-                view[:end] = carry
+        try:
+            while True:
+                while self.bytes_in_flight >= limit:
+                    await self._answered.park()
+                if scratch is None:
+                    scratch = spares.take()
+                    view = memoryview(scratch)
+                    end = len(carry)
+                    view[:end] = carry
                 n = _read_now(self._fd, view[end:])
-                if n is None:  # nothing there yet: wait without holding the buffer
+                if n is None:  # the socket has nothing more now: wait without holding the buffer
+                    if end - start >= 4:  # a frame part read (its memory reserved): into its own buffer
+                        size = read_frame_size(scratch, start, limit)
+                        buf, filled = _frame_buffer(size, view[start + 4 : end])
+                        carry, start, end = b"", 0, 0
+                        view.release()
+                        spares.give(scratch)
+                        scratch = None
+                        head_reserved = False
+                        frame = await self._receive_rest(buf, filled, size, since)
+                        if frame is None:
+                            return  # peer closed in the middle of a frame
+                        await self._accept(frame, send, nursery)
+                        continue
+                    carry, start, end = bytes(view[start:end]), 0, 0
                     view.release()
                     spares.give(scratch)
                     scratch = None
-                    await self._wait_readable(carry_since if carry else None)
+                    await self._wait_readable(since if carry else None)
                     waited = True
                     continue
                 if not waited:
@@ -186,32 +206,43 @@ class Connection:
                 waited = False
                 if not n:
                     return  # peer closed; responses already queued still go out
-                self.last_active = now = trio.current_time()
+                if start == end:
+                    since = trio.current_time()
+                self.last_active = trio.current_time()
                 end += n
                 while end - start >= 4:
                     size = read_frame_size(scratch, start, limit)
-                    if not pool.try_reserve(size):
-                        await pool.reserve(size)  # backpressure: the client waits, the socket stays open
-                        now = trio.current_time()  # the frame's clock starts once it may be read
-                    self.reserved_bytes += size
+                    if not head_reserved:
+                        if not pool.try_reserve(size):
+                            await pool.reserve(size)  # backpressure: the client waits, the socket stays open
+                            since = trio.current_time()  # the frame's clock starts once it may be read
+                        self.reserved_bytes += size
+                        head_reserved = True
                     if end - start - 4 >= size:
                         frame: bytes | bytearray | None = bytes(view[start + 4 : start + 4 + size])
                         start += 4 + size
-                    else:  # the rest goes straight into the frame's own buffer
+                        since = self.last_active
+                    elif 4 + size > len(scratch):  # the read buffer goes back meanwhile
                         buf, filled = _frame_buffer(size, view[start + 4 : end])
-                        start = end
+                        carry, start, end = b"", 0, 0
                         view.release()
                         spares.give(scratch)
                         scratch = None
-                        frame = await self._receive_rest(buf, filled, size, now)
+                        frame = await self._receive_rest(buf, filled, size, since)
                         if frame is None:
                             return  # peer closed in the middle of a frame
+                    else:
+                        break
+                    head_reserved = False
                     await self._accept(frame, send, nursery)
-                carry, carry_since = (bytes(view[start:end]), now) if scratch is not None else (b"", now)
-            finally:
-                if scratch is not None:
-                    view.release()
-                    spares.give(scratch)
+                if start:
+                    scratch[: end - start] = view[start:end]
+                    end -= start
+                    start = 0
+        finally:
+            view.release()
+            if scratch is not None:
+                spares.give(scratch)
 
     async def _wait_readable(self, frame_since: float | None) -> None:
         """Wait for the peer's next bytes, up to connections.max.idle.ms: since
