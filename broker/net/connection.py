@@ -256,12 +256,13 @@ class Connection:
             with trio.move_on_at(since + idle_s):
                 await trio.lowlevel.wait_readable(self.stream.socket)
                 return
+            limit_ms = self.broker.config.connections_max_idle_ms
             if frame_since is not None:
-                raise CloseConnection(f"a request not received whole within connections.max.idle.ms ({idle_s * 1000:.0f} ms)")
+                raise CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
             if self.outstanding:  # the client waits for us, not we for it
                 self.last_active = trio.current_time()
             elif trio.current_time() >= self.last_active + idle_s:
-                raise CloseConnection(f"idle for connections.max.idle.ms ({idle_s * 1000:.0f} ms)")
+                raise CloseConnection(f"idle for connections.max.idle.ms ({limit_ms} ms)")
 
     async def _receive_rest(self, buf: bytearray, filled: int, size: int, since: float) -> bytearray | None:
         """The rest of a frame into its own buffer; None if the peer closes first."""

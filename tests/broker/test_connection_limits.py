@@ -38,9 +38,9 @@ def _api_versions_of_size(size: int, correlation_id: int) -> bytes:
 
 
 async def _start(tmp_path, nursery, **props) -> Broker:
-    config = BrokerConfig.from_properties(
-        {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "data"), **{k.replace("_", "."): v for k, v in props.items()}}
-    )
+    """A broker with ``props`` given as Python names (queued_max_request_bytes="...")."""
+    named = {name.replace("_", "."): value for name, value in props.items()}
+    config = BrokerConfig.from_properties({"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "data"), **named})
     return await nursery.start(Broker(config).serve)
 
 
