@@ -80,7 +80,19 @@ class BrokerConfig:
     socket_request_max_bytes: int = 100 * 1024 * 1024  # largest request frame
     # Kafka's default is Int.MaxValue; every limit here is a real bound.
     max_connections: int = 10_000
+    # max.connections.per.ip: Kafka's default (no bound), enforced when set,
+    # with max.connections.per.ip.overrides (host:count,...) per address.
+    max_connections_per_ip: int = _INT32_MAX
+    max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
     queued_max_requests: int = 500  # requests being worked on, across connections
+    # queued.max.request.bytes (KIP-72): the memory of the requests being read
+    # or worked on, across all connections. Kafka's default is -1 (unbounded);
+    # riverlog's fits a small machine: 256 MiB, room for two requests of the
+    # largest size (socket.request.max.bytes) and thousands of ordinary ones.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    # connections.max.idle.ms: a connection that sends no request for this
+    # long, or takes longer than this to send one whole request, is closed.
+    connections_max_idle_ms: int = 600_000
     fetch_max_bytes: int = 55 * 1024 * 1024  # caps a Fetch response whatever the client asks
     max_partitions: int = 10_000  # riverlog.max.partitions: partitions the cluster may hold
     log_retention_check_interval_ms: int = 300_000
@@ -180,6 +192,10 @@ class BrokerConfig:
                 if not value:
                     continue
                 value = format_voters(value)
+            elif attr == "max_connections_per_ip_overrides":
+                if not value:
+                    continue
+                value = format_connection_overrides(value)
             elif attr == "log_dirs":
                 value = ",".join(str(p) for p in value)
             elif isinstance(value, bool):
@@ -213,6 +229,30 @@ def parse_voters(name: str, raw: str) -> dict[int, tuple[str, int]]:
             raise ConfigError(f"{name}: node id {node_id} appears more than once in {raw!r}")
         voters[node_id] = (host, port)
     return voters
+
+
+def parse_connection_overrides(name: str, raw: str) -> dict[str, int]:
+    """Kafka's ``host:count,host:count`` (an IPv6 host is everything before the last colon)."""
+    overrides: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        host, sep, count = item.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not sep or not host:
+            raise ConfigError(f"{name} must be HOST:COUNT,... (as 127.0.0.1:200), not {raw!r}: bad entry {item!r}")
+        overrides[host] = _int(f"{name} entry {item!r}", count, 0, _INT32_MAX)
+    return overrides
+
+
+def format_connection_overrides(overrides: dict[str, int]) -> str:
+    return ",".join(f"[{h}]:{n}" if ":" in h else f"{h}:{n}" for h, n in overrides.items())
+
+
+def _pool_bytes(name: str, raw: str) -> int:
+    """queued.max.request.bytes: -1 (Kafka's unbounded) or a positive size."""
+    value = _int(name, raw, -1, _INT64_MAX)
+    if value == 0:
+        raise ConfigError(f"{name} must be -1 (unbounded) or positive, not 0")
+    return value
 
 
 def format_voters(voters: dict[int, tuple[str, int]]) -> str:
@@ -313,7 +353,11 @@ _BROKER_NAMES = {
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "socket.request.max.bytes": ("socket_request_max_bytes", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "max.connections": ("max_connections", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "max.connections.per.ip": ("max_connections_per_ip", lambda n, r: _int(n, r, 0, _INT32_MAX)),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", parse_connection_overrides),
     "queued.max.requests": ("queued_max_requests", lambda n, r: _int(n, r, 1, _INT32_MAX)),
+    "queued.max.request.bytes": ("queued_max_request_bytes", _pool_bytes),
+    "connections.max.idle.ms": ("connections_max_idle_ms", lambda n, r: _int(n, r, 1)),
     "fetch.max.bytes": ("fetch_max_bytes", lambda n, r: _int(n, r, 1024, _INT32_MAX)),
     "offsets.topic.num.partitions": ("offsets_topic_num_partitions", lambda n, r: _int(n, r, 1, 10_000)),
     "offsets.topic.replication.factor": ("offsets_topic_replication_factor", lambda n, r: _int(n, r, 1, 32767)),

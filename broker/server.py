@@ -26,7 +26,8 @@ from broker.metadata.controller import NotControllerError, QuorumController
 from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults, TopicResult
 from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from broker.metadata.image_machine import MetadataStateMachine
-from broker.net.connection import Connection
+from broker.net.connection import Connection, ReadBuffers
+from broker.net.memory_pool import MemoryPool
 from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.log import Log, now_ms, parse_partition_dir
@@ -52,6 +53,9 @@ class Broker:
         self.log_manager = LogManager(list(config.log_dirs), config.log_defaults)
         self.request_limiter = trio.CapacityLimiter(config.queued_max_requests)
         self.connections = 0
+        self.connections_per_ip: dict[str, int] = {}  # open connections by peer address (none at 0)
+        self.memory_pool = MemoryPool(config.queued_max_request_bytes)
+        self.read_buffers = ReadBuffers()
         self.port: int | None = None  # the bound port, once listening
         self.controller: QuorumController | None = None
         self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
@@ -158,7 +162,9 @@ class Broker:
         listen = cfg.controller_listener if cfg.controller_quorum and cfg.is_voter else None
         apis = controller_apis(self)
         driver = RaftDriver(raft, data_dir, machine, cluster_id=cluster_id, peers=cfg.controller_quorum,
-                            listen=listen, extra_apis=apis)  # fmt: skip
+                            listen=listen, extra_apis=apis, connections_max_idle_ms=cfg.connections_max_idle_ms,
+                            # A pool of its own: clients filling theirs must not hold up the quorum.
+                            memory_pool=MemoryPool(cfg.queued_max_request_bytes))  # fmt: skip
         self.controller = QuorumController(driver, machine, defaults=defaults,
                                            session_timeout_ms=cfg.broker_session_timeout_ms,
                                            producer_id_floor=legacy_producer_id_floor(data_dir))  # fmt: skip
@@ -344,19 +350,28 @@ class Broker:
                     log.warning("refusing a connection: max.connections (%d) reached", self.config.max_connections)
                     await stream.aclose()
                     continue
-                self._connections_nursery.start_soon(self._serve_connection, stream)
+                try:
+                    host, port = stream.socket.getpeername()[:2]
+                except OSError:
+                    await stream.aclose()  # gone already
+                    continue
+                limit = self.config.max_connections_per_ip_overrides.get(host, self.config.max_connections_per_ip)
+                if self.connections_per_ip.get(host, 0) >= limit:
+                    log.warning("refusing a connection from %s: max.connections.per.ip (%d) reached", host, limit)
+                    await stream.aclose()
+                    continue
+                self.connections += 1
+                self.connections_per_ip[host] = self.connections_per_ip.get(host, 0) + 1
+                self._connections_nursery.start_soon(self._serve_connection, stream, host, port)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, host: str, port: int) -> None:
         try:
-            host, port = stream.socket.getpeername()[:2]
-            peer = f"{host}:{port}"
-        except OSError:
-            peer = "unknown peer"
-        self.connections += 1
-        try:
-            await Connection(self, stream, peer).run()
+            await Connection(self, stream, f"{host}:{port}").run()
         finally:
             self.connections -= 1
+            left = self.connections_per_ip.pop(host) - 1
+            if left:
+                self.connections_per_ip[host] = left
 
     async def _storage_timers(self) -> None:
         """flush.ms, retention, checkpoints and compaction on Kafka's broker intervals.

@@ -75,7 +75,8 @@ class ControllerChannel:
         link = self._links.get(key)
         if link is None:
             host, port = self.voters[leader]
-            link = self._links[key] = PeerLink(host, port, f"broker-{self.driver.node_id}")
+            link = self._links[key] = PeerLink(host, port, f"broker-{self.driver.node_id}",
+                                               max_idle_ms=self.driver.connections_max_idle_ms)  # fmt: skip
             self._locks[key] = trio.Lock()
         async with self._locks[key]:  # one request at a time on a link
             try:

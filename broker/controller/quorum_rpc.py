@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
+from broker.net.memory_pool import MemoryPool
 from client.protocol import (
     FrameDecoder,
     ProtocolError,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 API_VERSIONS = 18
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # a fetch answer or a snapshot chunk (1 MiB each) with room to spare
+DEFAULT_MAX_IDLE_MS = 600_000  # Kafka's connections.max.idle.ms
 _RECEIVE_BYTES = 64 * 1024
 
 Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
@@ -52,19 +54,42 @@ def api_versions_body(extra: Extra | None = None) -> dict:
 
 
 async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_bytes: int = MAX_FRAME_BYTES,
-                           extra: Extra | None = None) -> None:  # fmt: skip
+                           extra: Extra | None = None, *, max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+                           memory_pool: MemoryPool | None = None) -> None:  # fmt: skip
     """``handle`` serves the quorum's own RPCs; ``extra`` other APIs of the
-    controller listener (broker registration, forwarded admin requests)."""
+    controller listener (broker registration, forwarded admin requests).
+
+    The client listener's bounds apply here too: a request's size is
+    reserved from ``memory_pool`` (queued.max.request.bytes) once its size
+    prefix is read and until it is answered, reading nothing more while the
+    pool has no room; a connection is closed after ``max_idle_ms``
+    (connections.max.idle.ms) without a request, or when a request has not
+    arrived whole that long after its first byte."""
     decoder = FrameDecoder(max_frame_bytes)
     peer = _peer_name(stream)
+    idle_s = max_idle_ms / 1000
+    reserved = 0  # of memory_pool, for the frame being read
+    since = trio.current_time()  # the last answer, or the first byte of the frame being read
     try:
         async with stream:
             while True:
-                data = await stream.receive_some(_RECEIVE_BYTES)
+                with trio.move_on_at(since + idle_s) as waited:
+                    data = await stream.receive_some(_RECEIVE_BYTES)
+                if waited.cancelled_caught:
+                    log.info("controller listener: closing the connection from %s: %s within "
+                             "connections.max.idle.ms (%d ms)", peer,
+                             "a request not received whole" if decoder.buffered_bytes else "no request",
+                             max_idle_ms)  # fmt: skip
+                    return
                 if not data:
                     return
+                if not decoder.buffered_bytes:
+                    since = trio.current_time()  # a request begins: it has idle_s to arrive whole
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
+                    if memory_pool is not None and not reserved:  # (a frame whole in one read)
+                        reserved = len(frame)
+                        await memory_pool.reserve(reserved)
                     header, body = decode_request(frame)
                     if header.api_key == API_VERSIONS:
                         answer: dict | None = api_versions_body(extra)
@@ -82,6 +107,14 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
                         return  # nothing to say (the core did not answer in time): the peer retries
                     await stream.send_all(encode_frame(encode_response(header.api_key, version,
                                                                        header.correlation_id, answer)))  # fmt: skip
+                    if memory_pool is not None:
+                        memory_pool.release(reserved)
+                        reserved = 0
+                    since = trio.current_time()
+                if memory_pool is not None and not reserved and decoder.frame_bytes is not None:
+                    reserved = decoder.frame_bytes  # part read: reserved before any more is read
+                    await memory_pool.reserve(reserved)
+                    since = trio.current_time()
     except UnsupportedApi as exc:
         log.warning("controller listener: %s from %s: closing", exc, peer)
     except (ProtocolError, ValueError) as exc:
@@ -90,6 +123,9 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
         pass
     except Exception:  # noqa: BLE001 - a fault in serving one request must not take the node down
         log.exception("controller listener: internal error serving %s: closing the connection", peer)
+    finally:
+        if memory_pool is not None and reserved:
+            memory_pool.release(reserved)
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
@@ -103,10 +139,16 @@ def _peer_name(stream: trio.abc.Stream) -> str:
 class PeerLink:
     """One connection to a quorum member, used for one request at a time."""
 
-    def __init__(self, host: str, port: int, client_id: str, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, host: str, port: int, client_id: str, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 max_idle_ms: int = DEFAULT_MAX_IDLE_MS) -> None:  # fmt: skip
         self.host, self.port = host, port
         self.client_id = client_id
         self.max_frame_bytes = max_frame_bytes
+        # A connection unused for half of connections.max.idle.ms is replaced
+        # rather than used: the listener may be closing it as we send (Kafka's
+        # clients close theirs before the broker does, for the same reason).
+        self.reuse_s = max_idle_ms / 2000
+        self._last_used = 0.0
         self._stream: trio.SocketStream | None = None
         self._decoder = FrameDecoder(max_frame_bytes)
         self._correlation = 0
@@ -117,6 +159,8 @@ class PeerLink:
         raises ConnectionError."""
         try:
             with trio.fail_after(timeout_s if math.isfinite(timeout_s) else 3600):
+                if self._stream is not None and trio.current_time() - self._last_used > self.reuse_s:
+                    await self.aclose()
                 if self._stream is None:
                     self._stream = await trio.open_tcp_stream(self.host, self.port)
                     self._decoder = FrameDecoder(self.max_frame_bytes)
@@ -131,6 +175,7 @@ class PeerLink:
                 correlation, answer = decode_response(api_key, version, frame)
                 if correlation != self._correlation:
                     raise ProtocolError(f"correlation id {correlation}, expected {self._correlation}")
+                self._last_used = trio.current_time()
                 return answer
         except (OSError, trio.TooSlowError, trio.BrokenResourceError, ProtocolError, ValueError, ConnectionError) as exc:
             await self.aclose()

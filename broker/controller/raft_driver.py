@@ -31,10 +31,11 @@ from typing import Protocol
 
 import trio
 
+from broker.net.memory_pool import MemoryPool
 from client.protocol import RequestHeader
 
 from . import wire
-from .quorum_rpc import Extra, PeerLink, serve_connection
+from .quorum_rpc import DEFAULT_MAX_IDLE_MS, Extra, PeerLink, serve_connection
 from .raft.core import NotLeaderError, RaftCore
 from .raft.messages import REQUESTS, Entry, FetchRequest, FetchSnapshotRequest, Message, Snapshot, SnapshotId, VoteRequest
 from .raft.roles import RaftConfig
@@ -76,6 +77,8 @@ class RaftDriver:
         send_queue_max: int = 1024,
         rng: random.Random | None = None,
         extra_apis: Extra | None = None,
+        connections_max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        memory_pool: MemoryPool | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -85,6 +88,9 @@ class RaftDriver:
         self.listen = listen
         self.snapshot_interval_entries = snapshot_interval_entries
         self.extra_apis = extra_apis  # the controller listener's other APIs (see quorum_rpc)
+        # The controller listener's bounds (see quorum_rpc.serve_connection); None: no pool.
+        self.connections_max_idle_ms = connections_max_idle_ms
+        self.memory_pool = memory_pool
         self.store = RaftStore(data_dir)
         hard, snapshot, entries = self.store.load()
         if snapshot is not None:
@@ -280,7 +286,7 @@ class RaftDriver:
 
     async def _sender(self, peer: int, lane: str, receive: trio.MemoryReceiveChannel) -> None:
         host, port = self.peers[peer]
-        link = PeerLink(host, port, f"raft-{self.node_id}")
+        link = PeerLink(host, port, f"raft-{self.node_id}", max_idle_ms=self.connections_max_idle_ms)
         timeout_s = self.config.request_timeout_ms / 1000
         async for message in receive:
             api_key, version, body = wire.request_to_wire(message, self.cluster_id, tick_ms=self.config.tick_ms)
@@ -307,7 +313,8 @@ class RaftDriver:
             return
         self._peer_connections += 1
         try:
-            await serve_connection(stream, self._handle_request, extra=self.extra_apis)
+            await serve_connection(stream, self._handle_request, extra=self.extra_apis,
+                                   max_idle_ms=self.connections_max_idle_ms, memory_pool=self.memory_pool)
         finally:
             self._peer_connections -= 1
 

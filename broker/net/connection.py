@@ -19,6 +19,15 @@ A large frame (megabytes of batches) is received straight into a buffer of
 its own rather than 64 KiB at a time through a decoder: one copy, by the
 kernel, instead of three.
 
+What bounds a connection (Kafka's configs): every frame's announced size is
+reserved from the broker's memory pool (``queued.max.request.bytes``,
+memory_pool.py) before its body is read and until it is answered; the 64 KiB
+read buffer is lent only while bytes are arriving, so an idle connection
+holds none; ``connections.max.idle.ms`` closes a connection that sends no
+request for that long, takes longer than that to send one whole request (a
+trickle of bytes does not reset the clock), or leaves a response untaken for
+that long.
+
 What closes the connection (logged with the peer address, and touching
 nothing else): a malformed or oversized frame, an unknown API key, a version
 we do not serve (except ApiVersions, which gets KIP-511's UNSUPPORTED_VERSION
@@ -46,8 +55,28 @@ from client.protocol.messages import APIS
 
 log = logging.getLogger(__name__)
 
-RECEIVE_BYTES = 64 * 1024  # the read-ahead buffer; larger frames get their own
+RECEIVE_BYTES = 64 * 1024  # the read buffer; a frame not whole in it gets its own
+SPARE_READ_BUFFERS = 16  # read buffers kept for reuse across connections
 LARGE_FRAME_START = 1 << 20  # a large frame's buffer at first, doubled as its bytes arrive
+
+
+_NOT_TAKEN = "a response not taken by the client within connections.max.idle.ms ({} ms)"
+
+
+class ReadBuffers:
+    """The 64 KiB read buffers, lent to a connection while bytes are arriving
+    and kept for the next one (a few spares: allocating and zeroing one for
+    every read would cost more than the read)."""
+
+    def __init__(self) -> None:
+        self._spares: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        return self._spares.pop() if self._spares else bytearray(RECEIVE_BYTES)
+
+    def give(self, buf: bytearray) -> None:
+        if len(self._spares) < SPARE_READ_BUFFERS:
+            self._spares.append(buf)
 
 
 class CloseConnection(Exception):
@@ -87,6 +116,10 @@ class Connection:
         # Bytes of those requests: the reader waits while they reach
         # socket.request.max.bytes, so pipelining cannot multiply that bound.
         self.bytes_in_flight = 0
+        # What this connection holds of the broker's memory pool: the frames
+        # reserved and not yet answered (given back when the connection ends).
+        self.reserved_bytes = 0
+        self.last_active = trio.current_time()  # the last bytes read or answer sent
         self._answered = trio.lowlevel.ParkingLot()
 
     def _track(self, delta: int) -> None:
@@ -110,44 +143,136 @@ class Connection:
             log.error("closing connection from %s after an unexpected fault", self.peer, exc_info=group)
         finally:
             self._track(-self.outstanding)
+            self.broker.memory_pool.release(self.reserved_bytes)  # requests never answered, a frame part read
+            self.reserved_bytes = 0
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
     async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
-        """Frames off the socket. Small ones are cut from a read-ahead buffer;
-        a large one (a produce request's batches) gets its own buffer, filled
-        straight from the socket: its bytes are copied once, by the kernel,
-        and it takes a scheduling round per socket buffer's worth, not per
-        64 KiB."""
+        """Frames off the socket. Each frame's size is reserved from the
+        broker's memory pool (queued.max.request.bytes) as soon as its size
+        prefix is read; while the pool has no room, nothing more is read.
+
+        Small frames are cut from a 64 KiB read buffer, which is taken from
+        the broker's spares when bytes arrive and given back when the socket
+        has no more: an idle connection holds none (a frame part read then
+        moves to a buffer of its own). A large frame (a produce request's
+        batches) gets its own buffer, filled straight from the socket: its
+        bytes are copied once, by the kernel, and it takes a scheduling round
+        per socket buffer's worth, not per 64 KiB."""
         limit = self.broker.config.socket_request_max_bytes
-        sock = self.stream.socket
-        scratch = bytearray(RECEIVE_BYTES)
-        view = memoryview(scratch)
+        pool = self.broker.memory_pool
+        spares = self.broker.read_buffers
+        scratch: bytearray | None = None
+        view = memoryview(b"")
         start = end = 0  # unread bytes are scratch[start:end]
+        carry = b""  # unread bytes (< 4: part of a size prefix) while no buffer is held
+        head_reserved = False  # the frame at scratch[start] has its memory from the pool
+        since = 0.0  # when the bytes at scratch[start] began: a request must arrive whole within the idle limit
+        waited = False
+        try:
+            while True:
+                while self.bytes_in_flight >= limit:
+                    await self._answered.park()
+                if scratch is None:
+                    scratch = spares.take()
+                    view = memoryview(scratch)
+                    end = len(carry)
+                    view[:end] = carry
+                n = _read_now(self._fd, view[end:])
+                if n is None:  # the socket has nothing more now: wait without holding the buffer
+                    if end - start >= 4:  # a frame part read (its memory reserved): into its own buffer
+                        size = read_frame_size(scratch, start, limit)
+                        buf, filled = _frame_buffer(size, view[start + 4 : end])
+                        carry, start, end = b"", 0, 0
+                        view.release()
+                        spares.give(scratch)
+                        scratch = None
+                        head_reserved = False
+                        frame = await self._receive_rest(buf, filled, size, since)
+                        if frame is None:
+                            return  # peer closed in the middle of a frame
+                        await self._accept(frame, send, nursery)
+                        continue
+                    carry, start, end = bytes(view[start:end]), 0, 0
+                    view.release()
+                    spares.give(scratch)
+                    scratch = None
+                    await self._wait_readable(since if carry else None)
+                    waited = True
+                    continue
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()  # a busy peer must not starve the others
+                waited = False
+                if not n:
+                    return  # peer closed; responses already queued still go out
+                if start == end:
+                    since = trio.current_time()
+                self.last_active = trio.current_time()
+                end += n
+                while end - start >= 4:
+                    size = read_frame_size(scratch, start, limit)
+                    if not head_reserved:
+                        if not pool.try_reserve(size):
+                            await pool.reserve(size)  # backpressure: the client waits, the socket stays open
+                            since = trio.current_time()  # the frame's clock starts once it may be read
+                        self.reserved_bytes += size
+                        head_reserved = True
+                    if end - start - 4 >= size:
+                        frame: bytes | bytearray | None = bytes(view[start + 4 : start + 4 + size])
+                        start += 4 + size
+                        since = self.last_active
+                    elif 4 + size > len(scratch):  # the read buffer goes back meanwhile
+                        buf, filled = _frame_buffer(size, view[start + 4 : end])
+                        carry, start, end = b"", 0, 0
+                        view.release()
+                        spares.give(scratch)
+                        scratch = None
+                        frame = await self._receive_rest(buf, filled, size, since)
+                        if frame is None:
+                            return  # peer closed in the middle of a frame
+                    else:
+                        break
+                    head_reserved = False
+                    await self._accept(frame, send, nursery)
+                if start:
+                    scratch[: end - start] = view[start:end]
+                    end -= start
+                    start = 0
+        finally:
+            view.release()
+            if scratch is not None:
+                spares.give(scratch)
+
+    async def _wait_readable(self, frame_since: float | None) -> None:
+        """Wait for the peer's next bytes, up to connections.max.idle.ms: since
+        its last request (or our last answer) between requests, or since the
+        request began when it is part read. A trickle of bytes does not
+        reset that clock, so a request must arrive whole within the limit;
+        nor is a client idle while it waits for our answer."""
+        idle_s = self.broker.config.connections_max_idle_ms / 1000
         while True:
-            while end - start >= 4:
-                size = read_frame_size(scratch, start, limit)
-                if end - start - 4 >= size:
-                    frame: bytes | bytearray | None = bytes(view[start + 4 : start + 4 + size])
-                    start += 4 + size
-                elif 4 + size > len(scratch):
-                    frame = await _receive_large(sock, size, view[start + 4 : end])
-                    start = end = 0
-                    if frame is None:
-                        return  # peer closed in the middle of a frame
-                else:
-                    break
-                await self._accept(frame, send, nursery)
-            if start:
-                scratch[: end - start] = view[start:end]
-                end -= start
-                start = 0
-            while self.bytes_in_flight >= limit:
-                await self._answered.park()
-            n = await _recv_into(sock, view[end:])
-            if not n:
-                return  # peer closed; responses already queued still go out
-            end += n
+            since = frame_since if frame_since is not None else self.last_active
+            with trio.move_on_at(since + idle_s):
+                await trio.lowlevel.wait_readable(self.stream.socket)
+                return
+            limit_ms = self.broker.config.connections_max_idle_ms
+            if frame_since is not None:
+                raise CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
+            if self.outstanding:  # the client waits for us, not we for it
+                self.last_active = trio.current_time()
+            elif trio.current_time() >= self.last_active + idle_s:
+                raise CloseConnection(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+
+    async def _receive_rest(self, buf: bytearray, filled: int, size: int, since: float) -> bytearray | None:
+        """The rest of a frame into its own buffer; None if the peer closes first."""
+        with trio.move_on_at(since + self.broker.config.connections_max_idle_ms / 1000) as scope:
+            return await _receive_into(self.stream.socket, buf, filled, size)
+        assert scope.cancelled_caught
+        raise CloseConnection(
+            f"a request of {size} bytes not received whole within connections.max.idle.ms "
+            f"({self.broker.config.connections_max_idle_ms} ms)"
+        )
 
     async def _accept(self, frame: bytes | bytearray, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
         slot = _Slot(request_bytes=len(frame))
@@ -183,6 +308,9 @@ class Connection:
             await self._send(slot.response)
         self._track(-1)
         self.bytes_in_flight -= slot.request_bytes
+        self.reserved_bytes -= slot.request_bytes
+        self.broker.memory_pool.release(slot.request_bytes)
+        self.last_active = trio.current_time()
         self._answered.unpark_all()
 
     async def _send(self, data: bytes) -> None:
@@ -195,7 +323,10 @@ class Connection:
         except OSError as e:  # as send_all would say it: the peer is gone
             raise trio.BrokenResourceError(str(e)) from e
         if sent < len(data):
-            await self.stream.send_all(memoryview(data)[sent:])
+            with trio.move_on_after(self.broker.config.connections_max_idle_ms / 1000) as scope:
+                await self.stream.send_all(memoryview(data)[sent:])
+            if scope.cancelled_caught:
+                raise CloseConnection(_NOT_TAKEN.format(self.broker.config.connections_max_idle_ms))
 
     async def _send_segments(self, body: SegmentedBuffer) -> None:
         """A response whose records come straight from log files, by sendfile."""
@@ -205,7 +336,8 @@ class Connection:
         for position, file_slice in body.deferred:
             await self._send(head + view[start:position])
             head = b""
-            await _sendfile(self.stream.socket, file_slice.fd, file_slice.position, file_slice.length)
+            await _sendfile(self.stream.socket, file_slice.fd, file_slice.position, file_slice.length,
+                            self.broker.config.connections_max_idle_ms)  # fmt: skip
             start = position
         await self._send(head + view[start:])
 
@@ -283,14 +415,29 @@ async def _recv_into(sock: trio.socket.SocketType, room: memoryview) -> int:
         raise trio.BrokenResourceError(str(e)) from e
 
 
-async def _receive_large(sock: trio.socket.SocketType, size: int, have: memoryview) -> bytearray | None:
-    """A ``size``-byte frame whose first bytes are ``have``, the rest received
-    into it directly; None if the peer closes first. The buffer grows by
-    doubling as bytes arrive, so a size prefix alone (up to
-    socket.request.max.bytes) cannot make the broker allocate it all."""
+def _read_now(fd: int, room: memoryview) -> int | None:
+    """What the socket has now, without waiting (None: nothing yet)."""
+    try:
+        return os.readv(fd, [room])
+    except BlockingIOError:
+        return None
+    except OSError as e:  # as the stream would say it: the peer went away
+        raise trio.BrokenResourceError(str(e)) from e
+
+
+def _frame_buffer(size: int, have: memoryview) -> tuple[bytearray, int]:
+    """A buffer for a ``size``-byte frame whose first bytes are ``have``. It
+    starts at the frame's size up to 1 MiB and grows by doubling as bytes
+    arrive, so a size prefix alone (up to socket.request.max.bytes) cannot
+    make the broker allocate it all."""
     buf = bytearray(min(size, max(LARGE_FRAME_START, 2 * len(have))))
     buf[: len(have)] = have
-    filled = len(have)
+    return buf, len(have)
+
+
+async def _receive_into(sock: trio.socket.SocketType, buf: bytearray, filled: int, size: int) -> bytearray | None:
+    """Fill ``buf`` from the socket to ``size`` bytes, growing it by doubling;
+    None if the peer closes first."""
     while filled < size:
         if filled == len(buf):
             buf += bytes(min(len(buf), size - len(buf)))
@@ -302,13 +449,17 @@ async def _receive_large(sock: trio.socket.SocketType, size: int, have: memoryvi
     return buf
 
 
-async def _sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int) -> None:
-    """``count`` bytes of file ``fd`` from ``offset`` to the socket, kernel to kernel."""
+async def _sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int, stall_ms: int) -> None:
+    """``count`` bytes of file ``fd`` from ``offset`` to the socket, kernel to
+    kernel; the client must take some of them every ``stall_ms``."""
     while count > 0:
         try:
             sent = os.sendfile(sock.fileno(), fd, offset, count)
         except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)  # only when the socket buffer is full
+            with trio.move_on_after(stall_ms / 1000) as scope:
+                await trio.lowlevel.wait_writable(sock)  # only when the socket buffer is full
+            if scope.cancelled_caught:
+                raise CloseConnection(_NOT_TAKEN.format(stall_ms)) from None
             continue
         if sent == 0:
             # The file ended early (truncated under us): the frame's length is

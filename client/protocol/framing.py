@@ -51,6 +51,12 @@ class FrameDecoder:
     def buffered_bytes(self) -> int:
         return len(self._buf) - self._pos
 
+    @property
+    def frame_bytes(self) -> int | None:
+        """The size of the frame being read, once its size prefix is in."""
+        self._check_size()
+        return self._need
+
     def _check_size(self) -> None:
         if self._need is None and len(self._buf) - self._pos >= 4:
             self._need = read_frame_size(self._buf, self._pos, self.max_frame_bytes)

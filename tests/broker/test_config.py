@@ -105,3 +105,29 @@ def test_the_cleaners_choice_configs_have_kafkas_names_defaults_and_limits():
                 {"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}):  # fmt: skip
         with pytest.raises(ConfigError):
             LogConfig.from_properties(bad)
+
+
+def test_connection_limits_have_kafkas_names_and_round_trip():
+    config = BrokerConfig()
+    assert config.queued_max_request_bytes == 256 * 1024 * 1024 and config.connections_max_idle_ms == 600_000
+    assert config.max_connections_per_ip == 2**31 - 1 and config.max_connections_per_ip_overrides == {}
+    config = BrokerConfig.from_properties({
+        "queued.max.request.bytes": "-1", "connections.max.idle.ms": "1000", "max.connections.per.ip": "5",
+        "max.connections.per.ip.overrides": "127.0.0.1:200, [::1]:3,host.example:0",
+    })  # fmt: skip
+    assert config.queued_max_request_bytes == -1 and config.connections_max_idle_ms == 1000
+    assert config.max_connections_per_ip == 5
+    assert config.max_connections_per_ip_overrides == {"127.0.0.1": 200, "::1": 3, "host.example": 0}
+    assert config.with_overrides({}) == config
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("queued.max.request.bytes", "0", "-1 \\(unbounded\\) or positive"),
+    ("queued.max.request.bytes", "-2", "between -1"),
+    ("connections.max.idle.ms", "0", "between 1"),
+    ("max.connections.per.ip.overrides", "127.0.0.1", "HOST:COUNT"),
+    ("max.connections.per.ip.overrides", "127.0.0.1:x", "must be an integer"),
+])  # fmt: skip
+def test_bad_connection_limits_are_refused_by_name(name, value, message):
+    with pytest.raises(ConfigError, match=f"{name}.*{message}"):
+        BrokerConfig.from_properties({name: value})

@@ -268,7 +268,10 @@ class _TrickleSocket:
 
 
 async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_prefix():
-    from broker.net.connection import LARGE_FRAME_START, _receive_large
+    from broker.net.connection import LARGE_FRAME_START, _frame_buffer, _receive_into
+
+    async def _receive_large(sock, size, have):
+        return await _receive_into(sock, *_frame_buffer(size, have), size)
 
     size = 64 << 20
     sock = _TrickleSocket(b"\1" * (3 << 20), chunk=256 << 10)  # 3 MiB arrive, then the peer is gone
@@ -278,3 +281,18 @@ async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_pr
     body = os.urandom(5 << 20)
     whole = await _receive_large(_TrickleSocket(body[1000:], chunk=300_000), len(body), memoryview(body[:1000]))
     assert whole == body
+
+
+async def test_requests_arriving_a_few_bytes_at_a_time_are_served(broker):
+    """Pieces smaller than a size prefix, with pauses between them: the
+    connection waits between pieces without its read buffer (keeping the part
+    of a size prefix, or moving a part-read frame to a buffer of its own),
+    and every request is answered in order."""
+    stream = await _connect(broker)
+    frames = b"".join(encode_frame(encode_request(RequestHeader(18, 3, corr, "t"), {})) for corr in range(20, 23))
+    for cut in range(0, len(frames), 3):
+        await stream.send_all(frames[cut : cut + 3])
+        await trio.sleep(0.005)
+    with trio.fail_after(10):
+        got = [(await _response(stream, 18, 3))[0] for _ in range(3)]
+    assert got == [20, 21, 22]

@@ -186,3 +186,81 @@ async def test_the_controller_listener_refuses_connections_beyond_its_cap(tmp_pa
     with trio.fail_after(5):
         assert await again.receive_some(100) == b""
     await again.aclose()
+
+
+async def _closed(stream) -> bool:
+    with trio.move_on_after(5):
+        try:
+            return await stream.receive_some(100) == b""
+        except trio.BrokenResourceError:
+            return True
+    return False
+
+
+async def test_the_controller_listener_closes_idle_and_trickling_connections(tmp_path, nursery):
+    """connections.max.idle.ms on the controller listener: a connection that
+    sends nothing, and one whose request trickles in a byte at a time."""
+    c = Cluster(tmp_path, nursery, voters=(1,), connections_max_idle_ms=300)
+    await c.start(1)
+    idle = await trio.open_tcp_stream(*c.addresses[1])
+    assert await _closed(idle)
+    slow = await trio.open_tcp_stream(*c.addresses[1])
+    closed = False
+    with trio.fail_after(10):
+        for byte in struct.pack(">i", 1000) + bytes(1000):
+            try:
+                await slow.send_all(bytes([byte]))
+            except trio.BrokenResourceError:
+                closed = True
+                break
+            with trio.move_on_after(0.05):
+                try:
+                    closed = await slow.receive_some(1) == b""
+                except trio.BrokenResourceError:
+                    closed = True
+            if closed:
+                break
+    assert closed
+
+
+async def test_the_controller_listener_reserves_requests_from_its_memory_pool(tmp_path, nursery):
+    from broker.net.memory_pool import MemoryPool
+
+    pool = MemoryPool(1 << 20)
+    c = Cluster(tmp_path, nursery, voters=(1,), memory_pool=pool)
+    await c.start(1)
+    first = await trio.open_tcp_stream(*c.addresses[1])
+    await first.send_all(struct.pack(">i", 900_000) + bytes(1000))  # announced, never finished
+    with trio.fail_after(5):
+        while pool.reserved != 900_000:
+            await trio.sleep(0.01)
+    second = await trio.open_tcp_stream(*c.addresses[1])
+    await second.send_all(struct.pack(">i", 900_000) + bytes(1000))
+    with trio.fail_after(5):
+        while pool.waiting != 1:
+            await trio.sleep(0.01)
+    await first.aclose()
+    with trio.fail_after(5):
+        while pool.waiting or pool.reserved != 900_000:  # the second has the memory now
+            await trio.sleep(0.01)
+    await second.aclose()
+    with trio.fail_after(5):
+        while pool.reserved:
+            await trio.sleep(0.01)
+
+
+async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, nursery):
+    """With a short connections.max.idle.ms the listeners close the quiet
+    election connections; the next election must not stumble on them."""
+    c = Cluster(tmp_path, nursery, connections_max_idle_ms=200)
+    for n in (1, 2, 3):
+        await c.start(n)
+    leader = await c.leader()
+    await leader.propose([b"before"])
+    followers = [d for d in c.drivers.values() if d is not leader]
+    with trio.fail_after(10):  # the leader's election connections to them, quiet since the election, are closed
+        while any(d._peer_connections for d in followers):
+            await trio.sleep(0.01)
+    c.stop(leader.node_id)
+    successor = await c.leader(exclude=(leader.node_id,))
+    assert await successor.propose([b"after"]) >= 0
