@@ -5,12 +5,13 @@ broker, the log end offset); an offset below -1 or above the high watermark
 is OFFSET_OUT_OF_RANGE; an offset at or below the current log start changes
 nothing. A topic with ``cleanup.policy=compact`` only is POLICY_VIOLATION,
 as in Kafka. The answer's low_watermark is the (new) log start offset, -1
-on error. v0 = v1; v2 is flexible.
+on error; a partition in an offline log directory (a full disk, say) is
+KAFKA_STORAGE_ERROR. v0 = v1; v2 is flexible.
 """
 
 from __future__ import annotations
 
-from broker.storage.errors import OffsetOutOfRangeError
+from broker.storage.errors import OffsetOutOfRangeError, StorageError
 from client.protocol import ErrorCode
 
 API_KEY = 21
@@ -47,4 +48,6 @@ def _delete(broker, topic: str, p: dict) -> dict:
         out["low_watermark"] = plog.delete_records(offset, high_watermark)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+    except StorageError:  # its log directory is offline now (log_dir_failure.py)
+        out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
     return out
