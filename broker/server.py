@@ -120,9 +120,9 @@ class Broker:
         return LogConfig.from_properties(overrides, base=self.config.log_defaults)
 
     def producer_ids(self) -> ProducerIdAllocator:
-        """The producer id allocator, persisted in the first data directory."""
+        """The producer id allocator, persisted in the metadata log's directory."""
         if self._producer_ids is None:
-            data_dir = self.config.log_dirs[0]
+            data_dir = self.config.metadata_dir
             data_dir.mkdir(parents=True, exist_ok=True)
             self._producer_ids = ProducerIdAllocator(data_dir / PRODUCER_ID_FILE)
         return self._producer_ids
@@ -159,7 +159,7 @@ class Broker:
         of one for the single broker; then this broker's registration and
         heartbeats. Returns once the controller has unfenced this broker."""
         cfg = self.config
-        data_dir = cfg.log_dirs[0]
+        data_dir = cfg.metadata_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         check_new_voter(data_dir, cfg.controller_quorum, cfg.node_id, cfg.initial_cluster)
         cluster_id = load_or_create_cluster_id(data_dir, cfg.node_id, cluster_id_for(cfg.controller_quorum))

@@ -2,10 +2,11 @@
 on a small filesystem that the test mounts and fills by producing.
 
 Needs root (CAP_SYS_ADMIN) to mount a 64 MiB tmpfs, as CI has; without it the
-tests fail saying so. The broker gets two log directories: ``big`` (first, so
-it holds the metadata log) on the test's temporary directory, and ``small`` on
-the tmpfs. A ballast file on the tmpfs, removed by the test, stands for the
-space an operator frees.
+tests fail saying so. Most give the broker two log directories: ``big``
+(first, so it holds the metadata log) on the test's temporary directory, and
+``small`` on the tmpfs; the last has ``small`` only, with the metadata log
+elsewhere (``metadata.log.dir``). A ballast file on the tmpfs, removed by the
+test, stands for the space an operator frees.
 """
 
 from __future__ import annotations
@@ -219,3 +220,37 @@ def test_a_broker_restarts_on_a_full_disk(tmp_path, small_fs, how):
         wire.close()
         broker.close()
 
+
+def test_creating_a_topic_when_every_directory_is_full(tmp_path, small_fs):
+    """The only data directory full (the metadata log on another disk):
+    CreateTopics answers, the broker lives, and the new partition answers
+    KAFKA_STORAGE_ERROR until space is freed, then takes writes: never a
+    topic that exists and can never be written."""
+    (small_fs / "ballast").write_bytes(b"\0" * BALLAST_BYTES)
+    small = small_fs / "data"
+    metadata = tmp_path / "meta"
+    broker = BrokerProcess(metadata, extra=["--set", f"log.dirs={small}", "--set", f"metadata.log.dir={metadata}"])
+    broker.start()
+    wire = Wire(broker.port)
+    try:
+        assert wire.create_topic("fill") == 0
+        _until(lambda: wire.fetch("fill")[0] == 0, "the topic to be served")
+        acked = _fill(wire, "fill")
+        _fill_with_a_file(small_fs / "more-ballast")  # not a page left
+        assert wire.create_topic("late") == 0
+        _until(lambda: wire.produce("late", b"l") == STORAGE_ERROR, "the new partition to answer")
+        assert wire.fetch("late")[0] == STORAGE_ERROR
+        assert wire.fetch("fill")[0] == STORAGE_ERROR
+        assert broker.proc.poll() is None
+        assert len(_error_lines(broker, small)) == 1
+
+        (small_fs / "ballast").unlink()
+        (small_fs / "more-ballast").unlink()
+        _until(lambda: wire.produce("late", b"l") == 0, "the new topic to take writes")
+        assert wire.fetch("late")[:2] == (0, 1)
+        assert wire.fetch("fill")[:2] == (0, acked)
+        wire.close()
+        assert broker.stop() == 0
+    finally:
+        wire.close()
+        broker.close()
