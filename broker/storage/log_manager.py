@@ -244,19 +244,28 @@ class LogManager:
     def delete_log(self, topic: str, partition: int, now: int | None = None) -> None:
         """Remove a partition: its directory is renamed to ``*-delete`` at once
         (gone for the broker, and for a restart), and removed with its open
-        files after ``file.delete.delay.ms`` so reads in flight stay valid."""
+        files after ``file.delete.delay.ms`` so reads in flight stay valid.
+
+        In an offline directory the files go at once, as far as the disk lets
+        them (no read is served there): deleting a topic is how space is freed
+        on a full disk. What stays is dropped as stale when the directory loads."""
         tp = (topic, partition)
         log_ = self._logs.pop(tp, None)
         data_dir = self._log_dir_of.pop(tp, None)
-        if log_ is None or data_dir is None:
-            return  # never loaded (its directory failed): the next load drops it as stale
-        doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        if data_dir is None:
+            return
+        path = log_.dir if log_ is not None else data_dir / f"{topic}-{partition}"
         try:
+            if log_ is None:
+                raise self.failures.error_for(data_dir)  # never loaded: its directory failed
+            doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
             with self.failures.guard(data_dir, f"deleting {log_.name}"):
                 os.rename(log_.dir, doomed)
                 fsync_dir(doomed.parent)
         except StorageError:
-            self._close_quietly(log_)  # gone for the broker; the next load drops it as stale
+            if log_ is not None:
+                self._close_quietly(log_)
+            shutil.rmtree(path, ignore_errors=True)
             return
         now = now_ms() if now is None else now
         self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))

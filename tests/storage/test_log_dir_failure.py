@@ -151,3 +151,12 @@ def test_a_failed_checkpoint_takes_only_its_directory_offline(manager):
         manager.checkpoint()
     assert manager.is_offline("t", 0) and not manager.is_offline("t", 1)
 
+
+def test_deleting_a_partition_in_an_offline_directory_frees_its_space_at_once(manager):
+    first, _ = _two_logs(manager)
+    with injected("write", errno.ENOSPC, when=_in(first.dir.parent)):
+        with pytest.raises(StorageError):
+            first.append_as_leader(make_batch(1), leader_epoch=0)
+    manager.delete_log("t", 0)
+    assert not first.dir.exists() and manager.get_log("t", 0) is None
+    assert not any(p.name.startswith("t-0") for p in first.dir.parent.iterdir())
