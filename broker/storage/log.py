@@ -53,10 +53,15 @@ def _io(method):
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
-        if self.failures is None:
+        failures = self.failures
+        if failures is None:
             return method(self, *args, **kwargs)
-        with self.failures.guard(self.dir.parent, f"{method.__name__} on {self.name}"):
+        if failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:  # no context manager: this is on every append and read
             return method(self, *args, **kwargs)
+        except (OSError, StorageError) as e:
+            raise failures.fail(self.data_dir, e, f"{method.__name__} on {self.name}") from e
 
     return guarded
 
@@ -101,6 +106,7 @@ class Log:
         failures: LogDirFailures | None = None,
     ) -> None:
         self.dir = directory
+        self.data_dir = directory.parent
         self.failures = failures  # None: errors go to the caller as they are (the metadata log)
         self.topic, self.partition = parse_partition_dir(directory.name)
         self.config = config
