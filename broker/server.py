@@ -34,6 +34,7 @@ from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
+from broker.storage.space_reserve import SpaceReserve
 from broker.storage.partition_metadata import read_topic_id, write_topic_id
 from client.protocol import ErrorCode, RequestHeader
 
@@ -170,6 +171,10 @@ class Broker:
             max_replication_factor=SUPPORTED_REPLICATION_FACTOR,
             log_config=cfg.log_defaults,
         )
+        # The reserve goes before the quorum writes anything (a new epoch, the
+        # quorum state), so a disk that producing filled still lets it start.
+        reserve = SpaceReserve(data_dir)
+        reserve.release("the metadata log may need it to start")
         raft = RaftConfig(cfg.node_id, cfg.voter_ids, election_timeout_ms=cfg.controller_quorum_election_timeout_ms,
                           fetch_timeout_ms=cfg.controller_quorum_fetch_timeout_ms,
                           request_timeout_ms=cfg.controller_quorum_request_timeout_ms)  # fmt: skip
@@ -193,6 +198,9 @@ class Broker:
             log.info("broker %d: %s of the metadata quorum %s; waiting to be registered and unfenced", cfg.node_id,
                      "a voter" if cfg.is_voter else "an observer", format_voters(cfg.controller_quorum))  # fmt: skip
         await self.registration.wait_unfenced()
+        if not any(reserve.shares_filesystem_with(d) for d in self.log_manager.failures.offline):
+            reserve.take()  # (a full data disk takes it back when it comes back online)
+        self.log_manager.metadata_reserve = reserve
 
     async def _fence_expired_brokers(self) -> None:
         """On the active controller: fence brokers whose session expired."""

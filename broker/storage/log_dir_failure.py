@@ -42,6 +42,7 @@ class LogDirFailures:
 
     def __init__(self) -> None:
         self.offline: dict[Path, BaseException] = {}
+        self.on_offline = None  # called with a directory as it goes offline
 
     def is_offline(self, data_dir: Path | None) -> bool:
         return data_dir in self.offline
@@ -58,6 +59,8 @@ class LogDirFailures:
                 "log directory %s is offline: %s failed: %s; its partitions answer KAFKA_STORAGE_ERROR until %s",
                 data_dir, what, error, until,
             )  # fmt: skip
+            if self.on_offline is not None:
+                self.on_offline(data_dir)
         return self.error_for(data_dir)
 
     def waits_for_space(self, data_dir: Path) -> bool:

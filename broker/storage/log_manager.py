@@ -38,6 +38,7 @@ from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
 from broker.storage.log_dir_failure import LogDirFailures, errno_of
+from broker.storage.space_reserve import SpaceReserve
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class LogManager:
         self._clean_sizes: dict[tuple[str, int], int] = {}  # a log's size after its last pass
         self.had_clean_shutdown: dict[Path, bool] = {}
         self.failures = LogDirFailures()
+        self.failures.on_offline = self._on_offline
+        self.metadata_reserve: SpaceReserve | None = None  # the broker sets it (space_reserve.py)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -308,6 +311,9 @@ class LogManager:
         for data_dir in [d for d in self.failures.offline if self.failures.waits_for_space(d)]:
             if not self._has_room(data_dir):
                 continue
+            reserve = self._reserve_missing_on(data_dir)
+            if reserve is not None and not reserve.take():
+                continue
             known_points, known_starts = {}, {}
             for tp, lg in list(self._logs.items()):
                 if self._log_dir_of[tp] == data_dir:
@@ -320,13 +326,29 @@ class LogManager:
                 back.append(data_dir)
         return back
 
+    def _on_offline(self, data_dir: Path) -> None:
+        """A data directory full: the metadata log's reserve on that disk is its room now."""
+        reserve = self.metadata_reserve
+        if reserve is not None and self.failures.waits_for_space(data_dir) and reserve.shares_filesystem_with(data_dir):
+            reserve.release(f"{data_dir} is full")
+
+    def _reserve_missing_on(self, data_dir: Path) -> SpaceReserve | None:
+        reserve = self.metadata_reserve
+        if reserve is not None and not reserve.held and reserve.shares_filesystem_with(data_dir):
+            return reserve
+        return None
+
     def _has_room(self, data_dir: Path) -> bool:
+        """Room for a batch of message.max.bytes, and for the metadata log's
+        reserve if it was given up on this disk (taken back first)."""
+        reserve = self._reserve_missing_on(data_dir)
+        need = self.default_config.max_message_bytes + (reserve.size_bytes if reserve is not None else 0)
         probe = data_dir / SPACE_PROBE_FILE
         try:
             fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 faults.fire("allocate", probe)
-                os.posix_fallocate(fd, 0, self.default_config.max_message_bytes)
+                os.posix_fallocate(fd, 0, need)
             finally:
                 os.close(fd)
                 probe.unlink()

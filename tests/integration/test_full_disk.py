@@ -123,10 +123,10 @@ def _error_lines(broker: BrokerProcess, small: Path) -> list[str]:
     return [line for line in broker.log_path.read_text().splitlines() if " ERROR " in line and str(small) in line]
 
 
-def _fill(wire: Wire, topic: str) -> int:
+def _fill(wire: Wire, topic: str, value_bytes: int = VALUE_BYTES) -> int:
     """Produce until the broker refuses; returns how many were acknowledged."""
-    for acked in range(2 * SMALL_FS_BYTES // VALUE_BYTES):
-        code = wire.produce(topic, b"x" * VALUE_BYTES)
+    for acked in range(2 * SMALL_FS_BYTES // value_bytes):
+        code = wire.produce(topic, b"x" * value_bytes)
         if code != 0:
             assert code == STORAGE_ERROR, f"produce on a full disk answered {ErrorCode(code).name}"
             return acked
@@ -220,6 +220,46 @@ def test_a_broker_restarts_on_a_full_disk(tmp_path, small_fs, how):
         (small_fs / "more-ballast").unlink()
         _until(lambda: wire.produce("fill", b"again") == 0, "the directory to come back online")
         assert wire.fetch("fill")[:2] == (0, acked + 1)
+    finally:
+        wire.close()
+        broker.close()
+
+
+@pytest.mark.parametrize("how", ["graceful", "kill -9"])
+def test_a_broker_with_one_disk_that_producing_filled_restarts_and_creates_topics(tmp_path, small_fs, how):
+    """Everything on the small disk, the metadata log too, as a plain
+    ``--data-dir``, filled to its last page by small batches: the metadata
+    log's reserve lets it start and create topics; the full data directory
+    answers KAFKA_STORAGE_ERROR."""
+    (small_fs / "ballast").write_bytes(b"\0" * (SMALL_FS_BYTES - 6 * 1024 * 1024))  # 6 MiB left
+    data = small_fs / "data"
+    broker = BrokerProcess(data)
+    broker.log_path = tmp_path / "first.log"  # not on the disk that fills
+    broker.start()
+    wire = Wire(broker.port)
+    try:
+        assert wire.create_topic("fill") == 0
+        _until(lambda: wire.fetch("fill")[0] == 0, "the topic to be served")
+        acked = _fill(wire, "fill", value_bytes=2048)
+        assert acked > 1000
+        wire.close()
+        if how == "graceful":
+            assert broker.stop() == 0
+        else:
+            broker.kill()
+        broker.log_path = tmp_path / "restarted.log"  # the disk is full: the second log goes elsewhere
+        broker.start()
+        wire = Wire(broker.port)
+        assert wire.produce("fill", b"x" * VALUE_BYTES) == STORAGE_ERROR
+        assert wire.create_topic("late") == 0
+        _until(lambda: wire.produce("late", b"l") == STORAGE_ERROR, "the new partition to answer")
+        assert broker.proc.poll() is None
+        assert len(_error_lines(broker, data)) == 1
+        assert wire.delete_topic("fill") == 0
+        _until(lambda: wire.produce("late", b"l") == 0, "the new topic to take writes")
+        assert broker.proc.poll() is None
+        wire.close()
+        assert broker.stop() == 0
     finally:
         wire.close()
         broker.close()

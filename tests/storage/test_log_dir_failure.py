@@ -14,6 +14,7 @@ from broker.storage.errors import StorageError
 from broker.storage.faults import injected
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
+from broker.storage.space_reserve import SpaceReserve
 
 from .conftest import make_batch, read_all
 
@@ -160,3 +161,20 @@ def test_deleting_a_partition_in_an_offline_directory_frees_its_space_at_once(ma
     manager.delete_log("t", 0)
     assert not first.dir.exists() and manager.get_log("t", 0) is None
     assert not any(p.name.startswith("t-0") for p in first.dir.parent.iterdir())
+
+
+def test_the_metadata_logs_reserve_is_given_up_when_a_data_directory_on_its_disk_fills(manager, tmp_path, caplog):
+    first, _ = _two_logs(manager)
+    reserve = SpaceReserve(tmp_path)
+    assert reserve.take() and os.path.getsize(reserve.path) == reserve.size_bytes
+    manager.metadata_reserve = reserve
+    with injected("write", errno.ENOSPC, when=_in(first.dir.parent)):
+        with pytest.raises(StorageError):
+            first.append_as_leader(make_batch(1), leader_epoch=0)
+    assert not reserve.held and not reserve.path.exists()  # the metadata log's room now
+    assert any("released the metadata log's reserve" in r.getMessage() for r in caplog.records)
+    # Back only with room for the reserve besides a batch; the reserve is taken first.
+    with injected("allocate", errno.ENOSPC, when=lambda path: path == reserve.path):
+        assert manager.retry_offline_dirs() == []
+    assert manager.retry_offline_dirs() == [first.dir.parent]
+    assert reserve.held and os.path.getsize(reserve.path) == reserve.size_bytes
