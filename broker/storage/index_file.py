@@ -80,13 +80,20 @@ class IndexFile:
         self._allocated_bytes = self.entries * self.ENTRY_SIZE
         os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
         self._map(self.max_entries * self.ENTRY_SIZE)
+        self._allocate_to((self.entries + 1) * self.ENTRY_SIZE)
         self._writable = True
 
     def _allocate_to(self, end: int) -> None:
         """Back ``[0, end)`` of the map with disk space before it is written:
-        ENOSPC here is an OSError, where a write into a hole would be SIGBUS."""
+        ENOSPC here is an OSError, where a write into a hole would be SIGBUS.
+
+        The slot after the last entry is always backed too, so the final
+        time-index entry of a segment that stops being written (a roll, a
+        clean close) never needs space the disk may no longer have."""
         length = self.max_entries * self.ENTRY_SIZE
         upto = min(length, -(-end // ALLOCATION_STEP_BYTES) * ALLOCATION_STEP_BYTES)
+        if upto <= self._allocated_bytes:
+            return
         if faults.installed:
             faults.fire("allocate", self.path)
         os.posix_fallocate(self._fd, self._allocated_bytes, upto - self._allocated_bytes)
@@ -117,13 +124,16 @@ class IndexFile:
     def is_full(self) -> bool:
         return self.entries >= self.max_entries
 
-    def _write_entry(self, entry: struct.Struct, a: int, b: int) -> None:
-        """Pack (a, b) as the next entry, straight into the map."""
+    def _write_entry(self, entry: struct.Struct, a: int, b: int, final: bool = False) -> None:
+        """Pack (a, b) as the next entry, straight into the map. An entry
+        backs the slot after it too; the ``final`` one may be written into
+        that slot without new space."""
         n = self.entries
         if not self._writable or n >= self.max_entries:
             raise RuntimeError(f"{self.path} is not writable or full")
-        if (n + 1) * self.ENTRY_SIZE > self._allocated_bytes:
-            self._allocate_to((n + 1) * self.ENTRY_SIZE)
+        end = (n + 1 if final else n + 2) * self.ENTRY_SIZE
+        if end > self._allocated_bytes:
+            self._allocate_to(end)
         entry.pack_into(self._mmap, n * self.ENTRY_SIZE, a, b)
         self.entries = n + 1
 
@@ -140,6 +150,7 @@ class IndexFile:
             os.ftruncate(self._fd, 0)
             os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
             self._map(self.max_entries * self.ENTRY_SIZE)
+            self._allocate_to(self.ENTRY_SIZE)
         else:
             self._map(0)
             os.ftruncate(self._fd, 0)

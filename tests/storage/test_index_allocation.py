@@ -11,18 +11,41 @@ import pytest
 from broker.storage.faults import injected
 from broker.storage.index_file import ALLOCATION_STEP_BYTES
 from broker.storage.offset_index import OffsetIndex
+from broker.storage.time_index import TimeIndex
 
 
 def test_index_pages_are_allocated_before_they_are_written(tmp_path):
+    with injected("allocate", errno.ENOSPC):
+        with pytest.raises(OSError):  # where writing into a hole of a full disk would be SIGBUS
+            OffsetIndex(tmp_path / "0.index", 0, 1 << 20)
     index = OffsetIndex(tmp_path / "0.index", 0, 1 << 20)
-    index.make_writable()
-    assert os.stat(index.path).st_blocks == 0  # preallocated sparse, as Kafka
+    # Preallocated sparse, as Kafka's: only the first step is backed.
+    assert os.path.getsize(index.path) == 1 << 20
+    assert os.stat(index.path).st_blocks * 512 <= ALLOCATION_STEP_BYTES
+    per_step = ALLOCATION_STEP_BYTES // 8
+    for i in range(per_step - 1):
+        index.append(i + 1, 100 * (i + 1))
     with injected("allocate", errno.ENOSPC):
         with pytest.raises(OSError):
-            index.append(1, 100)  # an OSError, where writing into a hole of a full disk is SIGBUS
-    assert index.entries == 0
-    index.append(1, 100)
-    assert 0 < os.stat(index.path).st_blocks * 512 <= 2 * ALLOCATION_STEP_BYTES
+            index.append(per_step, 100 * per_step)  # its next slot would start a new step
+    assert index.entries == per_step - 1
+    index.append(per_step, 100 * per_step)
+    assert os.stat(index.path).st_blocks * 512 <= 2 * ALLOCATION_STEP_BYTES
+    index.close()
+
+
+def test_the_final_time_index_entry_needs_no_new_space(tmp_path):
+    """At a roll or a clean close a segment writes its final time-index entry:
+    into the slot every entry keeps backed after it, so a full disk cannot fail it."""
+    index = TimeIndex(tmp_path / "0.timeindex", 0, 1 << 20)
+    per_step = ALLOCATION_STEP_BYTES // 12
+    for i in range(per_step - 1):
+        index.maybe_append(1000 + i, i)
+    with injected("allocate", errno.ENOSPC):
+        with pytest.raises(OSError):
+            index.maybe_append(10**6, per_step)  # an ordinary entry keeps the slot after it backed
+        index.maybe_append(10**6, per_step, final=True)
+    assert index.last_entry == (10**6, per_step)
     index.close()
 
 
