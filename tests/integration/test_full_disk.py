@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
