@@ -178,3 +178,13 @@ def test_the_metadata_logs_reserve_is_given_up_when_a_data_directory_on_its_disk
         assert manager.retry_offline_dirs() == []
     assert manager.retry_offline_dirs() == [first.dir.parent]
     assert reserve.held and os.path.getsize(reserve.path) == reserve.size_bytes
+
+
+def test_delete_records_on_a_full_disk_is_a_storage_error_not_a_fault(manager):
+    """DeleteRecords rewrites the leader-epoch checkpoint: on a full disk that
+    was an OSError out of the handler, which cost the client its connection."""
+    first, _ = _two_logs(manager)
+    with injected("replace", errno.ENOSPC, when=_in(first.dir.parent)):
+        with pytest.raises(StorageError):
+            first.delete_records(2)
+    assert manager.is_offline("t", 0)
