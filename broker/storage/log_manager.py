@@ -63,6 +63,7 @@ class LogManager:
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], Path] = {}
         self._locks: list[int] = []
+        self._locked_dirs: set[Path] = set()
         self._deleting: list[tuple[int, Log, Path]] = []  # (remove at ms, log, renamed dir)
         self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
         self._clean_sizes: dict[tuple[str, int], int] = {}  # a log's size after its last pass
@@ -115,6 +116,7 @@ class LogManager:
             os.close(fd)
             raise StorageError(f"{data_dir} is in use by another broker (could not lock {LOCK_FILE})") from None
         self._locks.append(fd)
+        self._locked_dirs.add(data_dir)
 
     def _load_dir(self, data_dir: Path, known_recovery_points=None, known_log_starts=None) -> None:
         """Open the logs of ``data_dir``; ``known_*`` (a reload) override its checkpoints."""
@@ -190,6 +192,7 @@ class LogManager:
         for fd in self._locks:
             os.close(fd)
         self._locks.clear()
+        self._locked_dirs.clear()
         self._logs.clear()
 
     # -- logs --------------------------------------------------------------------
@@ -311,6 +314,11 @@ class LogManager:
         for data_dir in [d for d in self.failures.offline if self.failures.waits_for_space(d)]:
             if not self._has_room(data_dir):
                 continue
+            if data_dir not in self._locked_dirs:  # it failed before it was locked
+                try:
+                    self._lock(data_dir)
+                except (OSError, StorageError):
+                    continue
             reserve = self._reserve_missing_on(data_dir)
             if reserve is not None and not reserve.take():
                 continue
@@ -345,6 +353,7 @@ class LogManager:
         need = self.default_config.max_message_bytes + (reserve.size_bytes if reserve is not None else 0)
         probe = data_dir / SPACE_PROBE_FILE
         try:
+            data_dir.mkdir(parents=True, exist_ok=True)  # if making it was what failed
             fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 faults.fire("allocate", probe)

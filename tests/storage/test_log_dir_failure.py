@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,23 @@ def test_delete_records_on_a_full_disk_is_a_storage_error_not_a_fault(manager):
         with pytest.raises(StorageError):
             first.delete_records(2)
     assert manager.is_offline("t", 0)
+
+
+def test_a_directory_that_could_not_be_made_at_start_comes_back_locked(tmp_path, monkeypatch):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs, CONFIG)
+    real_mkdir = Path.mkdir
+
+    def full_mkdir(self, *args, **kwargs):
+        if self == dirs[1]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", full_mkdir)
+    manager.startup()
+    monkeypatch.undo()
+    assert manager.failures.is_offline(dirs[1])
+    assert manager.retry_offline_dirs() == [dirs[1]]
+    with pytest.raises(StorageError, match="in use"):
+        LogManager([dirs[1]], CONFIG).startup()  # locked by the first, now that it is back
+    manager.shutdown()
