@@ -72,7 +72,7 @@ def broker_start(node_id, listen, advertised, controller_listen, controller_quor
     props.update(_parse_sets(sets))
     try:
         config = BrokerConfig.from_properties(props)
-        check_new_voter(config.log_dirs[0], config.controller_quorum, config.node_id, config.initial_cluster)
+        check_new_voter(config.metadata_dir, config.controller_quorum, config.node_id, config.initial_cluster)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

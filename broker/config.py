@@ -74,6 +74,7 @@ class BrokerConfig:
     advertised_listener: tuple[str, int] | None = None  # advertised.listeners; None: the listener
     rack: str | None = None  # broker.rack
     log_dirs: tuple[Path, ...] = (Path("riverlog-data"),)
+    metadata_log_dir: Path | None = None  # metadata.log.dir; None: the first of log.dirs (as Kafka)
     num_partitions: int = 1
     default_replication_factor: int = 1
     auto_create_topics_enable: bool = True
@@ -125,6 +126,11 @@ class BrokerConfig:
 
     def __post_init__(self) -> None:
         check_cluster(self)
+
+    @property
+    def metadata_dir(self) -> Path:
+        """Where the metadata log, meta.properties and the producer id block live."""
+        return self.metadata_log_dir if self.metadata_log_dir is not None else self.log_dirs[0]
 
     @property
     def voter_ids(self) -> frozenset[int]:
@@ -348,6 +354,7 @@ _BROKER_NAMES = {
     "advertised.listeners": ("advertised_listener", parse_host_port),
     "broker.rack": ("rack", lambda n, r: r.strip() or None),
     "log.dirs": ("log_dirs", _dirs),
+    "metadata.log.dir": ("metadata_log_dir", lambda n, r: Path(r.strip()) if r.strip() else None),
     "num.partitions": ("num_partitions", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "default.replication.factor": ("default_replication_factor", lambda n, r: _int(n, r, 1, 32767)),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),

@@ -30,9 +30,11 @@ from broker.net.connection import Connection, ReadBuffers
 from broker.net.memory_pool import MemoryPool
 from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
+from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
+from broker.storage.space_reserve import SpaceReserve
 from broker.storage.partition_metadata import read_topic_id, write_topic_id
 from client.protocol import ErrorCode, RequestHeader
 
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 CREATE_TOPICS = 19
 ALLOCATE_PRODUCER_IDS = 67
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
+# How often a log directory offline for want of space is checked for room
+# (log_dir_failure.py); Kafka has no such retry, so no config of its own.
+OFFLINE_DIR_RETRY_MS = 1000
 
 
 class Broker:
@@ -93,13 +98,20 @@ class Broker:
         """The partition and its log if this broker leads it; else None and
         the error a client gets: UNKNOWN_TOPIC_OR_PARTITION, or
         NOT_LEADER_OR_FOLLOWER (another broker leads it, or nobody does
-        now), after which clients refresh their metadata and go there."""
+        now), after which clients refresh their metadata and go there; or
+        KAFKA_STORAGE_ERROR when it is in an offline log directory. (With one
+        replica there is nobody to move the leadership to, so the controller
+        is not told, as Kafka would: the leader answers the error itself.)"""
         found = self.partition(topic, index)
         if found is not None and found[0].leader == self.config.node_id:
+            if self.log_manager.is_offline(topic, index):
+                return None, ErrorCode.KAFKA_STORAGE_ERROR
             return found, ErrorCode.NONE
         t = self.image.topics.get(topic)
         if t is None or index not in t.partitions:
             return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if t.partitions[index].leader == self.config.node_id and self.log_manager.is_offline(topic, index):
+            return None, ErrorCode.KAFKA_STORAGE_ERROR
         return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def high_watermark(self, plog: Log) -> int:
@@ -144,7 +156,7 @@ class Broker:
         of one for the single broker; then this broker's registration and
         heartbeats. Returns once the controller has unfenced this broker."""
         cfg = self.config
-        data_dir = cfg.log_dirs[0]
+        data_dir = cfg.metadata_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         check_new_voter(data_dir, cfg.controller_quorum, cfg.node_id, cfg.initial_cluster)
         cluster_id = load_or_create_cluster_id(data_dir, cfg.node_id, cluster_id_for(cfg.controller_quorum))
@@ -155,6 +167,10 @@ class Broker:
             max_replication_factor=SUPPORTED_REPLICATION_FACTOR,
             log_config=cfg.log_defaults,
         )
+        # The reserve goes before the quorum writes anything (a new epoch, the
+        # quorum state), so a disk that producing filled still lets it start.
+        reserve = SpaceReserve(data_dir)
+        reserve.release("the metadata log may need it to start")
         raft = RaftConfig(cfg.node_id, cfg.voter_ids, election_timeout_ms=cfg.controller_quorum_election_timeout_ms,
                           fetch_timeout_ms=cfg.controller_quorum_fetch_timeout_ms,
                           request_timeout_ms=cfg.controller_quorum_request_timeout_ms)  # fmt: skip
@@ -182,6 +198,9 @@ class Broker:
                      "a voter" if cfg.is_voter else "an observer", format_voters(cfg.controller_quorum))  # fmt: skip
         await self.registration.wait_unfenced()
         nursery.start_soon(self.producer_ids.run, self._allocate_producer_ids)  # the first block, at once
+        if not any(reserve.shares_filesystem_with(d) for d in self.log_manager.failures.offline):
+            reserve.take()  # (a full data disk takes it back when it comes back online)
+        self.log_manager.metadata_reserve = reserve
 
     async def _allocate_producer_ids(self) -> tuple[int, int, int]:
         """AllocateProducerIds to the active controller: (error code, first id, number of ids)."""
@@ -251,14 +270,44 @@ class Broker:
             topic, index = parse_partition_dir(plog.dir.name)
             t = image.topics.get(topic)
             part = t.partitions.get(index) if t is not None else None
-            recorded = read_topic_id(plog.dir)
+            try:
+                with self.log_manager.failures.guard(plog.dir.parent, f"reading the topic id of {plog.name}"):
+                    recorded = read_topic_id(plog.dir)
+            except StorageError:
+                continue  # its directory is offline: checked when it comes back
             if part is None or me not in part.replicas or (recorded is not None and recorded != t.topic_id):
                 log.warning("deleting %s: the metadata does not give this broker that partition of that topic",
                             plog.dir)  # fmt: skip
                 self.log_manager.delete_log(topic, index)
                 self._producer_states.pop((topic, index), None)
             elif recorded is None:
-                write_topic_id(plog.dir, t.topic_id)  # a directory from before partition.metadata
+                self._ensure_log(topic, index, t.topic_id)  # a directory from before partition.metadata
+
+    def _ensure_log(self, topic: str, index: int, topic_id) -> None:
+        """The log of a partition this broker holds, with its topic id written;
+        in an offline directory the partition answers KAFKA_STORAGE_ERROR
+        until the directory is back (the failure is logged there, once)."""
+        try:
+            plog = self.log_manager.get_or_create_log(topic, index, self.topic_config(topic))
+            with self.log_manager.failures.guard(plog.dir.parent, f"writing the topic id of {plog.name}"):
+                if read_topic_id(plog.dir) != topic_id:
+                    write_topic_id(plog.dir, topic_id)
+        except StorageError:
+            pass
+
+    def _retry_offline_dirs(self) -> None:
+        """Log directories back from a want of space: their logs are reloaded,
+        so check them against the metadata again and make what is missing."""
+        if not self.log_manager.retry_offline_dirs():
+            return
+        self._producer_states.clear()  # rebuilt from the reloaded logs on first use
+        self._drop_stale_logs(self.image)
+        me = self.config.node_id
+        for name, topic in self.image.topics.items():
+            for index, part in topic.partitions.items():
+                if me in part.replicas and self.log_manager.get_log(name, index) is None:
+                    self._ensure_log(name, index, topic.topic_id)
+        self.groups.on_metadata(self.image, self.image)
 
     def _apply_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
         """Act on a metadata change: create the logs of the partitions this
@@ -272,10 +321,7 @@ class Broker:
                 self.log_manager.delete_log(change.topic, change.partition)
                 self._producer_states.pop((change.topic, change.partition), None)
             elif has and not had:
-                plog = self.log_manager.get_or_create_log(change.topic, change.partition,
-                                                          self.topic_config(change.topic))  # fmt: skip
-                if read_topic_id(plog.dir) != change.topic_id:
-                    write_topic_id(plog.dir, change.topic_id)
+                self._ensure_log(change.topic, change.partition, change.topic_id)
         for name, topic in new.topics.items():
             before = old.topics.get(name)
             if before is not None and before.configs != topic.configs:
@@ -385,6 +431,7 @@ class Broker:
             (self.config.log_flush_offset_checkpoint_interval_ms, self.log_manager.checkpoint),
             # Kafka's cleaner thread wakes every log.cleaner.backoff.ms when idle.
             (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(now_ms())),
+            (OFFLINE_DIR_RETRY_MS, self._retry_offline_dirs),
         ]
         due = [trio.current_time() + ms / 1000 for ms, _ in jobs]
         while True:

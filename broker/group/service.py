@@ -155,7 +155,8 @@ class GroupService:
         led = set()
         if new.topics.get(OFFSETS_TOPIC) is not None:
             led = {index for index, part in new.topics[OFFSETS_TOPIC].partitions.items()
-                   if part.leader == me and logs.get_log(OFFSETS_TOPIC, index) is not None}  # fmt: skip
+                   if part.leader == me and logs.get_log(OFFSETS_TOPIC, index) is not None
+                   and not logs.is_offline(OFFSETS_TOPIC, index)}  # fmt: skip
         lost = (self._loaded | self._loading.keys()) - led
         if lost:
             assert topic is not None

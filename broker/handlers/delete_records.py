@@ -6,13 +6,14 @@ is OFFSET_OUT_OF_RANGE; an offset at or below the current log start changes
 nothing. An internal topic is INVALID_TOPIC_EXCEPTION, before anything
 else, and a topic with ``cleanup.policy=compact`` only is
 POLICY_VIOLATION, as in Kafka. The answer's low_watermark is the (new) log
-start offset, -1 on error. v0 = v1; v2 is flexible.
+start offset, -1 on error; a partition in an offline log directory (a full
+disk, say) is KAFKA_STORAGE_ERROR. v0 = v1; v2 is flexible.
 """
 
 from __future__ import annotations
 
 from broker.metadata.internal_topics import delete_records_error
-from broker.storage.errors import OffsetOutOfRangeError
+from broker.storage.errors import OffsetOutOfRangeError, StorageError
 from client.protocol import ErrorCode
 
 API_KEY = 21
@@ -52,4 +53,6 @@ def _delete(broker, topic: str, p: dict) -> dict:
         out["low_watermark"] = plog.delete_records(offset, high_watermark)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+    except StorageError:  # its log directory is offline now (log_dir_failure.py)
+        out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
     return out

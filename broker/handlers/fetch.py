@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import trio
 
-from broker.storage.errors import OffsetOutOfRangeError
+from broker.storage.errors import OffsetOutOfRangeError, StorageError
 from client.protocol import ErrorCode
 
 API_KEY = 1
@@ -65,6 +65,9 @@ def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> di
         data = plog.read(p["fetch_offset"], max_bytes, max_offset=hw, min_one_batch=first)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+        return out
+    except StorageError:  # its log directory is offline now (log_dir_failure.py)
+        out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
         return out
     # The file slice itself: the connection sends it with os.sendfile.
     out["records"] = data.slice if data.slice is not None else b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker.storage.errors import StorageError
 from client.protocol import ErrorCode
 
 API_KEY = 2
@@ -36,7 +37,11 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     elif target < 0:
         out["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)  # -3 (max timestamp) needs v7
     else:
-        hit = plog.find_offset_by_timestamp(target)
+        try:
+            hit = plog.find_offset_by_timestamp(target)
+        except StorageError:  # its log directory is offline now (log_dir_failure.py)
+            out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
+            return out
         if hit is not None:
             out["timestamp"], out["offset"] = hit
     return out

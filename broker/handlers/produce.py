@@ -9,7 +9,6 @@ end, so acks=1 and acks=all both answer after the local append.
 
 from __future__ import annotations
 
-import logging
 import struct
 
 from broker.handlers.produce_rules import check_produce_batch
@@ -17,8 +16,6 @@ from broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from broker.producer_state import last_sequence
 from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
 from client.protocol import ErrorCode
-
-log = logging.getLogger(__name__)
 
 API_KEY = 0
 MIN_VERSION = 0
@@ -95,7 +92,10 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     producer_id, producer_epoch, base_seq = _PRODUCER.unpack_from(batch, 43)
     state = None
     if producer_id >= 0:
-        state = broker.producer_state(topic, index, plog)
+        try:
+            state = broker.producer_state(topic, index, plog)  # may read the log to rebuild it
+        except StorageError as e:
+            return _result(index, ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
         last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, 23)[0])
         error, duplicate_of = state.check(producer_id, producer_epoch, base_seq, last_seq)
         if error != ErrorCode.NONE:
@@ -105,9 +105,8 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     try:
         info = plog.append_as_leader(batch, partition.leader_epoch)
     except tuple(_STORAGE_ERRORS) as e:
+        # KAFKA_STORAGE_ERROR: the log directory went offline, which is logged once there.
         code = next(c for t, c in _STORAGE_ERRORS.items() if isinstance(e, t))
-        if code == ErrorCode.KAFKA_STORAGE_ERROR:
-            log.error("%s-%d: append failed: %s", topic, index, e)
         return _result(index, code, message=str(e))
     if state is not None:
         state.record(producer_id, producer_epoch, base_seq, last_seq, info.first_offset, info.last_offset)

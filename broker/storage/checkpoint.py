@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from broker.storage import faults
+
 VERSION = 0
 
 
@@ -37,6 +39,8 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the
     directory, so a crash leaves the old file or the new one, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
+    if faults.installed:
+        faults.fire("replace", path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)

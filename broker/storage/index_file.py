@@ -6,6 +6,12 @@ memory-mapped; entries are written into the map. When the segment stops being
 written (roll, clean close) the file is trimmed to exactly ``entries *
 entry_size`` bytes, so the entry count of a closed index is its file length.
 Lookups run the native binary search over the map.
+
+The preallocation is sparse (as Kafka's ``setLength``): a full filesystem must
+not cost ``segment.index.bytes`` per active segment. Pages are allocated with
+``posix_fallocate`` just ahead of the entries written into them, so a full disk
+is an OSError at allocation, which the log turns into a log-directory failure,
+and never a SIGBUS at the first touch of a page the filesystem cannot provide.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import struct
 from pathlib import Path
 
 import native
+from broker.storage import faults
+
+
+ALLOCATION_STEP_BYTES = 16 * mmap.PAGESIZE  # allocated ahead of the entries: one fallocate per 64 KiB
 
 
 class CorruptIndexError(ValueError):
@@ -35,10 +45,15 @@ class IndexFile:
         length = os.fstat(self._fd).st_size
         # A length that is not whole entries means a torn write: sanity_check fails.
         self._torn = length % self.ENTRY_SIZE != 0
-        self.entries = min(length // self.ENTRY_SIZE, self.max_entries)
+        # A file a crash left preallocated is sparse after its entries: only the
+        # prefix before its first hole can hold any, and a page of a hole must
+        # not be touched (on a full tmpfs, even reading one is SIGBUS).
+        written = os.lseek(self._fd, 0, os.SEEK_HOLE) if length else 0
+        self.entries = min(min(length, written) // self.ENTRY_SIZE, self.max_entries)
         self._mmap: mmap.mmap | None = None
         self._pinned = None  # native.pin_buffer of the map, for lookups
         self._writable = False
+        self._allocated_bytes = 0  # of the writable map, the prefix known to be backed by disk space
         if writable:
             self.make_writable()
         else:
@@ -61,9 +76,28 @@ class IndexFile:
         """Grow the file to its preallocated size so entries can be appended."""
         if self._writable:
             return
+        # The entries there were written, so their pages are allocated.
+        self._allocated_bytes = self.entries * self.ENTRY_SIZE
         os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
         self._map(self.max_entries * self.ENTRY_SIZE)
+        self._allocate_to((self.entries + 1) * self.ENTRY_SIZE)
         self._writable = True
+
+    def _allocate_to(self, end: int) -> None:
+        """Back ``[0, end)`` of the map with disk space before it is written:
+        ENOSPC here is an OSError, where a write into a hole would be SIGBUS.
+
+        The slot after the last entry is always backed too, so the final
+        time-index entry of a segment that stops being written (a roll, a
+        clean close) never needs space the disk may no longer have."""
+        length = self.max_entries * self.ENTRY_SIZE
+        upto = min(length, -(-end // ALLOCATION_STEP_BYTES) * ALLOCATION_STEP_BYTES)
+        if upto <= self._allocated_bytes:
+            return
+        if faults.installed:
+            faults.fire("allocate", self.path)
+        os.posix_fallocate(self._fd, self._allocated_bytes, upto - self._allocated_bytes)
+        self._allocated_bytes = upto
 
     def trim(self) -> None:
         """Shrink the file to its entries: the segment takes no more appends."""
@@ -90,11 +124,16 @@ class IndexFile:
     def is_full(self) -> bool:
         return self.entries >= self.max_entries
 
-    def _write_entry(self, entry: struct.Struct, a: int, b: int) -> None:
-        """Pack (a, b) as the next entry, straight into the map."""
+    def _write_entry(self, entry: struct.Struct, a: int, b: int, final: bool = False) -> None:
+        """Pack (a, b) as the next entry, straight into the map. An entry
+        backs the slot after it too; the ``final`` one may be written into
+        that slot without new space."""
         n = self.entries
         if not self._writable or n >= self.max_entries:
             raise RuntimeError(f"{self.path} is not writable or full")
+        end = (n + 1 if final else n + 2) * self.ENTRY_SIZE
+        if end > self._allocated_bytes:
+            self._allocate_to(end)
         entry.pack_into(self._mmap, n * self.ENTRY_SIZE, a, b)
         self.entries = n + 1
 
@@ -105,11 +144,13 @@ class IndexFile:
         """Drop every entry (before a rebuild)."""
         self.entries = 0
         self._torn = False
+        self._allocated_bytes = 0
         if self._writable:
             self._map(0)
             os.ftruncate(self._fd, 0)
             os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
             self._map(self.max_entries * self.ENTRY_SIZE)
+            self._allocate_to(self.ENTRY_SIZE)
         else:
             self._map(0)
             os.ftruncate(self._fd, 0)

@@ -14,6 +14,7 @@ partition, as the broker does); a Log does no locking of its own.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from broker.storage.checkpoint import fsync_dir
 from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.leader_epoch_cache import LeaderEpochCache
+from broker.storage.log_dir_failure import LogDirFailures
 from broker.storage.log_config import LogConfig
 from broker.storage.log_segment import MAX_RELATIVE_OFFSET, FileSlice, LogSegment
 
@@ -42,6 +44,26 @@ _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (ho
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _io(method):
+    """Run ``method`` under the log's log-directory failure guard: an OSError or
+    StorageError takes the data directory offline and raises StorageError, and
+    nothing runs on a directory that is offline."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        failures = self.failures
+        if failures is None:
+            return method(self, *args, **kwargs)
+        if failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:  # no context manager: this is on every append and read
+            return method(self, *args, **kwargs)
+        except (OSError, StorageError) as e:
+            raise failures.fail(self.data_dir, e, f"{method.__name__} on {self.name}") from e
+
+    return guarded
 
 
 def parse_partition_dir(name: str) -> tuple[str, int]:
@@ -81,8 +103,11 @@ class Log:
         recovery_point: int = 0,
         log_start_offset: int = 0,
         clean_shutdown: bool = False,
+        failures: LogDirFailures | None = None,
     ) -> None:
         self.dir = directory
+        self.data_dir = directory.parent
+        self.failures = failures  # None: errors go to the caller as they are (the metadata log)
         self.topic, self.partition = parse_partition_dir(directory.name)
         self.config = config
         directory.mkdir(parents=True, exist_ok=True)
@@ -240,6 +265,7 @@ class Log:
 
     # -- appends -----------------------------------------------------------------
 
+    @_io
     def append_as_leader(
         self, records: bytes | bytearray | memoryview, leader_epoch: int, now: int | None = None
     ) -> AppendInfo:
@@ -263,6 +289,7 @@ class Log:
         self.epoch_cache.assign(leader_epoch, first)
         return info
 
+    @_io
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches that already carry offsets and epochs (replica fetch)."""
         infos = validate_batches(records, _RECOVERY_MAX_BATCH)
@@ -312,6 +339,7 @@ class Log:
             self.log_start_offset,
         ))  # fmt: skip
 
+    @_io
     def roll(self, new_base: int | None = None) -> LogSegment:
         """Close the active segment to appends and start a new one at the log end."""
         base = self.log_end_offset if new_base is None else max(new_base, self.log_end_offset)
@@ -331,6 +359,7 @@ class Log:
 
     # -- flushing ----------------------------------------------------------------
 
+    @_io
     def flush(self, up_to: int | None = None) -> None:
         """fsync the segments holding offsets [recovery_point, up_to) and advance it."""
         target = self.log_end_offset if up_to is None else min(up_to, self.log_end_offset)
@@ -349,6 +378,7 @@ class Log:
             self._unflushed_records = 0
         self._last_flush_ms = now_ms()
 
+    @_io
     def flush_if_due(self, now: int) -> bool:
         """flush.ms: fsync when the oldest unflushed append is that old."""
         if self._unflushed_records and now - self._last_flush_ms >= self.config.flush_ms:
@@ -358,6 +388,7 @@ class Log:
 
     # -- reads -------------------------------------------------------------------
 
+    @_io
     def read(
         self, start_offset: int, max_bytes: int, max_offset: int | None = None, min_one_batch: bool = True
     ) -> FetchData:
@@ -391,6 +422,7 @@ class Log:
                 offset = self._segments[i].base_offset  # a gap (compaction): go on from there
         return empty
 
+    @_io
     def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record at or after ``timestamp``, at or
         after the log start; None if every record is older."""
@@ -422,6 +454,7 @@ class Log:
 
     # -- retention, delete-records, truncation -------------------------------
 
+    @_io
     def delete_old_segments(
         self, now: int | None = None, high_watermark: int | None = None, *, retention: bool = True
     ) -> int:
@@ -459,6 +492,7 @@ class Log:
         self.epoch_cache.truncate_from_start(self.log_start_offset)
         return len(doomed)
 
+    @_io
     def delete_records(self, offset: int, high_watermark: int | None = None) -> int:
         """DeleteRecords: move the log start to ``offset`` (<= high watermark); returns it."""
         hw = self.log_end_offset if high_watermark is None else high_watermark
@@ -470,6 +504,7 @@ class Log:
             self.delete_old_segments(high_watermark=hw, retention=False)
         return self.log_start_offset
 
+    @_io
     def truncate_to(self, offset: int) -> bool:
         """Replica truncation: remove every batch with offsets >= ``offset``.
 
@@ -496,6 +531,7 @@ class Log:
             self.first_dirty_offset = min(self.first_dirty_offset, self.log_end_offset)
         return True
 
+    @_io
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop all data; the log restarts empty at ``offset`` (a replica far behind)."""
         old = list(self._segments)
@@ -528,6 +564,7 @@ class Log:
             self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
         self._dir_changed = True
 
+    @_io
     def delete_expired_files(self, now: int) -> int:
         due = [seg for at, seg in self._pending_deletes if at <= now]
         self._pending_deletes = [(at, seg) for at, seg in self._pending_deletes if at > now]
@@ -537,6 +574,7 @@ class Log:
 
     # -- compaction support (cleaner.py) ---------------------------------------
 
+    @_io
     def replace_segments(self, old: list[LogSegment], new: LogSegment, now: int) -> None:
         """Swap cleaned ``new`` (suffix .cleaned) in for ``old``, crash-safely:
         .cleaned -> .swap, old -> .deleted, .swap -> live name."""

@@ -13,6 +13,13 @@ and cut at the first bad batch. The marker is removed once loading is done,
 so a crash from then on is seen as one. Periodic work (flush.ms, checkpoints,
 retention, compaction, delayed file deletion) is exposed as plain methods
 taking the current time; the broker's Trio driver calls them on timers.
+
+A storage error on a directory takes it offline (log_dir_failure.py): loading
+it at start, a log's operation, a checkpoint. Its partitions stay registered
+to it (so none is made again elsewhere) and answer KAFKA_STORAGE_ERROR; the
+periodic work skips it; a clean shutdown leaves no marker in it, so its logs
+are recovered at the next start. ``retry_offline_dirs`` brings back those that
+failed for want of space.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ import shutil
 import uuid
 from pathlib import Path
 
+from broker.storage import faults
 from broker.storage.cleaner import clean_log, log_facts
 from broker.storage.cleaner_choice import logs_to_clean
 from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
 from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
+from broker.storage.log_dir_failure import LogDirFailures, errno_of
+from broker.storage.space_reserve import SpaceReserve
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,7 @@ CLEAN_SHUTDOWN_FILE = ".riverlog_cleanshutdown"
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
 INTERNAL_DIR_PREFIX = "__cluster_metadata-"
+SPACE_PROBE_FILE = ".riverlog_space_probe"
 
 
 class LogManager:
@@ -51,18 +62,49 @@ class LogManager:
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], Path] = {}
         self._locks: list[int] = []
+        self._locked_dirs: set[Path] = set()
         self._deleting: list[tuple[int, Log, Path]] = []  # (remove at ms, log, renamed dir)
         self.uncleanable: set[tuple[str, int]] = set()  # logs whose compaction failed
         self.had_clean_shutdown: dict[Path, bool] = {}
+        self.failures = LogDirFailures()
+        self.failures.on_offline = self._on_offline
+        self.metadata_reserve: SpaceReserve | None = None  # the broker sets it (space_reserve.py)
 
     # -- lifecycle -------------------------------------------------------------
 
     def startup(self) -> None:
         for data_dir in self.data_dirs:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self._lock(data_dir)
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                self._lock(data_dir)
+            except OSError as e:
+                self.failures.fail(data_dir, e, "opening the directory")
         for data_dir in self.data_dirs:
-            self._load_dir(data_dir)
+            if not self.failures.is_offline(data_dir):
+                self._load_dir_or_fail(data_dir)
+
+    def _load_dir_or_fail(self, data_dir: Path, recovery_points=None, log_starts=None) -> bool:
+        """Load ``data_dir``'s logs; on a storage error take it offline with
+        every partition found in it registered there. Returns whether it loaded."""
+        try:
+            self._load_dir(data_dir, recovery_points, log_starts)
+            return True
+        except (OSError, StorageError) as e:
+            if errno_of(e) is None:
+                raise  # not the disk: a broken layout (a partition in two directories)
+            self.failures.fail(data_dir, e, "loading its logs")
+        try:
+            entries = os.listdir(data_dir)
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                tp = parse_partition_dir(entry)
+            except ValueError:
+                continue
+            if not entry.startswith(INTERNAL_DIR_PREFIX) and not entry.endswith(DELETE_DIR_SUFFIX):
+                self._log_dir_of.setdefault(tp, data_dir)
+        return False
 
     def _lock(self, data_dir: Path) -> None:
         fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -72,13 +114,18 @@ class LogManager:
             os.close(fd)
             raise StorageError(f"{data_dir} is in use by another broker (could not lock {LOCK_FILE})") from None
         self._locks.append(fd)
+        self._locked_dirs.add(data_dir)
 
-    def _load_dir(self, data_dir: Path) -> None:
+    def _load_dir(self, data_dir: Path, known_recovery_points=None, known_log_starts=None) -> None:
+        """Open the logs of ``data_dir``; ``known_*`` (a reload) override its checkpoints."""
         marker = data_dir / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
-        self.had_clean_shutdown[data_dir] = clean
+        self.had_clean_shutdown.setdefault(data_dir, clean)
         recovery_points = self._read_offsets_or_empty(data_dir / RECOVERY_POINT_CHECKPOINT)
         log_starts = self._read_offsets_or_empty(data_dir / LOG_START_CHECKPOINT)
+        if known_recovery_points:
+            recovery_points = {**(recovery_points or {}), **known_recovery_points}
+            log_starts = {**(log_starts or {}), **(known_log_starts or {})}
         for entry in sorted(os.listdir(data_dir)):
             path = data_dir / entry
             if not path.is_dir():
@@ -93,16 +140,17 @@ class LogManager:
             except ValueError:
                 log.warning("ignoring %s: not a partition directory", path)
                 continue
-            if tp in self._logs:
+            if self._log_dir_of.get(tp, data_dir) != data_dir:
                 raise StorageError(f"partition {entry} is in both {self._log_dir_of[tp]} and {data_dir}")
+            self._log_dir_of[tp] = data_dir
             self._logs[tp] = Log(
                 path,
                 self.config_for(tp[0]),
                 recovery_point=(recovery_points or {}).get(tp, 0),
                 log_start_offset=(log_starts or {}).get(tp, 0),
                 clean_shutdown=clean and recovery_points is not None,
+                failures=self.failures,
             )
-            self._log_dir_of[tp] = data_dir
         if clean:
             marker.unlink()
             fsync_dir(data_dir)
@@ -117,17 +165,32 @@ class LogManager:
             return None
 
     def shutdown(self) -> None:
-        """Clean shutdown: flush and close every log, checkpoint, leave the marker."""
-        for log_ in self._logs.values():
-            log_.close()
+        """Clean shutdown: flush and close every log, checkpoint, leave the
+        marker; in the directories that are online and stay so."""
+        for tp, log_ in self._logs.items():
+            data_dir = self._log_dir_of[tp]
+            if self.failures.is_offline(data_dir):
+                self._close_quietly(log_)
+                continue
+            try:
+                log_.close()
+            except (OSError, StorageError) as e:
+                self.failures.fail(data_dir, e, f"closing {log_.name}")
+                self._close_quietly(log_)
         self._remove_deleted(None)
         self.checkpoint()
         for data_dir in self.data_dirs:
-            (data_dir / CLEAN_SHUTDOWN_FILE).touch()
-            fsync_dir(data_dir)
+            if self.failures.is_offline(data_dir):
+                continue  # no marker: its logs are recovered at the next start
+            try:
+                (data_dir / CLEAN_SHUTDOWN_FILE).touch()
+                fsync_dir(data_dir)
+            except OSError as e:
+                self.failures.fail(data_dir, e, "writing the clean shutdown marker")
         for fd in self._locks:
             os.close(fd)
         self._locks.clear()
+        self._locked_dirs.clear()
         self._logs.clear()
 
     # -- logs --------------------------------------------------------------------
@@ -138,6 +201,18 @@ class LogManager:
     def get_log(self, topic: str, partition: int) -> Log | None:
         return self._logs.get((topic, partition))
 
+    def is_offline(self, topic: str, partition: int) -> bool:
+        """The partition is in an offline directory (its log loaded or not)."""
+        return self.failures.is_offline(self._log_dir_of.get((topic, partition)))
+
+    @staticmethod
+    def _close_quietly(log_: Log) -> None:
+        """Close the files of a log in a failed directory: nothing more is written."""
+        try:
+            log_.close(flush=False)
+        except (OSError, StorageError) as e:
+            log.warning("%s: closing after its directory failed: %s", log_.name, e)
+
     def all_logs(self) -> list[Log]:
         return list(self._logs.values())
 
@@ -147,14 +222,19 @@ class LogManager:
             return self._logs[tp]
         if config is not None:
             self.topic_configs[topic] = config
-        # The directory with the fewest partitions takes the new one (as Kafka).
-        counts = {d: 0 for d in self.data_dirs}
-        for d in self._log_dir_of.values():
-            counts[d] += 1
-        data_dir = min(self.data_dirs, key=lambda d: counts[d])
-        new = Log(data_dir / f"{topic}-{partition}", self.config_for(topic))
+        data_dir = self._log_dir_of.get(tp)
+        if data_dir is None:
+            # The online directory with the fewest partitions takes the new one
+            # (as Kafka); with none online, it waits in one for it to come back.
+            counts = {d: 0 for d in self.data_dirs}
+            for d in self._log_dir_of.values():
+                counts[d] += 1
+            online = [d for d in self.data_dirs if not self.failures.is_offline(d)] or self.data_dirs
+            data_dir = min(online, key=lambda d: counts[d])
+            self._log_dir_of[tp] = data_dir
+        with self.failures.guard(data_dir, f"creating the log of {topic}-{partition}"):
+            new = Log(data_dir / f"{topic}-{partition}", self.config_for(topic), failures=self.failures)
         self._logs[tp] = new
-        self._log_dir_of[tp] = data_dir
         return new
 
     def update_config(self, topic: str, config: LogConfig) -> None:
@@ -168,15 +248,29 @@ class LogManager:
     def delete_log(self, topic: str, partition: int, now: int | None = None) -> None:
         """Remove a partition: its directory is renamed to ``*-delete`` at once
         (gone for the broker, and for a restart), and removed with its open
-        files after ``file.delete.delay.ms`` so reads in flight stay valid."""
+        files after ``file.delete.delay.ms`` so reads in flight stay valid.
+
+        In an offline directory the files go at once, as far as the disk lets
+        them (no read is served there): deleting a topic is how space is freed
+        on a full disk. What stays is dropped as stale when the directory loads."""
         tp = (topic, partition)
         log_ = self._logs.pop(tp, None)
-        if log_ is None:
+        data_dir = self._log_dir_of.pop(tp, None)
+        if data_dir is None:
             return
-        self._log_dir_of.pop(tp)
-        doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
-        os.rename(log_.dir, doomed)
-        fsync_dir(doomed.parent)
+        path = log_.dir if log_ is not None else data_dir / f"{topic}-{partition}"
+        try:
+            if log_ is None:
+                raise self.failures.error_for(data_dir)  # never loaded: its directory failed
+            doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+            with self.failures.guard(data_dir, f"deleting {log_.name}"):
+                os.rename(log_.dir, doomed)
+                fsync_dir(doomed.parent)
+        except StorageError:
+            if log_ is not None:
+                self._close_quietly(log_)
+            shutil.rmtree(path, ignore_errors=True)
+            return
         now = now_ms() if now is None else now
         self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))
 
@@ -185,7 +279,7 @@ class LogManager:
         due = [(log_, path) for at, log_, path in self._deleting if now is None or at <= now]
         self._deleting = [entry for entry in self._deleting if now is not None and entry[0] > now]
         for log_, path in due:
-            log_.close(flush=False)
+            self._close_quietly(log_)
             shutil.rmtree(path, ignore_errors=True)
         return len(due)
 
@@ -194,22 +288,102 @@ class LogManager:
     def checkpoint(self) -> None:
         """Write recovery points and log start offsets of every data directory."""
         for data_dir in self.data_dirs:
+            if self.failures.is_offline(data_dir):
+                continue
             mine = {tp: lg for tp, lg in self._logs.items() if self._log_dir_of[tp] == data_dir}
-            write_offsets(data_dir / RECOVERY_POINT_CHECKPOINT, {tp: lg.recovery_point for tp, lg in mine.items()})
-            write_offsets(data_dir / LOG_START_CHECKPOINT, {tp: lg.log_start_offset for tp, lg in mine.items()})
+            try:
+                with self.failures.guard(data_dir, "writing its checkpoints"):
+                    write_offsets(data_dir / RECOVERY_POINT_CHECKPOINT,
+                                  {tp: lg.recovery_point for tp, lg in mine.items()})  # fmt: skip
+                    write_offsets(data_dir / LOG_START_CHECKPOINT, {tp: lg.log_start_offset for tp, lg in mine.items()})
+            except StorageError:
+                pass  # the directory is offline now; the others go on
+
+    def _online_logs(self):
+        """(tp, log) of the directories that are online."""
+        offline = self.failures.offline
+        return [(tp, lg) for tp, lg in self._logs.items() if not offline or self._log_dir_of[tp] not in offline]
+
+    def retry_offline_dirs(self) -> list[Path]:
+        """Bring back the directories that failed for want of space and have
+        room for a batch of message.max.bytes again: their logs are reloaded
+        from disk as at a restart. Returns those that came back."""
+        back = []
+        for data_dir in [d for d in self.failures.offline if self.failures.waits_for_space(d)]:
+            if not self._has_room(data_dir):
+                continue
+            if data_dir not in self._locked_dirs:  # it failed before it was locked
+                try:
+                    self._lock(data_dir)
+                except (OSError, StorageError):
+                    continue
+            reserve = self._reserve_missing_on(data_dir)
+            if reserve is not None and not reserve.take():
+                continue
+            known_points, known_starts = {}, {}
+            for tp, lg in list(self._logs.items()):
+                if self._log_dir_of[tp] == data_dir:
+                    known_points[tp], known_starts[tp] = lg.recovery_point, lg.log_start_offset
+                    self._close_quietly(lg)
+                    del self._logs[tp]
+            # Still offline while loading: a failure now is not logged again.
+            if self._load_dir_or_fail(data_dir, known_points, known_starts):
+                self.failures.recovered(data_dir)
+                back.append(data_dir)
+        return back
+
+    def _on_offline(self, data_dir: Path) -> None:
+        """A data directory full: the metadata log's reserve on that disk is its room now."""
+        reserve = self.metadata_reserve
+        if reserve is not None and self.failures.waits_for_space(data_dir) and reserve.shares_filesystem_with(data_dir):
+            reserve.release(f"{data_dir} is full")
+
+    def _reserve_missing_on(self, data_dir: Path) -> SpaceReserve | None:
+        reserve = self.metadata_reserve
+        if reserve is not None and not reserve.held and reserve.shares_filesystem_with(data_dir):
+            return reserve
+        return None
+
+    def _has_room(self, data_dir: Path) -> bool:
+        """Room for a batch of message.max.bytes, and for the metadata log's
+        reserve if it was given up on this disk (taken back first)."""
+        reserve = self._reserve_missing_on(data_dir)
+        need = self.default_config.max_message_bytes + (reserve.size_bytes if reserve is not None else 0)
+        probe = data_dir / SPACE_PROBE_FILE
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)  # if making it was what failed
+            fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                faults.fire("allocate", probe)
+                os.posix_fallocate(fd, 0, need)
+            finally:
+                os.close(fd)
+                probe.unlink()
+        except OSError:
+            return False
+        return True
 
     def flush_due(self, now: int | None = None) -> int:
         now = now_ms() if now is None else now
-        return sum(lg.flush_if_due(now) for lg in self._logs.values())
+        flushed = 0
+        for _, lg in self._online_logs():
+            try:
+                flushed += lg.flush_if_due(now)
+            except StorageError:
+                pass  # its directory is offline now (logged once); the others go on
+        return flushed
 
     def cleanup(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:
         """Retention and delayed deletion of every log; returns segments deleted."""
         now = now_ms() if now is None else now
         deleted = 0
-        for tp, lg in self._logs.items():
+        for tp, lg in self._online_logs():
             hw = (high_watermarks or {}).get(tp)
-            deleted += lg.delete_old_segments(now, hw)
-            lg.delete_expired_files(now)
+            try:
+                deleted += lg.delete_old_segments(now, hw)
+                lg.delete_expired_files(now)
+            except StorageError:
+                pass  # its directory is offline now (logged once); the others go on
         self._remove_deleted(now)
         return deleted
 
@@ -225,20 +399,26 @@ class LogManager:
         hws = high_watermarks or {}
         candidates = {
             lg.name: (tp, lg)
-            for tp, lg in self._logs.items()
+            for tp, lg in self._online_logs()
             if lg.config.compact and tp not in self.uncleanable
         }
         facts = []
         for tp, lg in candidates.values():
             try:
-                facts.append(log_facts(lg, hws.get(tp)))
+                with self.failures.guard(self._log_dir_of[tp], f"reading {lg.name} for compaction"):
+                    facts.append(log_facts(lg, hws.get(tp)))
+            except StorageError:
+                pass  # its directory is offline now (logged once): not the log's fault
             except Exception:
                 self._mark_uncleanable(tp, lg)
         cleaned = 0
         for chosen in logs_to_clean(facts, now):
             tp, lg = candidates[chosen.name]
             try:
-                stats = clean_log(lg, now, high_watermark=hws.get(tp))
+                with self.failures.guard(self._log_dir_of[tp], f"compacting {lg.name}"):
+                    stats = clean_log(lg, now, high_watermark=hws.get(tp))
+            except StorageError:
+                continue  # its directory is offline now (logged once): not the log's fault
             except Exception:
                 self._mark_uncleanable(tp, lg)
                 continue

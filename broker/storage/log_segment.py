@@ -25,6 +25,7 @@ from pathlib import Path
 from crc32c import crc32c
 
 import native
+from broker.storage import faults
 from broker.storage.errors import StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
@@ -441,6 +442,8 @@ def _pwrite_all(fd: int, pieces: list, total: int, position: int, path: Path) ->
     """Write the ``total`` bytes of ``pieces`` back to back at ``position``; on
     failure cut the file back so nothing of them is left."""
     try:
+        if faults.installed:
+            faults.fire("write", path)
         done = os.pwritev(fd, pieces, position) if len(pieces) <= _IOV_MAX else 0
         if done < total:  # a short write (or too many pieces): go on piece by piece
             rest = memoryview(b"".join(pieces))[done:]

@@ -55,7 +55,7 @@ class TimeIndex(IndexFile):
                 raise ValueError(f"offset {offset} goes back in {self.path}")
         if n >= self.max_entries or (n >= self.max_entries - 1 and not final):
             return
-        self._write_entry(_ENTRY, timestamp, rel)
+        self._write_entry(_ENTRY, timestamp, rel, final)
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
         """Largest (timestamp, offset) with timestamp <= target, else (-1, base offset)."""

@@ -3,10 +3,13 @@ IncrementalAlterConfigs, DeleteRecords and DescribeCluster."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from broker.config import BrokerConfig
 from broker.server import Broker
+from broker.storage.faults import injected
 from client.protocol import ErrorCode
 
 from .test_connection import _call, _connect
@@ -295,6 +298,15 @@ async def test_delete_records_errors(broker):
     assert await _delete_records(peer, "nope", [(0, 0)]) == [(-1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
     assert await _delete_records(peer, "c", [(0, 0)]) == [(-1, ErrorCode.POLICY_VIOLATION)]  # compact only
     assert await _earliest(peer) == 0
+
+
+async def test_delete_records_on_a_full_disk_answers_storage_error_and_keeps_the_connection(broker):
+    peer = await _connect(broker)
+    assert (await _produce(peer, _batch(3)))["error_code"] == 0
+    with injected("replace", errno.ENOSPC):  # the leader-epoch checkpoint cannot be rewritten
+        assert await _delete_records(peer, "t", [(0, 2)]) == [(-1, ErrorCode.KAFKA_STORAGE_ERROR)]
+    assert await _delete_records(peer, "t", [(0, 2)]) == [(-1, ErrorCode.KAFKA_STORAGE_ERROR)]  # offline now
+    assert (await _produce(peer, _batch(1)))["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
 
 
 # -- DescribeCluster -----------------------------------------------------------------

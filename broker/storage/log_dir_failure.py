@@ -1,0 +1,93 @@
+"""Log-directory failure: the one place where a storage OSError becomes an offline directory.
+
+As Kafka's LogDirFailureChannel: an I/O error (ENOSPC, EIO, EROFS, EDQUOT, ...)
+on a data directory takes that directory offline. Its partitions answer
+KAFKA_STORAGE_ERROR to every request until it is back, the broker keeps
+serving the other directories, and the failure is logged once at ERROR.
+
+When it comes back differs from Kafka on purpose. Kafka keeps a failed
+directory offline until the broker restarts. Here a directory that failed for
+want of space (ENOSPC, EDQUOT) is retried (LogManager.retry_offline_dirs):
+once it can allocate room for a batch of ``message.max.bytes`` again (and for
+the metadata log's reserve on that disk, space_reserve.py), its logs are
+reloaded from disk as at a restart (recovery from the recovery point, so no half-done write survives) and
+it serves again, as a produce answered KAFKA_STORAGE_ERROR and then took writes
+once space was freed. Any other error (a failing disk, a read-only remount)
+keeps it offline until the broker restarts, as Kafka.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+from broker.storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def errno_of(error: BaseException) -> int | None:
+    """The errno behind a storage error (an OSError, or a StorageError raised from one)."""
+    while error is not None:
+        if isinstance(error, OSError):
+            return error.errno
+        error = error.__cause__
+    return None
+
+
+class LogDirFailures:
+    """Which data directories are offline, and why."""
+
+    def __init__(self) -> None:
+        self.offline: dict[Path, BaseException] = {}
+        self.on_offline = None  # called with a directory as it goes offline
+
+    def is_offline(self, data_dir: Path | None) -> bool:
+        return data_dir in self.offline
+
+    def error_for(self, data_dir: Path) -> StorageError:
+        return StorageError(f"log directory {data_dir} is offline: {self.offline.get(data_dir)}")
+
+    def fail(self, data_dir: Path, error: BaseException, what: str) -> StorageError:
+        """Take ``data_dir`` offline (logged once); the StorageError to raise."""
+        if data_dir not in self.offline:
+            self.offline[data_dir] = error
+            until = "space is freed" if self.waits_for_space(data_dir) else "the broker restarts"
+            log.error(
+                "log directory %s is offline: %s failed: %s; its partitions answer KAFKA_STORAGE_ERROR until %s",
+                data_dir, what, error, until,
+            )  # fmt: skip
+            if self.on_offline is not None:
+                self.on_offline(data_dir)
+        return self.error_for(data_dir)
+
+    def waits_for_space(self, data_dir: Path) -> bool:
+        """Offline for want of space (retried), rather than until a restart."""
+        return errno_of(self.offline[data_dir]) in NO_SPACE_ERRNOS
+
+    def recovered(self, data_dir: Path) -> None:
+        if self.offline.pop(data_dir, None) is not None:
+            log.warning("log directory %s is back online: its logs were reloaded from disk", data_dir)
+
+    def guard(self, data_dir: Path, what: str):
+        """A context manager: OSError or StorageError inside takes ``data_dir`` offline."""
+        return _Guard(self, data_dir, what)
+
+
+class _Guard:
+    __slots__ = ("failures", "data_dir", "what")
+
+    def __init__(self, failures: LogDirFailures, data_dir: Path, what: str) -> None:
+        self.failures, self.data_dir, self.what = failures, data_dir, what
+
+    def __enter__(self) -> None:
+        if self.data_dir in self.failures.offline:
+            raise self.failures.error_for(self.data_dir)
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, (OSError, StorageError)):
+            raise self.failures.fail(self.data_dir, error, self.what) from error
+        return False
