@@ -14,7 +14,7 @@ import logging
 import trio
 
 from broker.config import BrokerConfig, format_voters
-from broker.controller.controller_apis import controller_apis
+from broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
 from broker.controller.raft.roles import RaftConfig
 from broker.controller.raft_driver import RaftDriver
@@ -38,7 +38,6 @@ from client.protocol import ErrorCode, RequestHeader
 log = logging.getLogger(__name__)
 
 CREATE_TOPICS = 19
-ALLOCATE_PRODUCER_IDS = 67
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 
 

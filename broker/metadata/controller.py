@@ -30,6 +30,7 @@ On a node that does not lead, an operation raises NotControllerError.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -64,6 +65,8 @@ from broker.metadata.decisions import (
 from broker.metadata.image import MetadataImage
 from broker.metadata.image_machine import Listener, MetadataStateMachine, encode_entry
 from broker.metadata.records import MetadataRecord
+
+log = logging.getLogger(__name__)
 
 
 class NotControllerError(Exception):
@@ -245,7 +248,10 @@ class QuorumController:
             result, records = decide_allocate_producer_ids(self.image, broker_id, broker_epoch,
                                                            floor=self.producer_id_floor)  # fmt: skip
             await self._commit(records)
-            return result
+        if result.error_code:  # the answer has no message field: say why here
+            log.warning("AllocateProducerIds from broker %d: %s: %s", broker_id, result.error_code.name,
+                        result.error_message)  # fmt: skip
+        return result
 
     def _heartbeats(self) -> BrokerHeartbeatTracker:
         """The tracker of this leadership: a new active controller gives
