@@ -199,6 +199,9 @@ class Broker:
                 fenced = await self.controller.fence_expired()
             except NotControllerError:
                 continue  # the leadership moved meanwhile: the new controller takes over
+            except Exception:  # noqa: BLE001 - a controller fault must not take the broker down; tried again
+                log.exception("fencing expired brokers failed; trying again")
+                continue
             for node_id in fenced:
                 log.warning("broker %d fenced: no heartbeat for broker.session.timeout.ms (%d ms)", node_id,
                             self.config.broker_session_timeout_ms)  # fmt: skip
