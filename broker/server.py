@@ -286,12 +286,11 @@ class Broker:
             self.port = listeners[0].socket.getsockname()[1]
             async with trio.open_nursery() as nursery:
                 await self._start_metadata(nursery)
-                # Ready with producer ids to hand out, as a rule: the first
-                # block is one round trip to the controller that just
-                # unfenced us. If it does not come in time the broker serves
-                # anyway and InitProducerId is retriable until it does.
-                with trio.move_on_after(self.config.controller_quorum_request_timeout_ms / 1000):
-                    await self.producer_ids.wait_first_block()
+                # No wait for the first producer id block (asked for as soon as
+                # we were unfenced, one round trip): as in Kafka, InitProducerId
+                # answers COORDINATOR_LOAD_IN_PROGRESS until it comes, which every
+                # client retries, while waiting would delay the start by up to
+                # controller.quorum.request.timeout.ms whenever the controller is slow.
                 for name in self.image.topics:  # configs first, so logs open with them
                     self.log_manager.update_config(name, self.topic_config(name))
                 self._drop_stale_logs(self.image)
