@@ -32,8 +32,7 @@ The floor is read only from the active controller's own data directory
 single broker upgraded in place. A multi-broker cluster upgraded from the
 per-broker counters must copy the ``producer-id-block`` file with the
 largest value to the first data directory of every controller voter before
-starting them (any voter may become the active controller); or else
-restart every idempotent producer only after the old producer state is gone.
+starting them (any voter may become the active controller).
 """
 
 from __future__ import annotations
