@@ -61,7 +61,9 @@ def broker_start(node_id, listen, advertised, controller_listen, controller_quor
 
     from broker.config import BrokerConfig, load_properties
     from broker.meta_properties import check_new_voter
+    from broker.producer_ids import legacy_producer_id_floor
     from broker.server import run_until_signalled
+    from broker.storage.checkpoint import CorruptCheckpointError
     from broker.storage.log_config import ConfigError
 
     props: dict[str, str] = load_properties(config_file) if config_file else {}
@@ -75,6 +77,10 @@ def broker_start(node_id, listen, advertised, controller_listen, controller_quor
         check_new_voter(config.metadata_dir, config.controller_quorum, config.node_id, config.initial_cluster)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+    try:
+        legacy_producer_id_floor(config.log_dirs[0])  # checked again at start: here it is one line, no traceback
+    except CorruptCheckpointError as e:
+        raise click.ClickException(str(e)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     trio.run(run_until_signalled, config)
 

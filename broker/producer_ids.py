@@ -16,12 +16,23 @@ asking. While a broker has no id to give (just started, or a burst used
 its blocks before the next one came), InitProducerId is answered
 COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka answers it.
 
-Before the controller allocated them, a single broker kept its next block
-in ``producer-id-block`` in its first data directory. Ids below that value
-may live on in its partitions' producer state, so a controller that finds
-the file in its own data directory starts no block below it
-(``legacy_producer_id_floor``); the file is left as it is (no longer
-written) and costs nothing once the log has moved past it.
+Before the controller allocated them, a broker kept its next block in
+``producer-id-block`` in its first data directory, each broker its own
+counter. Ids below that value may live on in partitions' producer state, so
+a controller that finds the file in its own data directory starts no block
+below it (``legacy_producer_id_floor``); the file is left as it is (no
+longer written) and costs nothing once the log has moved past it. A file
+that does not hold a block start in [0, 2^63 - 1 - block size] stops the
+node at start-up with one line naming it: ignoring it could hand out ids
+that are still in use (the loss this floor exists to prevent), and a value
+near 2^63 would make every allocation fail forever.
+
+The floor is read only from the active controller's own data directory
+(AllocateProducerIds has no field to carry another node's), so it covers a
+single broker upgraded in place. A multi-broker cluster upgraded from the
+per-broker counters must copy the ``producer-id-block`` file with the
+largest value to the first data directory of every controller voter before
+starting them (any voter may become the active controller).
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ from pathlib import Path
 
 import trio
 
+from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
+from broker.metadata.records import PRODUCER_ID_END
 from broker.storage.checkpoint import CorruptCheckpointError, read_checkpoint
 from client.protocol import ErrorCode
 
@@ -42,7 +55,7 @@ LEGACY_FILE_NAME = "producer-id-block"
 PREFETCH_RATIO = 0.9  # ask for the next block once this much of the current one is handed out
 RETRY_BACKOFF_S = 0.1  # Kafka's retry.backoff.ms for a failed AllocateProducerIds
 RETRY_BACKOFF_MAX_S = 1.0
-_PRODUCER_ID_END = 2**63  # producer ids are int64 on the wire
+WARN_EVERY_S = 10.0  # while the controller keeps refusing (as registration.py says so)
 
 
 class NoProducerIdBlock(Exception):
@@ -95,7 +108,7 @@ class ProducerIdBlocks:
     def add_block(self, start: int, length: int) -> None:
         """A block the controller allocated to this broker; ValueError if it
         overlaps one already taken (it would hand ids out twice)."""
-        if length <= 0 or start < self._seen_end or start + length > _PRODUCER_ID_END:
+        if length <= 0 or start < self._seen_end or start + length > PRODUCER_ID_END:
             raise ValueError(f"producer id block [{start}, {start + length}) is empty, not after {self._seen_end} "
                              f"or past the int64 range")  # fmt: skip
         block = ProducerIdBlock(start, length)
@@ -118,6 +131,7 @@ class ProducerIdManager:
         self.blocks = blocks if blocks is not None else ProducerIdBlocks()
         self._wanted = trio.Event()
         self._has_block = trio.Event()
+        self._none_left_quiet_until = 0.0
 
     async def wait_first_block(self) -> None:
         await self._has_block.wait()
@@ -126,43 +140,77 @@ class ProducerIdManager:
         """A fresh producer id; NoProducerIdBlock (retriable) while there is none."""
         try:
             return self.blocks.next_id()
+        except NoProducerIdBlock:
+            if trio.current_time() >= self._none_left_quiet_until:
+                log.warning("no producer id left to hand out until the controller's next block: InitProducerId "
+                            "answers COORDINATOR_LOAD_IN_PROGRESS (retriable)")  # fmt: skip
+                self._none_left_quiet_until = trio.current_time() + WARN_EVERY_S
+            raise
         finally:
             if self.blocks.wants_block():
                 self._wanted.set()
 
     async def run(self, allocate: Allocate) -> None:
         """Ask for a block whenever one is wanted (at once: the first block),
-        retrying with backoff until the controller gives one."""
+        retrying with backoff until the controller gives one. Nothing
+        ``allocate`` raises stops this task (it would take the broker down):
+        a fault is logged and retried like a refusal."""
         backoff_s = RETRY_BACKOFF_S
+        quiet_until = 0.0
         while True:
             if not self.blocks.wants_block():
                 await self._wanted.wait()
                 self._wanted = trio.Event()
                 continue
-            code, start, length = await allocate()
+            try:
+                code, start, length = await allocate()
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                code, start, length = None, -1, 0
+                failure = f"failed: {exc!r}"
+            else:
+                failure = f"error {_error_name(code)}"
             if code == ErrorCode.NONE:
                 try:
                     self.blocks.add_block(start, length)
                 except ValueError as exc:
-                    log.error("refusing a producer id block from the controller: %s", exc)
+                    failure = f"refused the controller's block: {exc}"
                 else:
                     log.debug("producer id block [%d, %d) from the controller", start, start + length)
                     self._has_block.set()
-                    backoff_s = RETRY_BACKOFF_S
+                    backoff_s, quiet_until = RETRY_BACKOFF_S, 0.0
                     continue
-            else:  # once per spell of failures: the controller may be away for a while
-                (log.info if backoff_s == RETRY_BACKOFF_S else log.debug)(
-                    "AllocateProducerIds: error %d; retrying", code)
+            if trio.current_time() >= quiet_until:  # the controller may be away for a while
+                log.warning("AllocateProducerIds %s; retrying", failure, exc_info=code is None)
+                quiet_until = trio.current_time() + WARN_EVERY_S
+            else:
+                log.debug("AllocateProducerIds %s; retrying", failure)
             await trio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
 
 
-def legacy_producer_id_floor(data_dir: Path) -> int:
-    """The next block start a single broker wrote to ``producer-id-block``
-    before the controller allocated ids (0: no file)."""
-    path = data_dir / LEGACY_FILE_NAME
-    entries = read_checkpoint(path, 1)
+def _error_name(code: int) -> str:
+    """Kafka's name for a known code, the number for one this broker does not know."""
     try:
-        return int(entries[0][0]) if entries else 0
+        return ErrorCode(code).name
     except ValueError:
-        raise CorruptCheckpointError(f"{path}: not a producer id") from None
+        return str(code)
+
+
+def legacy_producer_id_floor(data_dir: Path) -> int:
+    """The next block start a broker wrote to ``producer-id-block`` before
+    the controller allocated ids (0: no file); CorruptCheckpointError, with
+    one line saying what to do, if the file holds no block start that fits."""
+    path = data_dir / LEGACY_FILE_NAME
+    highest = PRODUCER_ID_END - PRODUCER_ID_BLOCK_SIZE
+    try:
+        entries = read_checkpoint(path, 1)
+        value = int(entries[0][0]) if entries else 0
+        if not 0 <= value <= highest:
+            raise ValueError(f"{value} is outside [0, {highest}]")
+    except ValueError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise CorruptCheckpointError(
+            f"{path}: not a producer id block start ({reason}); it is the floor for the producer ids this node "
+            f"handed out before the controller allocated them: restore it, or delete it if no idempotent "
+            f"producer used this node before the upgrade") from None
+    return value

@@ -14,7 +14,7 @@ import logging
 import trio
 
 from broker.config import BrokerConfig, format_voters
-from broker.controller.controller_apis import controller_apis
+from broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
 from broker.controller.raft.roles import RaftConfig
 from broker.controller.raft_driver import RaftDriver
@@ -41,7 +41,6 @@ from client.protocol import ErrorCode, RequestHeader
 log = logging.getLogger(__name__)
 
 CREATE_TOPICS = 19
-ALLOCATE_PRODUCER_IDS = 67
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 # How often a log directory offline for want of space is checked for room
 # (log_dir_failure.py); Kafka has no such retry, so no config of its own.
@@ -225,6 +224,9 @@ class Broker:
                 fenced = await self.controller.fence_expired()
             except NotControllerError:
                 continue  # the leadership moved meanwhile: the new controller takes over
+            except Exception:  # noqa: BLE001 - a controller fault must not take the broker down; tried again
+                log.exception("fencing expired brokers failed; trying again")
+                continue
             for node_id in fenced:
                 log.warning("broker %d fenced: no heartbeat for broker.session.timeout.ms (%d ms)", node_id,
                             self.config.broker_session_timeout_ms)  # fmt: skip
@@ -336,12 +338,11 @@ class Broker:
             self.port = listeners[0].socket.getsockname()[1]
             async with trio.open_nursery() as nursery:
                 await self._start_metadata(nursery)
-                # Ready with producer ids to hand out, as a rule: the first
-                # block is one round trip to the controller that just
-                # unfenced us. If it does not come in time the broker serves
-                # anyway and InitProducerId is retriable until it does.
-                with trio.move_on_after(self.config.controller_quorum_request_timeout_ms / 1000):
-                    await self.producer_ids.wait_first_block()
+                # No wait for the first producer id block (asked for as soon as
+                # we were unfenced, one round trip): as in Kafka, InitProducerId
+                # answers COORDINATOR_LOAD_IN_PROGRESS until it comes, which every
+                # client retries, while waiting would delay the start by up to
+                # controller.quorum.request.timeout.ms whenever the controller is slow.
                 for name in self.image.topics:  # configs first, so logs open with them
                     self.log_manager.update_config(name, self.topic_config(name))
                 self._drop_stale_logs(self.image)

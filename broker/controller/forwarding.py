@@ -54,11 +54,20 @@ class ControllerChannel:
         return self.driver.core.is_leader
 
     async def send(self, api_key: int, version: int, body: dict, timeout_s: float, lane: str = "admin") -> dict:
+        logged = False
         with trio.move_on_after(timeout_s):
             while True:
                 leader = self.driver.core.leader_id
                 if self.driver.core.is_leader:
-                    answer = await self.local(api_key, version, body)
+                    try:
+                        answer = await self.local(api_key, version, body)
+                    except Exception:  # noqa: BLE001 - as a remote controller's fault closes the connection:
+                        # retried, never raised into the task that asked (registration, heartbeats,
+                        # producer id blocks), which would take the whole broker down
+                        (log.debug if logged else log.exception)(
+                            "node %d: the active controller (this node) failed api key %d; retrying",
+                            self.driver.node_id, api_key)  # fmt: skip
+                        logged, answer = True, None
                     if answer is not None:
                         return answer
                 elif leader in self.voters:

@@ -55,7 +55,7 @@ class StateMachine(Protocol):
 
 
 @dataclass
-class _Proposal:
+class Proposal:
     datas: list[bytes]
     done: trio.Event = field(default_factory=trio.Event)
     offset: int = -1
@@ -103,9 +103,9 @@ class RaftDriver:
         self._inbound: dict[tuple[int, int], list] = {}  # (peer, correlation) -> [event, answer]
         self._inbound_seq = 0
         self._peer_connections = 0
-        self._proposals: list[_Proposal] = []
+        self._proposals: list[Proposal] = []
         self._proposal_wake = trio.Event()
-        self._waiting: list[_Proposal] = []
+        self._waiting: list[Proposal] = []
         self._changed = trio.Event()  # set (and replaced) after every _process: roles, applied entries
 
     # -- running -------------------------------------------------------------------
@@ -184,13 +184,24 @@ class RaftDriver:
         node does not lead, or stopped leading before the entries committed
         (they may still commit under the next leader, as with Kafka's
         NOT_CONTROLLER)."""
+        return await self.committed(self.submit(datas))
+
+    def submit(self, datas: Sequence[bytes]) -> Proposal:
+        """``propose`` in two steps: hand ``datas`` to the proposer now (its
+        ``done`` is set once they are applied here or have failed, whether
+        or not anyone still waits), then ``committed``."""
         if not self.core.is_leader:
             raise NotLeaderError(self.core.leader_id, self.core.epoch)
-        proposal = _Proposal([bytes(d) for d in datas])
+        proposal = Proposal([bytes(d) for d in datas])
         if not proposal.datas:
             raise ValueError("propose needs at least one entry")
         self._proposals.append(proposal)
         self._proposal_wake.set()
+        return proposal
+
+    @staticmethod
+    async def committed(proposal: Proposal) -> int:
+        """The offset of the proposal's last entry once applied here; its error if it failed."""
         await proposal.done.wait()
         if proposal.error is not None:
             raise proposal.error

@@ -12,7 +12,7 @@ started, or its next block is on its way) the answer is
 COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's.
 
 v0-1 only: v2 is flexible and v3 adds the epoch bump (KIP-360), neither of
-which the clients in the pack need (they send v0 or v1 against a broker whose
+which the clients riverlog is tested with need (they send v0 or v1 against a broker whose
 max is 1).
 """
 

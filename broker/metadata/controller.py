@@ -10,12 +10,27 @@ one append and return once they are committed and applied here. Every
 node's image comes from replaying the committed log (image_machine.py), so
 the listeners see the change the same way on the leader and elsewhere.
 
+Kafka's QuorumController decides on an in-memory state that already holds
+its uncommitted records (and reverts it if they do not commit). Here the
+image holds only applied entries, so the rule is: never decide while an
+entry this controller proposed is not yet applied (or failed). An operation
+cancelled while committing (its caller gave up after
+controller.quorum.request.timeout.ms) releases the lock with its entry
+still in flight; the next operation waits for that entry first, or it
+would decide on an image without it (a second topic of the same name, a
+second block from the same start) and its own entry would be skipped on
+apply. Should an operation's entry be skipped anyway, it is not answered
+success: it raises NotAppliedError, a NotControllerError, so every caller
+retries it against the image that has the entry that won (as Kafka's
+controller answers NOT_CONTROLLER once it renounces on an unexpected fault).
+
 On a node that does not lead, an operation raises NotControllerError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,7 +40,7 @@ import trio
 from client.protocol import ErrorCode
 
 from broker.controller.raft.core import NotLeaderError
-from broker.controller.raft_driver import RaftDriver
+from broker.controller.raft_driver import Proposal, RaftDriver
 from broker.metadata.broker_lifecycle import (
     BrokerHeartbeatTracker,
     HeartbeatResult,
@@ -51,6 +66,8 @@ from broker.metadata.image import MetadataImage
 from broker.metadata.image_machine import Listener, MetadataStateMachine, encode_entry
 from broker.metadata.records import MetadataRecord
 
+log = logging.getLogger(__name__)
+
 
 class NotControllerError(Exception):
     """This node is not the active controller (Kafka's NOT_CONTROLLER)."""
@@ -58,6 +75,15 @@ class NotControllerError(Exception):
     def __init__(self, leader_id: int) -> None:
         super().__init__(f"not the active controller (the quorum's leader is {leader_id})")
         self.leader_id = leader_id
+
+
+class NotAppliedError(NotControllerError):
+    """This controller's entry was committed but skipped on apply: the operation did not happen."""
+
+    def __init__(self, leader_id: int, offset: int) -> None:
+        Exception.__init__(self, f"the controller's entry at metadata offset {offset} did not apply; retry")
+        self.leader_id = leader_id
+        self.offset = offset
 
 
 def _wall_ms() -> int:
@@ -88,6 +114,7 @@ class QuorumController:
         self._clock_ms = clock_ms
         self._new_topic_id = new_topic_id
         self._lock = trio.Lock()
+        self._in_flight: Proposal | None = None  # the last entry this controller proposed, until applied
         self.session_timeout_ms = session_timeout_ms
         self._tracker = BrokerHeartbeatTracker()  # for fencing: every broker gets a session's grace
         self._heard = BrokerHeartbeatTracker()  # real registrations and heartbeats to this leader
@@ -221,7 +248,10 @@ class QuorumController:
             result, records = decide_allocate_producer_ids(self.image, broker_id, broker_epoch,
                                                            floor=self.producer_id_floor)  # fmt: skip
             await self._commit(records)
-            return result
+        if result.error_code:  # the answer has no message field: say why here
+            log.warning("AllocateProducerIds from broker %d: %s: %s", broker_id, result.error_code.name,
+                        result.error_message)  # fmt: skip
+        return result
 
     def _heartbeats(self) -> BrokerHeartbeatTracker:
         """The tracker of this leadership: a new active controller gives
@@ -243,8 +273,12 @@ class QuorumController:
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
         """One operation at a time, on the leader, on an image with every
-        earlier committed record in it."""
+        earlier committed record in it and every entry this controller
+        proposed before (see the module's docstring)."""
         async with self._lock:
+            if self._in_flight is not None:
+                await self._in_flight.done.wait()  # applied, or failed: then wait_leading says so
+                self._in_flight = None
             try:
                 await self.driver.wait_leading()
             except NotLeaderError as exc:
@@ -256,6 +290,9 @@ class QuorumController:
             return
         self.image.apply_entry(records, self.image.offset + 1)  # raises if they do not apply
         try:
-            await self.driver.propose([encode_entry(records)])  # one entry: all of them or none
+            self._in_flight = self.driver.submit([encode_entry(records)])  # one entry: all of them or none
+            offset = await self.driver.committed(self._in_flight)
         except NotLeaderError as exc:
             raise NotControllerError(exc.leader_id) from None
+        if self.machine.was_skipped(offset):
+            raise NotAppliedError(self.node_id, offset)

@@ -20,6 +20,7 @@ from broker.metadata.placement import broker_order, place_replicas
 from broker.metadata.records import (
     ConfigRecord,
     METADATA_TOPIC,
+    PRODUCER_ID_END,
     MetadataRecord,
     PartitionRecord,
     ProducerIdsRecord,
@@ -89,7 +90,6 @@ Decision = tuple[list, list[MetadataRecord]]
 
 # Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE: ids a broker gets per AllocateProducerIds.
 PRODUCER_ID_BLOCK_SIZE = 1000
-_MAX_PRODUCER_ID = 2**63 - 1
 
 
 class _Scratch:
@@ -314,8 +314,7 @@ def decide_allocate_producer_ids(
         return ProducerIdsResult(ErrorCode.STALE_BROKER_EPOCH, f"Broker {broker_id} is {known}, "
                                  f"not with broker epoch {broker_epoch}."), []  # fmt: skip
     start = max(image.next_producer_id, floor)
-    if start > _MAX_PRODUCER_ID - block_size:
+    if start > PRODUCER_ID_END - block_size:
         return ProducerIdsResult(ErrorCode.UNKNOWN_SERVER_ERROR, f"Exhausted all producer ids (next {start})."), []
     record = ProducerIdsRecord(broker_id, broker_epoch, start + block_size)
-    image.apply_entry([record], image.offset + 1)  # it applies, or this is a bug
     return ProducerIdsResult(ErrorCode.NONE, None, start, block_size), [record]

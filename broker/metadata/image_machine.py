@@ -16,12 +16,15 @@ apply (it would break an image invariant) is logged and skipped, on every
 node alike: the leader checks
 each record against its own image before proposing it, so this means a
 bug, and skipping keeps the nodes' images equal rather than stopping them.
+The offsets of the last skipped entries are kept (``was_skipped``), so the
+controller that proposed one does not answer it as done.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -41,6 +44,10 @@ from broker.metadata.records import (
 log = logging.getLogger(__name__)
 
 Listener = Callable[[MetadataImage, MetadataImage], None]
+
+# Skipped entries remembered: the controller asks about its own entry right
+# after it applies, so a few are plenty; bounded, as a bug could skip many.
+_SKIPPED_KEPT = 64
 
 
 def image_records(image: MetadataImage) -> list[MetadataRecord]:
@@ -79,6 +86,11 @@ class MetadataStateMachine:
         self.node_id = node_id
         self.image = MetadataImage.empty(cluster_id, node_id)
         self._listeners: list[Listener] = []
+        self._skipped: deque[int] = deque(maxlen=_SKIPPED_KEPT)
+
+    def was_skipped(self, offset: int) -> bool:
+        """Whether the entry at ``offset`` (one of the last few skipped) did not apply."""
+        return offset in self._skipped
 
     def on_change(self, callback: Listener) -> Callable[[], None]:
         """``callback(old, new)`` after each change; returns an unsubscribe."""
@@ -92,6 +104,7 @@ class MetadataStateMachine:
                 new = new.apply_entry(decode_entry(e.data), e.offset)
             except Exception as exc:  # noqa: BLE001 - one bad entry must not stop every node, on every replay
                 log.error("metadata log offset %d: skipping an entry that does not apply: %s", e.offset, exc)
+                self._skipped.append(e.offset)
         if new is not old:
             self._set(old, new)
 

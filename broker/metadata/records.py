@@ -172,6 +172,11 @@ class RemoveTopicRecord:
         check_topic_id(self.topic_id)
 
 
+# Producer ids are int64 on the wire, and so is where the next block begins:
+# every block ends by this (the id itself is never handed out).
+PRODUCER_ID_END = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class ProducerIdsRecord:
     """A block of producer ids allocated to a broker (KIP-730): the block ends
@@ -188,8 +193,10 @@ class ProducerIdsRecord:
     next_producer_id: int  # > 0: the first id of the next block
 
     def __post_init__(self) -> None:
-        _check(self.broker_id >= -1 and self.broker_epoch >= -1, f"bad broker {self.broker_id}@{self.broker_epoch}")
-        _check(0 < self.next_producer_id < 2**63, f"next_producer_id {self.next_producer_id} out of range")
+        snapshot = self.broker_id == -1 and self.broker_epoch == -1
+        _check(snapshot or (self.broker_id >= 0 and self.broker_epoch >= 0),
+               f"bad broker {self.broker_id}@{self.broker_epoch}: both -1 (a snapshot's) or both >= 0")  # fmt: skip
+        _check(0 < self.next_producer_id <= PRODUCER_ID_END, f"next_producer_id {self.next_producer_id} out of range")
 
 
 MetadataRecord = Union[

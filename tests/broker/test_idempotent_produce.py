@@ -6,7 +6,9 @@ import pytest
 import trio
 
 from broker.config import BrokerConfig
+from broker.controller.forwarding import ControllerUnavailable
 from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
+from broker.producer_ids import ProducerIdBlocks
 from broker.server import Broker
 from broker.storage.checkpoint import write_checkpoint
 from client.protocol import ErrorCode
@@ -158,3 +160,26 @@ async def test_a_single_broker_with_a_producer_id_block_file_starts_past_it(tmp_
         assert (await _init_producer_id(peer))["producer_id"] >= first + PRODUCER_ID_BLOCK_SIZE
         await peer.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_init_producer_id_without_a_block_is_coordinator_load_in_progress_until_the_next_one(broker):
+    peer = await _connect(broker)
+    taken = (await _init_producer_id(peer))["producer_id"]
+    broker.producer_ids.blocks = ProducerIdBlocks()  # as just started: no block yet
+    _, answer = await _call(peer, 22, 1, {"transactional_id": None, "transaction_timeout_ms": 60000})
+    assert (answer["error_code"], answer["producer_id"]) == (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1)
+    assert (await _init_producer_id(peer))["producer_id"] > taken  # the manager asked for a new block
+    await peer.aclose()
+
+
+async def test_allocate_producer_ids_while_unregistered_or_without_a_controller(broker, monkeypatch):
+    epoch = broker.registration.broker_epoch
+    monkeypatch.setattr(broker.registration, "broker_epoch", -1)  # registering (again)
+    assert await broker._allocate_producer_ids() == (ErrorCode.BROKER_ID_NOT_REGISTERED, -1, 0)
+    monkeypatch.setattr(broker.registration, "broker_epoch", epoch)
+
+    async def unavailable(*args, **kwargs):
+        raise ControllerUnavailable("no active controller answered")
+
+    monkeypatch.setattr(broker.channel, "send", unavailable)
+    assert await broker._allocate_producer_ids() == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, 0)

@@ -2,9 +2,14 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from broker.metadata.decisions import TopicDefaults
 from broker.controller.raft_store import METADATA_DIR
+from broker.metadata.controller import NotControllerError
+from broker.metadata.image_machine import encode_entry
+from broker.metadata.records import ProducerIdsRecord
 from client.protocol.errors import ErrorCode as E
 
 
@@ -225,3 +230,67 @@ async def test_producer_id_blocks_are_committed_and_a_restarted_controller_conti
     again = await make_controller()
     third = await again.allocate_producer_ids(1, again.image.brokers[1].epoch)
     assert third.producer_id_start == 2000
+
+
+def stall_proposer(c):
+    """Hold the driver's proposer before it appends what is proposed from now
+    on (as a slow fsync or a slow quorum would); returns the release."""
+    held = c.driver._proposal_wake  # the event the proposer task is waiting on
+    c.driver._proposal_wake = trio.Event()  # proposals set this one: nobody waits on it
+    return held.set
+
+
+async def test_an_operation_cancelled_while_committing_holds_off_the_next_decision(make_controller, nursery):
+    # ControllerChannel.send gives up after controller.quorum.request.timeout.ms and
+    # cancels the operation, with its entry already proposed. The next operation
+    # must not decide on an image without that entry: before, it answered NONE for
+    # a second "t" whose entry was then skipped on apply (the topic has 1 partition).
+    c = await make_controller()
+    release = stall_proposer(c)
+    with trio.move_on_after(0.5):
+        await c.create_topics([("t", 1, 1, {})])
+    assert "t" not in c.image.topics  # cancelled with its entry in flight
+    answers = []
+
+    async def second():
+        answers.append(await c.create_topics([("t", 3, 1, {})]))
+
+    nursery.start_soon(second)
+    await trio.testing.wait_all_tasks_blocked()
+    release()
+    with trio.fail_after(10):
+        while not answers:
+            await trio.sleep(0.01)
+    [r] = answers[0]
+    assert len(c.image.topics["t"].partitions) == 1
+    assert r.error_code == E.TOPIC_ALREADY_EXISTS
+
+
+async def test_an_operation_whose_entry_is_skipped_on_apply_is_not_answered_success(make_controller, nursery):
+    # An entry the controller did not write (a bug's, say) lands first and makes
+    # the controller's own entry not apply: it is skipped on every node, so its
+    # operation must not answer NONE; it is retried on the image that has it.
+    c = await make_controller()
+    epoch = c.image.brokers[1].epoch
+    release = stall_proposer(c)
+    foreign = ProducerIdsRecord(1, epoch, 5000)
+    nursery.start_soon(c.driver.propose, [encode_entry([foreign])])
+    await trio.testing.wait_all_tasks_blocked()
+    outcome = []
+
+    async def allocate():
+        try:
+            outcome.append(await c.allocate_producer_ids(1, epoch))
+        except NotControllerError as exc:
+            outcome.append(exc)
+
+    nursery.start_soon(allocate)
+    await trio.testing.wait_all_tasks_blocked()
+    release()
+    with trio.fail_after(10):
+        while not outcome:
+            await trio.sleep(0.01)
+    assert c.image.next_producer_id == 5000  # the controller's own block [0, 1000) did not apply
+    assert isinstance(outcome[0], NotControllerError), outcome[0]
+    retried = await c.allocate_producer_ids(1, epoch)
+    assert (retried.error_code, retried.producer_id_start) == (E.NONE, 5000)

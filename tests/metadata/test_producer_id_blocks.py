@@ -74,6 +74,14 @@ def test_the_last_ids_of_the_int64_range_are_refused_not_wrapped():
     assert (result.error_code, records) == (E.UNKNOWN_SERVER_ERROR, [])
 
 
+def test_the_last_whole_block_of_the_int64_range_is_given_out():
+    image = _commit(_with_brokers(1), [ProducerIdsRecord(-1, -1, 2**63 - 1 - PRODUCER_ID_BLOCK_SIZE)])
+    image, result = _allocate(image, 1)
+    assert (result.error_code, image.next_producer_id) == (E.NONE, 2**63 - 1)
+    result, records = decide_allocate_producer_ids(image, 1, image.brokers[1].epoch)
+    assert (result.error_code, records) == (E.UNKNOWN_SERVER_ERROR, [])
+
+
 def test_the_next_block_start_only_grows_in_the_image():
     image = _commit(_with_brokers(1), [ProducerIdsRecord(1, 0, 2000)])
     for stale in (2000, 1000):
@@ -84,6 +92,8 @@ def test_the_next_block_start_only_grows_in_the_image():
 @pytest.mark.parametrize("body", [
     b'{"type":"producer_ids","v":0,"broker_id":1,"broker_epoch":0,"next_producer_id":0}',
     b'{"type":"producer_ids","v":0,"broker_id":-2,"broker_epoch":0,"next_producer_id":10}',
+    b'{"type":"producer_ids","v":0,"broker_id":-1,"broker_epoch":0,"next_producer_id":10}',  # half a snapshot's
+    b'{"type":"producer_ids","v":0,"broker_id":1,"broker_epoch":-1,"next_producer_id":10}',
     b'{"type":"producer_ids","v":0,"broker_id":1,"broker_epoch":0,"next_producer_id":9223372036854775808}',
     b'{"type":"producer_ids","v":0,"broker_id":1,"broker_epoch":0}',
     b'{"type":"producer_ids","v":1,"broker_id":1,"broker_epoch":0,"next_producer_id":10}',

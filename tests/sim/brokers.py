@@ -5,7 +5,8 @@ id, then heartbeats every ``heartbeat_interval_ms`` with its metadata
 offset: its own node's image offset when the broker is also a simulated
 node (a combined node or an observer), else the controller's. It has one
 request in flight at a time; NOT_CONTROLLER (the node does not lead) or no
-answer within ``request_timeout_ms`` makes it try again, at the node the
+answer within ``request_timeout_ms`` (it cancels the operation, as
+ControllerChannel.send does) makes it try again, at the node the
 cluster says leads (or, sometimes, at any node that believes it leads).
 STALE_BROKER_EPOCH or BROKER_ID_NOT_REGISTERED sends it back to register.
 
@@ -128,7 +129,6 @@ class Brokers:
         self._requests += 1
         request = broker.request = self._requests
         incarnation = broker.incarnations
-        sim.clock.after(self.request_timeout_ms, self._timed_out, broker, request)
 
         def answer(result: object | None) -> None:
             if broker.request == request and broker.incarnations == incarnation and broker.up:
@@ -141,6 +141,7 @@ class Brokers:
         else:
             op = Operation(f"heartbeat broker {broker.id}@{broker.epoch}" + (" want_shut_down" if broker.shutting_down else ""),
                            self._decide_heartbeat(broker), answer)
+        sim.clock.after(self.request_timeout_ms, self._timed_out, broker, request, controller, op)
         controller.submit(op)
 
     def _target(self) -> SimController | None:
@@ -151,9 +152,15 @@ class Brokers:
         node = sim.leader() if self.rng.random() < 0.9 else self.rng.choice(leaders)
         return node.controller  # type: ignore[union-attr]
 
-    def _timed_out(self, broker: SimBroker, request: int) -> None:
+    def _timed_out(self, broker: SimBroker, request: int, controller: SimController, op: Operation) -> None:
         if broker.request == request:
             broker.request = 0
+            controller.cancel(op)
+
+    def _submit_with_timeout(self, controller: SimController, op: Operation) -> None:
+        """An admin request or AllocateProducerIds: the caller gives up after ``request_timeout_ms``."""
+        self.sim.clock.after(self.request_timeout_ms, controller.cancel, op)
+        controller.submit(op)
 
     def _decide_register(self, broker: SimBroker):  # type: ignore[no-untyped-def]
         incarnation_id, rack = broker.incarnation_id, broker.rack
@@ -274,7 +281,7 @@ class Brokers:
                 topic = image.topics.get(name)
                 total = (len(topic.partitions) if topic is not None else 0) + more
                 return decide_create_partitions(image, [(name, total)], DEFAULTS.max_partitions)
-        controller.submit(Operation(what, decide, lambda result: None))
+        self._submit_with_timeout(controller, Operation(what, decide, lambda result: None))
 
     def _allocate_producer_ids(self, controller: SimController, broker: SimBroker) -> None:
         if not broker.up or broker.epoch == -1:
@@ -289,7 +296,8 @@ class Brokers:
                 self.sim.metadata_checker.producer_ids_allocated(broker.id, result.producer_id_start,
                                                                  result.producer_id_len)  # fmt: skip
 
-        controller.submit(Operation(f"allocate producer ids to broker {broker.id}@{epoch}", decide, done))
+        self._submit_with_timeout(controller, Operation(f"allocate producer ids to broker {broker.id}@{epoch}",
+                                                        decide, done))  # fmt: skip
 
     def _topic_id(self) -> str:
         return "%032x" % (self.rng.getrandbits(127) | 1 << 124)

@@ -11,6 +11,9 @@ here while the node still leads in the epoch it proposed in (the driver's
 ``propose``). A node that stops leading answers NOT_CONTROLLER to what it
 holds, in flight or queued.
 
+A caller may give up on an operation (``cancel``): its answer then goes
+nowhere, but an entry in flight still holds off the next decision.
+
 Fencing follows ``QuorumController.fence_expired``: a heartbeat tracker on
 sim time; a new leadership gives every registered broker a whole session
 (``_heartbeats``), and brokers whose session expired are fenced one entry
@@ -89,6 +92,16 @@ class SimController:
             return
         self.inbox.append(op)
         self.schedule(1)
+
+    def cancel(self, op: Operation) -> None:
+        """The caller gave up (ControllerChannel.send's timeout cancels the
+        operation): one still queued is dropped; one in flight stays in
+        flight, answered to nobody, and the next decision waits until it is
+        applied (QuorumController._turn), or it would decide on an image
+        without it."""
+        op.done = lambda result: None
+        if op in self.inbox:
+            self.inbox.remove(op)
 
     def schedule(self, delay_ms: int) -> None:
         at = self.sim.clock.now_ms + delay_ms

@@ -27,6 +27,7 @@ from broker.metadata.records import (
 )
 
 from tests.sim.checkers import Checker, Violation
+from tests.sim.controller import SimController
 from tests.sim.metadata_checkers import MetadataChecker
 from tests.sim.metadata_cluster import MetadataSimulation
 from tests.sim.metadata_machine import CLUSTER_ID
@@ -229,3 +230,19 @@ def test_overlapping_producer_id_blocks_are_caught() -> None:
     checker.producer_ids_allocated(1, 0, 1000)
     checker.producer_ids_allocated(2, 1000, 1000)  # adjacent: fine
     caught("no two producer id blocks overlap", lambda: checker.producer_ids_allocated(1, 1999, 1000))
+
+
+def test_a_controller_that_decides_past_a_cancelled_operations_entry_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # QuorumController before the fix: a caller's timeout cancelled the operation and
+    # released the lock with its entry in flight; the next decision ran without it.
+    cancel = SimController.cancel
+
+    def forgetting(self, op):  # type: ignore[no-untyped-def]
+        cancel(self, op)
+        if self.in_flight is not None and self.in_flight.op is op:
+            self.in_flight = None
+            self.schedule(1)
+    monkeypatch.setattr(SimController, "cancel", forgetting)
+    rules = first_rules(range(40))
+    assert rules & {"every committed entry applies to the image before it",
+                    "a partition never has two leaders with one leader epoch", "a fenced broker never leads"}, rules
