@@ -29,3 +29,11 @@ class InvalidRecordError(Exception):
     """A well-formed batch the log refuses (offsets going back, ...): INVALID_RECORD."""
 
     error_code = 87
+
+
+class TooManyOpenFilesError(Exception):
+    """Out of file descriptors (EMFILE, ENFILE): KAFKA_STORAGE_ERROR for the
+    request at hand. Not a StorageError: the disk is fine and the log
+    directory stays online; the next request may well succeed."""
+
+    error_code = 56

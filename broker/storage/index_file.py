@@ -6,16 +6,21 @@ memory-mapped; entries are written into the map. When the segment stops being
 written (roll, clean close) the file is trimmed to exactly ``entries *
 entry_size`` bytes, so the entry count of a closed index is its file length.
 Lookups run the native binary search over the map.
+
+An index holds no file descriptor: the file is mapped and its descriptor
+closed at once (see file_map.py), resized by path. So a partition's indexes
+cost nothing against the open-file limit however many partitions there are.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from pathlib import Path
 
 import native
+from broker.storage.file_map import FileMap
+from broker.storage.open_files import open_fd
 
 
 class CorruptIndexError(ValueError):
@@ -31,12 +36,12 @@ class IndexFile:
         self.max_entries = max_index_bytes // self.ENTRY_SIZE
         if self.max_entries < 1:
             raise ValueError(f"segment.index.bytes {max_index_bytes} holds no {self.ENTRY_SIZE}-byte entry")
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        length = os.fstat(self._fd).st_size
+        os.close(open_fd(path, os.O_RDWR | os.O_CREAT))
+        length = os.stat(path).st_size
         # A length that is not whole entries means a torn write: sanity_check fails.
         self._torn = length % self.ENTRY_SIZE != 0
         self.entries = min(length // self.ENTRY_SIZE, self.max_entries)
-        self._mmap: mmap.mmap | None = None
+        self._mmap: FileMap | None = None
         self._pinned = None  # native.pin_buffer of the map, for lookups
         self._writable = False
         if writable:
@@ -54,14 +59,14 @@ class IndexFile:
             self._mmap.close()
             self._mmap = None
         if length > 0:
-            self._mmap = mmap.mmap(self._fd, length)
-            self._pinned = native.pin_buffer(self._mmap)
+            self._mmap = FileMap(self.path, length)
+            self._pinned = native.pin_buffer(self._mmap.view)
 
     def make_writable(self) -> None:
         """Grow the file to its preallocated size so entries can be appended."""
         if self._writable:
             return
-        os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+        os.truncate(self.path, self.max_entries * self.ENTRY_SIZE)
         self._map(self.max_entries * self.ENTRY_SIZE)
         self._writable = True
 
@@ -71,13 +76,13 @@ class IndexFile:
         if self._mmap is not None:
             self._mmap.flush()
         self._map(0)
-        os.ftruncate(self._fd, length)
+        os.truncate(self.path, length)
         self._map(length)
         self._writable = False
 
     @property
-    def buffer(self) -> mmap.mmap | bytes:
-        return self._mmap if self._mmap is not None else b""
+    def buffer(self) -> memoryview | bytes:
+        return self._mmap.view if self._mmap is not None else b""
 
     @property
     def search_buffer(self):
@@ -95,7 +100,7 @@ class IndexFile:
         n = self.entries
         if not self._writable or n >= self.max_entries:
             raise RuntimeError(f"{self.path} is not writable or full")
-        entry.pack_into(self._mmap, n * self.ENTRY_SIZE, a, b)
+        entry.pack_into(self._mmap.view, n * self.ENTRY_SIZE, a, b)
         self.entries = n + 1
 
     def _truncate_to_entries(self, entries: int) -> None:
@@ -107,24 +112,28 @@ class IndexFile:
         self._torn = False
         if self._writable:
             self._map(0)
-            os.ftruncate(self._fd, 0)
-            os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+            os.truncate(self.path, 0)
+            os.truncate(self.path, self.max_entries * self.ENTRY_SIZE)
             self._map(self.max_entries * self.ENTRY_SIZE)
         else:
             self._map(0)
-            os.ftruncate(self._fd, 0)
+            os.truncate(self.path, 0)
 
     def flush(self) -> None:
         if self._mmap is not None:
             self._mmap.flush()
-        os.fsync(self._fd)
+        # The file's length (preallocated, trimmed) is metadata msync leaves
+        # out: fsync it through a descriptor held just for that.
+        fd = open_fd(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._writable:
             self.trim()
         self._map(0)
-        os.close(self._fd)
-        self._fd = -1
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
@@ -132,7 +141,4 @@ class IndexFile:
 
     def delete(self) -> None:
         self._map(0)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
         self.path.unlink(missing_ok=True)

@@ -405,7 +405,7 @@ class Log:
             for header in seg.walk(0):
                 if header.last_offset < start or header.max_timestamp < timestamp:
                     continue
-                for record in RecordBatch(os.pread(seg.fd, header.length, header.position)).records():
+                for record in RecordBatch(seg.pread(header.length, header.position)).records():
                     if record.offset >= start and record.timestamp >= timestamp:
                         return record.timestamp, record.offset
         return None
@@ -535,6 +535,13 @@ class Log:
         fsync_dir(self.dir)
 
     # -- lifecycle ---------------------------------------------------------------
+
+    def move_to(self, directory: Path) -> None:
+        """The partition directory was renamed to ``directory`` (for deletion)."""
+        self.dir = directory
+        self.epoch_cache.path = directory / self.epoch_cache.path.name
+        for seg in self._segments + [seg for _, seg in self._pending_deletes]:
+            seg.move_to(directory)
 
     def close(self, flush: bool = True) -> None:
         """Close every file; with ``flush`` (a clean shutdown) fsync and finish the indexes first."""

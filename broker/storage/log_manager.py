@@ -178,6 +178,7 @@ class LogManager:
         self._log_dir_of.pop(tp)
         doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
         os.rename(log_.dir, doomed)
+        log_.move_to(doomed)
         fsync_dir(doomed.parent)
         now = now_ms() if now is None else now
         self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))
