@@ -9,6 +9,7 @@ closed (a clean shutdown, so the next start does not re-scan).
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import trio
@@ -32,6 +33,7 @@ from broker.producer_ids import ProducerIdAllocator
 from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
+from broker.storage import open_files
 from broker.storage.log_manager import LogManager
 from broker.storage.partition_metadata import read_topic_id, write_topic_id
 from client.protocol import ErrorCode, RequestHeader
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 CREATE_TOPICS = 19
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
+OFFLINE_LOG_RETRY_S = 1.0  # a partition whose log could not be created is tried again this often
+ACCEPT_BACKOFF_S = 0.1  # out of descriptors (or memory) for a new connection: wait, then accept again
+_ACCEPT_CAPACITY_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
 
 
 class Broker:
@@ -59,6 +64,9 @@ class Broker:
         self.requests_in_flight = 0  # being worked on, across connections
         self._producer_ids: ProducerIdAllocator | None = None
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
+        # Partitions given to this broker whose log could not be created (out
+        # of descriptors, say): offline, tried again every OFFLINE_LOG_RETRY_S.
+        self.offline_logs: set[tuple[str, int]] = set()
         self.groups = GroupService(self)
 
     # -- what handlers read ------------------------------------------------------
@@ -96,6 +104,8 @@ class Broker:
         t = self.image.topics.get(topic)
         if t is None or index not in t.partitions:
             return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if (topic, index) in self.offline_logs and t.partitions[index].leader == self.config.node_id:
+            return None, ErrorCode.KAFKA_STORAGE_ERROR  # led here, but its log is not open (yet)
         return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def high_watermark(self, plog: Log) -> int:
@@ -258,17 +268,47 @@ class Broker:
                 self.log_manager.delete_log(change.topic, change.partition)
                 self._producer_states.pop((change.topic, change.partition), None)
             elif has and not had:
-                plog = self.log_manager.get_or_create_log(change.topic, change.partition,
-                                                          self.topic_config(change.topic))  # fmt: skip
-                if read_topic_id(plog.dir) != change.topic_id:
-                    write_topic_id(plog.dir, change.topic_id)
+                self._open_log(change.topic, change.partition, change.topic_id)
         for name, topic in new.topics.items():
             before = old.topics.get(name)
             if before is not None and before.configs != topic.configs:
                 self.log_manager.update_config(name, self.topic_config(name))
         self.groups.on_metadata(old, new)  # group coordination follows __consumer_offsets leadership
 
+    def _open_log(self, topic: str, index: int, topic_id: str) -> bool:
+        """Create (or open) a partition's log this broker was given. A failure
+        (out of descriptors, say) takes this partition offline, not the
+        broker: logged, and tried again by ``_retry_offline_logs``."""
+        try:
+            plog = self.log_manager.get_or_create_log(topic, index, self.topic_config(topic))
+            if read_topic_id(plog.dir) != topic_id:
+                write_topic_id(plog.dir, topic_id)
+        except Exception as e:  # noqa: BLE001 - one partition's fault must not stop the others
+            if (topic, index) not in self.offline_logs:
+                log.error("%s-%d is offline: creating its log failed (%s); trying again every %.0f s",
+                          topic, index, e, OFFLINE_LOG_RETRY_S)  # fmt: skip
+            self.offline_logs.add((topic, index))
+            return False
+        if self.offline_logs:
+            self.offline_logs.discard((topic, index))
+        return True
+
+    async def _retry_offline_logs(self) -> None:
+        while True:
+            await trio.sleep(OFFLINE_LOG_RETRY_S)
+            me = self.config.node_id
+            for topic, index in sorted(self.offline_logs):
+                t = self.image.topics.get(topic)
+                part = t.partitions.get(index) if t is not None else None
+                if part is None or me not in part.replicas:
+                    self.offline_logs.discard((topic, index))  # no longer ours
+                elif self._open_log(topic, index, t.topic_id):
+                    log.info("%s-%d is online: its log is open", topic, index)
+
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # Many machines start processes at a soft limit of 1024 descriptors:
+        # raise it to the hard limit and bound the open segment files below it.
+        open_files.configure(self.config.log_max_open_files)
         await trio.to_thread.run_sync(self.log_manager.startup)
         try:
             host, port = self.config.listener
@@ -287,6 +327,7 @@ class Broker:
                 self._connections_nursery = nursery
                 nursery.start_soon(self._accept, listeners)
                 nursery.start_soon(self._storage_timers)
+                nursery.start_soon(self._retry_offline_logs)
                 nursery.start_soon(self.groups.run)
                 log.info(
                     "riverlog broker %d ready on %s:%d (data in %s)",
@@ -325,7 +366,18 @@ class Broker:
     async def _accept_on(self, listener: trio.SocketListener) -> None:
         async with listener:
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except OSError as e:
+                    if e.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    # As Trio's serve_listeners: out of descriptors, the
+                    # connection waits in the backlog; the broker goes on.
+                    freed = open_files.CACHE.shrink(len(open_files.CACHE) // 2)
+                    log.warning("cannot accept a connection: %s (closed %d cached segment files); "
+                                "trying again in %.1f s", e.strerror, freed, ACCEPT_BACKOFF_S)  # fmt: skip
+                    await trio.sleep(ACCEPT_BACKOFF_S)
+                    continue
                 if self.connections >= self.config.max_connections:
                     log.warning("refusing a connection: max.connections (%d) reached", self.config.max_connections)
                     await stream.aclose()
@@ -363,7 +415,12 @@ class Broker:
             now = trio.current_time()
             for i, (interval_ms, job) in enumerate(jobs):
                 if due[i] <= now:
-                    job()
+                    try:
+                        job()
+                    except Exception as e:
+                        if not open_files.is_out_of_descriptors(e):
+                            raise
+                        log.warning("periodic storage work deferred to its next run: %s", e)
                     due[i] = now + interval_ms / 1000
 
     def quorum_description(self) -> dict:

@@ -11,6 +11,7 @@ on error. v0 = v1; v2 is flexible.
 from __future__ import annotations
 
 from broker.storage.errors import OffsetOutOfRangeError
+from broker.storage.open_files import is_out_of_descriptors
 from client.protocol import ErrorCode
 
 API_KEY = 21
@@ -47,4 +48,8 @@ def _delete(broker, topic: str, p: dict) -> dict:
         out["low_watermark"] = plog.delete_records(offset, high_watermark)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+    except Exception as e:
+        if not is_out_of_descriptors(e):
+            raise
+        out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import trio
 
 from broker.storage.errors import OffsetOutOfRangeError
+from broker.storage.open_files import is_out_of_descriptors
 from client.protocol import ErrorCode
 
 API_KEY = 1
@@ -65,6 +66,11 @@ def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> di
         data = plog.read(p["fetch_offset"], max_bytes, max_offset=hw, min_one_batch=first)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
+        return out
+    except Exception as e:
+        if not is_out_of_descriptors(e):
+            raise
+        out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)  # this partition's answer; a retry may do
         return out
     # The file slice itself: the connection sends it with os.sendfile.
     out["records"] = data.slice if data.slice is not None else b""

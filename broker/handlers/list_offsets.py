@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker.storage.open_files import is_out_of_descriptors
 from client.protocol import ErrorCode
 
 API_KEY = 2
@@ -36,7 +37,13 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     elif target < 0:
         out["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)  # -3 (max timestamp) needs v7
     else:
-        hit = plog.find_offset_by_timestamp(target)
+        try:
+            hit = plog.find_offset_by_timestamp(target)
+        except Exception as e:
+            if not is_out_of_descriptors(e):
+                raise
+            out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
+            return out
         if hit is not None:
             out["timestamp"], out["offset"] = hit
     return out

@@ -74,7 +74,7 @@ class IndexFile:
         """Shrink the file to its entries: the segment takes no more appends."""
         length = self.entries * self.ENTRY_SIZE
         if self._mmap is not None:
-            self._mmap.flush()
+            self._mmap.flush(length)
         self._map(0)
         os.truncate(self.path, length)
         self._map(length)
@@ -121,7 +121,7 @@ class IndexFile:
 
     def flush(self) -> None:
         if self._mmap is not None:
-            self._mmap.flush()
+            self._mmap.flush(self.entries * self.ENTRY_SIZE)  # nothing beyond the entries was written
         # The file's length (preallocated, trimmed) is metadata msync leaves
         # out: fsync it through a descriptor held just for that.
         fd = open_fd(self.path, os.O_RDONLY)

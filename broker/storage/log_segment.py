@@ -14,7 +14,8 @@ segment's base offset. Positions are u32, so a segment stays below 2 GiB
 
 A segment holds no descriptor of its own: the ``.log`` is opened on demand
 through the process-wide cache of open files (open_files.py), the indexes
-are mapped without one.
+are mapped without one. A segment made with ``keep_open`` (the metadata
+log's, which must never fail for want of one) holds its ``.log`` open.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
 from broker.storage.offset_index import OffsetIndex
 from broker.storage.open_files import CACHE as OPEN_FILES
-from broker.storage.open_files import OpenFile
+from broker.storage.open_files import OpenFile, open_fd
 from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
 from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
 from client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
@@ -98,14 +99,20 @@ class RecoveryResult:
 
 
 class LogSegment:
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "") -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "", keep_open: bool = False
+    ) -> None:
         self.dir = directory
         self.base_offset = base_offset
         self.config = config
         self.suffix = suffix
         self.log_path = directory / segment_file_name(base_offset, ".log", suffix)
         self._closed = False
-        log_file = OPEN_FILES.get(self, self.log_path, create=True)
+        if keep_open:
+            log_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
+        else:
+            log_file = OPEN_FILES.get(self, self.log_path, create=True)
+        self._own_file = log_file if keep_open else None
         self.size = os.fstat(log_file.fd).st_size
         index_bytes = config.segment_index_bytes
         index_path = directory / segment_file_name(base_offset, ".index", suffix)
@@ -128,7 +135,7 @@ class LogSegment:
         """The open ``.log``, from the cache (opened again if it was evicted)."""
         if self._closed:
             raise ValueError(f"{self.log_path} is closed")
-        return OPEN_FILES.get(self, self.log_path)
+        return self._own_file or OPEN_FILES.get(self, self.log_path)
 
     @property
     def fd(self) -> int:
@@ -460,12 +467,14 @@ class LogSegment:
         self.offset_index.close()
         self.time_index.close()
         OPEN_FILES.discard(self)  # a slice being sent keeps its descriptor until done
+        self._own_file = None
         self._closed = True
 
     def delete(self) -> None:
         self.offset_index.delete()
         self.time_index.delete()
         OPEN_FILES.discard(self)
+        self._own_file = None
         self._closed = True
         self.log_path.unlink(missing_ok=True)
 
