@@ -210,4 +210,3 @@ async def test_partitions_beyond_the_cluster_limit_are_refused(make_controller):
     (fits,) = await controller.create_partitions([("a", 10)])
     assert fits.error_code == ErrorCode.NONE
     assert set(controller.image.topics) == {"a"} and len(controller.image.topics["a"].partitions) == 10
-
