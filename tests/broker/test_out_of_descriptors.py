@@ -17,7 +17,7 @@ from broker.storage import open_files
 from client.protocol import ErrorCode
 from client.records import build_batch, iter_batches
 
-from .test_connection import _call, _connect
+from .test_connection import Peer, _call, _connect
 
 
 @contextlib.contextmanager
@@ -116,3 +116,16 @@ async def test_a_log_that_cannot_be_created_is_offline_until_it_can(broker):
             assert answer["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
             await trio.sleep(0.1)
     assert await _read_all(peer, "late") == [b"x"]
+
+
+async def test_a_connection_that_cannot_be_accepted_waits_and_is_then_served(broker, caplog):
+    sock = trio.socket.socket()  # the client's own descriptor, taken before they run out
+    with _no_descriptors_left():
+        await sock.connect(("127.0.0.1", broker.port))  # the kernel completes it; accept cannot
+        with trio.fail_after(10):
+            while "cannot accept a connection" not in caplog.text:
+                await trio.sleep(0.01)
+    peer = Peer(trio.SocketStream(sock))
+    with trio.fail_after(30):
+        await _create(peer, "after")
+    assert (await _produce(peer, "after", b"v"))["error_code"] == 0
