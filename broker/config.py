@@ -96,6 +96,9 @@ class BrokerConfig:
     connections_max_idle_ms: int = 600_000
     fetch_max_bytes: int = 55 * 1024 * 1024  # caps a Fetch response whatever the client asks
     max_partitions: int = 10_000  # riverlog.max.partitions: partitions the cluster may hold
+    # riverlog.log.max.open.files: segment files open at once (see storage/open_files.py),
+    # at most half the open-file limit whatever is set.
+    log_max_open_files: int = 1000
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = _INT64_MAX
     log_flush_offset_checkpoint_interval_ms: int = 60_000
@@ -390,6 +393,8 @@ _BROKER_NAMES = {
     "riverlog.initial.cluster": ("initial_cluster", _bool),
     # No Kafka name: Kafka leaves the partition count unbounded.
     "riverlog.max.partitions": ("max_partitions", lambda n, r: _int(n, r, 1, 1_000_000)),
+    # No Kafka name: Kafka keeps every segment file open.
+    "riverlog.log.max.open.files": ("log_max_open_files", lambda n, r: _int(n, r, 1, _INT32_MAX)),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", lambda n, r: _int(n, r, 1)),
     "log.cleaner.backoff.ms": ("log_cleaner_backoff_ms", lambda n, r: _int(n, r, 1)),
     "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", lambda n, r: _int(n, r, 1)),

@@ -173,7 +173,7 @@ def log_producer_batches(plog: Log) -> Iterator[tuple[int, int, int, int, int]]:
         for header in segment.walk():
             if header.last_offset < start:
                 continue
-            raw = os.pread(segment.fd, _PRODUCER_FIELDS.size, header.position + PRODUCER_ID_OFFSET)
+            raw = segment.pread(_PRODUCER_FIELDS.size, header.position + PRODUCER_ID_OFFSET)
             if len(raw) < _PRODUCER_FIELDS.size:
                 return
             producer_id, epoch, base_seq = _PRODUCER_FIELDS.unpack(raw)

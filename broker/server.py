@@ -9,6 +9,7 @@ closed (a clean shutdown, so the next start does not re-scan).
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import trio
@@ -32,6 +33,7 @@ from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
 from broker.storage.errors import StorageError
 from broker.storage.log import Log, now_ms, parse_partition_dir
+from broker.storage import open_files
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
 from broker.storage.space_reserve import SpaceReserve
@@ -45,6 +47,9 @@ FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker for
 # How often a log directory offline for want of space is checked for room
 # (log_dir_failure.py); Kafka has no such retry, so no config of its own.
 OFFLINE_DIR_RETRY_MS = 1000
+OFFLINE_LOG_RETRY_S = 1.0  # a partition whose log could not be created is tried again this often
+ACCEPT_BACKOFF_S = 0.1  # out of descriptors (or memory) for a new connection: wait, then accept again
+_ACCEPT_CAPACITY_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
 
 
 class Broker:
@@ -67,6 +72,9 @@ class Broker:
         self.requests_in_flight = 0  # being worked on, across connections
         self.producer_ids = ProducerIdManager()  # blocks from the active controller (KIP-730)
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
+        # Partitions given to this broker whose log could not be created (out
+        # of descriptors, say): offline, tried again every OFFLINE_LOG_RETRY_S.
+        self.offline_logs: set[tuple[str, int]] = set()
         self.groups = GroupService(self)
 
     # -- what handlers read ------------------------------------------------------
@@ -109,8 +117,10 @@ class Broker:
         t = self.image.topics.get(topic)
         if t is None or index not in t.partitions:
             return None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if t.partitions[index].leader == self.config.node_id and self.log_manager.is_offline(topic, index):
-            return None, ErrorCode.KAFKA_STORAGE_ERROR
+        if t.partitions[index].leader == self.config.node_id and (
+            (topic, index) in self.offline_logs or self.log_manager.is_offline(topic, index)
+        ):
+            return None, ErrorCode.KAFKA_STORAGE_ERROR  # led here, but its log is not open (yet) or its disk failed
         return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
 
     def high_watermark(self, plog: Log) -> int:
@@ -285,17 +295,29 @@ class Broker:
             elif recorded is None:
                 self._ensure_log(topic, index, t.topic_id)  # a directory from before partition.metadata
 
-    def _ensure_log(self, topic: str, index: int, topic_id) -> None:
-        """The log of a partition this broker holds, with its topic id written;
-        in an offline directory the partition answers KAFKA_STORAGE_ERROR
-        until the directory is back (the failure is logged there, once)."""
+    def _ensure_log(self, topic: str, index: int, topic_id) -> bool:
+        """Create (or open) the log of a partition this broker holds, with its
+        topic id written. In an offline directory the partition answers
+        KAFKA_STORAGE_ERROR until the directory is back (the failure is logged
+        there, once). Any other failure (out of descriptors, say) takes this
+        partition offline, not the broker: logged, and tried again by
+        ``_retry_offline_logs``."""
         try:
             plog = self.log_manager.get_or_create_log(topic, index, self.topic_config(topic))
             with self.log_manager.failures.guard(plog.dir.parent, f"writing the topic id of {plog.name}"):
                 if read_topic_id(plog.dir) != topic_id:
                     write_topic_id(plog.dir, topic_id)
         except StorageError:
-            pass
+            return False  # its directory is offline: _retry_offline_dirs makes it when it is back
+        except Exception as e:  # noqa: BLE001 - one partition's fault must not stop the others
+            if (topic, index) not in self.offline_logs:
+                log.error("%s-%d is offline: creating its log failed (%s); trying again every %.0f s",
+                          topic, index, e, OFFLINE_LOG_RETRY_S)  # fmt: skip
+            self.offline_logs.add((topic, index))
+            return False
+        if self.offline_logs:
+            self.offline_logs.discard((topic, index))
+        return True
 
     def _retry_offline_dirs(self) -> None:
         """Log directories back from a want of space: their logs are reloaded,
@@ -330,7 +352,22 @@ class Broker:
                 self.log_manager.update_config(name, self.topic_config(name))
         self.groups.on_metadata(old, new)  # group coordination follows __consumer_offsets leadership
 
+    async def _retry_offline_logs(self) -> None:
+        while True:
+            await trio.sleep(OFFLINE_LOG_RETRY_S)
+            me = self.config.node_id
+            for topic, index in sorted(self.offline_logs):
+                t = self.image.topics.get(topic)
+                part = t.partitions.get(index) if t is not None else None
+                if part is None or me not in part.replicas:
+                    self.offline_logs.discard((topic, index))  # no longer ours
+                elif self._ensure_log(topic, index, t.topic_id):
+                    log.info("%s-%d is online: its log is open", topic, index)
+
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # Many machines start processes at a soft limit of 1024 descriptors:
+        # raise it to the hard limit and bound the open segment files below it.
+        open_files.configure(self.config.log_max_open_files)
         await trio.to_thread.run_sync(self.log_manager.startup)
         try:
             host, port = self.config.listener
@@ -354,6 +391,7 @@ class Broker:
                 self._connections_nursery = nursery
                 nursery.start_soon(self._accept, listeners)
                 nursery.start_soon(self._storage_timers)
+                nursery.start_soon(self._retry_offline_logs)
                 nursery.start_soon(self.groups.run)
                 log.info(
                     "riverlog broker %d ready on %s:%d (data in %s)",
@@ -392,7 +430,18 @@ class Broker:
     async def _accept_on(self, listener: trio.SocketListener) -> None:
         async with listener:
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except OSError as e:
+                    if e.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    # As Trio's serve_listeners: out of descriptors, the
+                    # connection waits in the backlog; the broker goes on.
+                    freed = open_files.CACHE.shrink(len(open_files.CACHE) // 2)
+                    log.warning("cannot accept a connection: %s (closed %d cached segment files); "
+                                "trying again in %.1f s", e.strerror, freed, ACCEPT_BACKOFF_S)  # fmt: skip
+                    await trio.sleep(ACCEPT_BACKOFF_S)
+                    continue
                 if self.connections >= self.config.max_connections:
                     log.warning("refusing a connection: max.connections (%d) reached", self.config.max_connections)
                     await stream.aclose()
@@ -440,7 +489,12 @@ class Broker:
             now = trio.current_time()
             for i, (interval_ms, job) in enumerate(jobs):
                 if due[i] <= now:
-                    job()
+                    try:
+                        job()
+                    except Exception as e:
+                        if not open_files.is_out_of_descriptors(e):
+                            raise
+                        log.warning("periodic storage work deferred to its next run: %s", e)
                     due[i] = now + interval_ms / 1000
 
     def quorum_description(self) -> dict:

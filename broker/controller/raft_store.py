@@ -106,7 +106,9 @@ class RaftStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._snapshot = self._newest_valid_snapshot()
         self._hard_state = self._read_hard_state()
-        self.log = Log(self.dir, config, recovery_point=0, log_start_offset=0, clean_shutdown=False)
+        # keep_open: the metadata log holds its .log files open, never failing
+        # for want of a descriptor once started (few files: it is one partition).
+        self.log = Log(self.dir, config, recovery_point=0, log_start_offset=0, clean_shutdown=False, keep_open=True)
         self._align_log_with_snapshot()
 
     # -- opening -----------------------------------------------------------------

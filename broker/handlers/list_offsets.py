@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.storage.errors import StorageError
+from broker.storage.errors import answers_storage_error
 from client.protocol import ErrorCode
 
 API_KEY = 2
@@ -39,7 +39,9 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     else:
         try:
             hit = plog.find_offset_by_timestamp(target)
-        except StorageError:  # its log directory is offline now (log_dir_failure.py)
+        except Exception as e:
+            if not answers_storage_error(e):
+                raise
             out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
             return out
         if hit is not None:

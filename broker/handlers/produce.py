@@ -14,7 +14,13 @@ import struct
 from broker.handlers.produce_rules import check_produce_batch
 from broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from broker.producer_state import last_sequence
-from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
+from broker.storage.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    RecordTooLargeError,
+    StorageError,
+    is_out_of_descriptors,
+)
 from client.protocol import ErrorCode
 
 API_KEY = 0
@@ -54,7 +60,14 @@ def handle(ctx, request: dict) -> dict | None:
             if acks not in (-1, 0, 1):
                 results.append(_result(part["index"], ErrorCode.INVALID_REQUIRED_ACKS))
                 continue
-            result = _produce_partition(broker, topic["name"], part, ctx.api_version)
+            try:
+                result = _produce_partition(broker, topic["name"], part, ctx.api_version)
+            except Exception as e:
+                if not is_out_of_descriptors(e):
+                    raise
+                # Out of file descriptors: this partition's answer, not the broker's
+                # end (open_files.py logs the shortage when it gives back descriptors).
+                result = _result(part["index"], ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
             appended |= result["error_code"] == ErrorCode.NONE
             results.append(result)
         responses.append({"name": topic["name"], "partition_responses": results})

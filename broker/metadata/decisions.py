@@ -28,7 +28,13 @@ from broker.metadata.records import (
     RemoveTopicRecord,
     TopicRecord,
 )
-from broker.metadata.validation import TOPIC_CONFIG_NAMES, collision_error, config_error, topic_name_error
+from broker.metadata.validation import (
+    TOPIC_CONFIG_NAMES,
+    collision_error,
+    config_error,
+    partition_dir_error,
+    topic_name_error,
+)
 from broker.storage.log_config import LogConfig
 from client.protocol.errors import ErrorCode
 
@@ -153,6 +159,8 @@ def decide_create_topics(
             fail(ErrorCode.INVALID_PARTITIONS, f"Number of partitions was set to an invalid value {partitions}.")
         elif (msg := _over_limit(start, partitions, defaults.max_partitions)) is not None:
             fail(ErrorCode.INVALID_PARTITIONS, msg)
+        elif (msg := partition_dir_error(name, partitions)) is not None:
+            fail(ErrorCode.INVALID_PARTITIONS, msg)
         elif rf < 1:
             fail(ErrorCode.INVALID_REPLICATION_FACTOR, f"Replication factor must be larger than 0, not {rf}.")
         elif defaults.max_replication_factor is not None and rf > defaults.max_replication_factor:
@@ -245,6 +253,8 @@ def decide_create_partitions(
         elif total == len(topic.partitions):
             fail(ErrorCode.INVALID_PARTITIONS, f"Topic already has {total} partition(s).")
         elif (msg := _over_limit(existing, total - len(topic.partitions), max_partitions)) is not None:
+            fail(ErrorCode.INVALID_PARTITIONS, msg)
+        elif (msg := partition_dir_error(name, total)) is not None:
             fail(ErrorCode.INVALID_PARTITIONS, msg)
         else:
             rf = len(topic.partitions[0].replicas) if topic.partitions else 1

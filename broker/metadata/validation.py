@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from broker.storage.log_config import LogConfig
 
 MAX_TOPIC_NAME_CHARS = 249  # Kafka's Topic.MAX_NAME_LENGTH
+MAX_FILE_NAME_BYTES = 255  # a partition's directory, <topic>-<partition>, is one file name
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 TOPIC_CONFIG_NAMES = frozenset(LogConfig().to_properties())
 
@@ -28,6 +29,17 @@ def topic_name_error(name: str) -> str | None:
             f"Topic name \"{name}\" is illegal, it contains a character other than "
             "ASCII alphanumerics, '.', '_' and '-'"
         )
+    return None
+
+
+def partition_dir_error(name: str, partitions: int) -> str | None:
+    """Partitions up to ``partitions - 1`` each name a directory ``<topic>-<partition>``,
+    which must fit a file name: 249 characters leave room for 5 digits (Kafka's
+    limit is meant so); beyond, the broker could never create the log."""
+    longest = len(name) + 1 + len(str(partitions - 1))
+    if partitions >= 1 and longest > MAX_FILE_NAME_BYTES:
+        return (f"Number of partitions {partitions} is too many for topic {name}: the directory of partition "
+                f"{partitions - 1} would be named with {longest} bytes, more than {MAX_FILE_NAME_BYTES}")  # fmt: skip
     return None
 
 

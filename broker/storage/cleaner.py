@@ -66,7 +66,7 @@ def _digest(key: bytes) -> bytes:
 
 def _batches(seg: LogSegment):
     for header in seg.walk(0):
-        yield RecordBatch(os.pread(seg.fd, header.length, header.position))
+        yield RecordBatch(seg.pread(header.length, header.position))
 
 
 def log_facts(log: Log, high_watermark: int | None = None) -> cleaner_choice.LogFacts:

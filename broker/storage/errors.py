@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class StorageError(Exception):
     """A disk fault (full, unreadable, ...): KAFKA_STORAGE_ERROR."""
@@ -29,3 +31,26 @@ class InvalidRecordError(Exception):
     """A well-formed batch the log refuses (offsets going back, ...): INVALID_RECORD."""
 
     error_code = 87
+
+
+class TooManyOpenFilesError(Exception):
+    """Out of file descriptors (EMFILE, ENFILE): KAFKA_STORAGE_ERROR for the
+    request at hand. Not a StorageError: the disk is fine and the log
+    directory stays online; the next request may well succeed."""
+
+    error_code = 56
+
+
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+
+
+def is_out_of_descriptors(exc: BaseException) -> bool:
+    """EMFILE/ENFILE, raw or as TooManyOpenFilesError: a shortage, not a disk fault."""
+    return isinstance(exc, TooManyOpenFilesError) or (isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS)
+
+
+def answers_storage_error(exc: BaseException) -> bool:
+    """A fault a request answers with KAFKA_STORAGE_ERROR for its partition:
+    the log directory went offline (log_dir_failure.py) or the process is
+    out of file descriptors (open_files.py)."""
+    return isinstance(exc, StorageError) or is_out_of_descriptors(exc)

@@ -12,6 +12,10 @@ not cost ``segment.index.bytes`` per active segment. Pages are allocated with
 ``posix_fallocate`` just ahead of the entries written into them, so a full disk
 is an OSError at allocation, which the log turns into a log-directory failure,
 and never a SIGBUS at the first touch of a page the filesystem cannot provide.
+
+An index holds no file descriptor: the file is mapped and its descriptor
+closed at once (see file_map.py), resized by path. So a partition's indexes
+cost nothing against the open-file limit however many partitions there are.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 
 import native
 from broker.storage import faults
-
+from broker.storage.file_map import FileMap
+from broker.storage.open_files import open_fd
 
 ALLOCATION_STEP_BYTES = 16 * mmap.PAGESIZE  # allocated ahead of the entries: one fallocate per 64 KiB
 
@@ -41,16 +46,19 @@ class IndexFile:
         self.max_entries = max_index_bytes // self.ENTRY_SIZE
         if self.max_entries < 1:
             raise ValueError(f"segment.index.bytes {max_index_bytes} holds no {self.ENTRY_SIZE}-byte entry")
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        length = os.fstat(self._fd).st_size
+        fd = open_fd(path, os.O_RDWR | os.O_CREAT)
+        try:
+            length = os.fstat(fd).st_size
+            written = os.lseek(fd, 0, os.SEEK_HOLE) if length else 0
+        finally:
+            os.close(fd)  # an index keeps no descriptor: it is mapped, and resized by path
         # A length that is not whole entries means a torn write: sanity_check fails.
         self._torn = length % self.ENTRY_SIZE != 0
         # A file a crash left preallocated is sparse after its entries: only the
         # prefix before its first hole can hold any, and a page of a hole must
         # not be touched (on a full tmpfs, even reading one is SIGBUS).
-        written = os.lseek(self._fd, 0, os.SEEK_HOLE) if length else 0
         self.entries = min(min(length, written) // self.ENTRY_SIZE, self.max_entries)
-        self._mmap: mmap.mmap | None = None
+        self._mmap: FileMap | None = None
         self._pinned = None  # native.pin_buffer of the map, for lookups
         self._writable = False
         self._allocated_bytes = 0  # of the writable map, the prefix known to be backed by disk space
@@ -69,8 +77,8 @@ class IndexFile:
             self._mmap.close()
             self._mmap = None
         if length > 0:
-            self._mmap = mmap.mmap(self._fd, length)
-            self._pinned = native.pin_buffer(self._mmap)
+            self._mmap = FileMap(self.path, length)
+            self._pinned = native.pin_buffer(self._mmap.view)
 
     def make_writable(self) -> None:
         """Grow the file to its preallocated size so entries can be appended."""
@@ -78,7 +86,7 @@ class IndexFile:
             return
         # The entries there were written, so their pages are allocated.
         self._allocated_bytes = self.entries * self.ENTRY_SIZE
-        os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+        os.truncate(self.path, self.max_entries * self.ENTRY_SIZE)
         self._map(self.max_entries * self.ENTRY_SIZE)
         self._allocate_to((self.entries + 1) * self.ENTRY_SIZE)
         self._writable = True
@@ -96,22 +104,26 @@ class IndexFile:
             return
         if faults.installed:
             faults.fire("allocate", self.path)
-        os.posix_fallocate(self._fd, self._allocated_bytes, upto - self._allocated_bytes)
+        fd = open_fd(self.path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, self._allocated_bytes, upto - self._allocated_bytes)
+        finally:
+            os.close(fd)
         self._allocated_bytes = upto
 
     def trim(self) -> None:
         """Shrink the file to its entries: the segment takes no more appends."""
         length = self.entries * self.ENTRY_SIZE
         if self._mmap is not None:
-            self._mmap.flush()
+            self._mmap.flush(length)
         self._map(0)
-        os.ftruncate(self._fd, length)
+        os.truncate(self.path, length)
         self._map(length)
         self._writable = False
 
     @property
-    def buffer(self) -> mmap.mmap | bytes:
-        return self._mmap if self._mmap is not None else b""
+    def buffer(self) -> memoryview | bytes:
+        return self._mmap.view if self._mmap is not None else b""
 
     @property
     def search_buffer(self):
@@ -134,7 +146,7 @@ class IndexFile:
         end = (n + 1 if final else n + 2) * self.ENTRY_SIZE
         if end > self._allocated_bytes:
             self._allocate_to(end)
-        entry.pack_into(self._mmap, n * self.ENTRY_SIZE, a, b)
+        entry.pack_into(self._mmap.view, n * self.ENTRY_SIZE, a, b)
         self.entries = n + 1
 
     def _truncate_to_entries(self, entries: int) -> None:
@@ -147,25 +159,29 @@ class IndexFile:
         self._allocated_bytes = 0
         if self._writable:
             self._map(0)
-            os.ftruncate(self._fd, 0)
-            os.ftruncate(self._fd, self.max_entries * self.ENTRY_SIZE)
+            os.truncate(self.path, 0)
+            os.truncate(self.path, self.max_entries * self.ENTRY_SIZE)
             self._map(self.max_entries * self.ENTRY_SIZE)
             self._allocate_to(self.ENTRY_SIZE)
         else:
             self._map(0)
-            os.ftruncate(self._fd, 0)
+            os.truncate(self.path, 0)
 
     def flush(self) -> None:
         if self._mmap is not None:
-            self._mmap.flush()
-        os.fsync(self._fd)
+            self._mmap.flush(self.entries * self.ENTRY_SIZE)  # nothing beyond the entries was written
+        # The file's length (preallocated, trimmed) is metadata msync leaves
+        # out: fsync it through a descriptor held just for that.
+        fd = open_fd(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._writable:
             self.trim()
         self._map(0)
-        os.close(self._fd)
-        self._fd = -1
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
@@ -173,7 +189,4 @@ class IndexFile:
 
     def delete(self) -> None:
         self._map(0)
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
         self.path.unlink(missing_ok=True)

@@ -104,10 +104,12 @@ class Log:
         log_start_offset: int = 0,
         clean_shutdown: bool = False,
         failures: LogDirFailures | None = None,
+        keep_open: bool = False,
     ) -> None:
         self.dir = directory
         self.data_dir = directory.parent
         self.failures = failures  # None: errors go to the caller as they are (the metadata log)
+        self.keep_open = keep_open  # segments hold their .log open (see LogSegment)
         self.topic, self.partition = parse_partition_dir(directory.name)
         self.config = config
         directory.mkdir(parents=True, exist_ok=True)
@@ -153,9 +155,9 @@ class Log:
                 os.replace(self.dir / entry, self.dir / entry[: -len(SWAP_SUFFIX)])
 
         for base in sorted(bases):
-            self._add_segment(LogSegment(self.dir, base, self.config))
+            self._add_segment(self._new_segment(base))
         if not self._segments:
-            self._add_segment(LogSegment(self.dir, max(log_start_offset, 0), self.config))
+            self._add_segment(self._new_segment(max(log_start_offset, 0)))
 
         self._recover(recovery_point if not clean_shutdown else None)
         self.active.make_active()
@@ -172,11 +174,11 @@ class Log:
 
     def _complete_swap(self, base: int, bases: set[int]) -> set[int]:
         """Finish a compaction swap that a crash interrupted (see cleaner.py)."""
-        swap = LogSegment(self.dir, base, self.config, suffix=SWAP_SUFFIX)
+        swap = self._new_segment(base, SWAP_SUFFIX)
         end = swap.next_offset
         replaced = {b for b in bases if base <= b < end}
         for b in replaced:
-            LogSegment(self.dir, b, self.config).delete()
+            self._new_segment(b).delete()
         swap.close()
         for ext in (".log", ".index", ".timeindex"):
             src = self.dir / f"{base:020d}{ext}{SWAP_SUFFIX}"
@@ -231,6 +233,9 @@ class Log:
         for seg in self._segments:
             for header in seg.walk(0):
                 self.epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
+
+    def _new_segment(self, base: int, suffix: str = "") -> LogSegment:
+        return LogSegment(self.dir, base, self.config, suffix=suffix, keep_open=self.keep_open)
 
     def _add_segment(self, seg: LogSegment) -> None:
         i = bisect.bisect_left(self._bases, seg.base_offset)
@@ -346,13 +351,19 @@ class Log:
         old = self.active
         if old.size == 0 and base == old.base_offset:
             return old
+        # The new segment first: if its files cannot be made (out of
+        # descriptors, say), the old one stays active and writable.
+        seg = self._new_segment(base)
+        try:
+            seg.make_active()
+        except BaseException:
+            seg.close()
+            raise
         if old.size == 0:
             # Nothing in it: replace rather than keep an empty segment behind.
             self._drop_segments([old], now_ms())
         else:
             old.on_become_inactive()
-        seg = LogSegment(self.dir, base, self.config)
-        seg.make_active()
         self._add_segment(seg)
         self._dir_changed = True
         return seg
@@ -447,7 +458,7 @@ class Log:
             for header in seg.walk(0):
                 if header.last_offset < start or header.max_timestamp < timestamp:
                     continue
-                for record in RecordBatch(os.pread(seg.fd, header.length, header.position)).records():
+                for record in RecordBatch(seg.pread(header.length, header.position)).records():
                     if record.offset >= start and record.timestamp >= timestamp:
                         return record.timestamp, record.offset
         return None
@@ -538,7 +549,7 @@ class Log:
         self._segments.clear()
         self._bases.clear()
         self._schedule_delete(old, now_ms())
-        seg = LogSegment(self.dir, offset, self.config)
+        seg = self._new_segment(offset)
         seg.make_active()
         self._add_segment(seg)
         self.epoch_cache.clear()
@@ -586,6 +597,13 @@ class Log:
         fsync_dir(self.dir)
 
     # -- lifecycle ---------------------------------------------------------------
+
+    def move_to(self, directory: Path) -> None:
+        """The partition directory was renamed to ``directory`` (for deletion)."""
+        self.dir = directory
+        self.epoch_cache.path = directory / self.epoch_cache.path.name
+        for seg in self._segments + [seg for _, seg in self._pending_deletes]:
+            seg.move_to(directory)
 
     def close(self, flush: bool = True) -> None:
         """Close every file; with ``flush`` (a clean shutdown) fsync and finish the indexes first."""

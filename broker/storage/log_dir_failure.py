@@ -22,7 +22,7 @@ import errno
 import logging
 from pathlib import Path
 
-from broker.storage.errors import StorageError
+from broker.storage.errors import StorageError, is_out_of_descriptors
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class LogDirFailures:
             log.warning("log directory %s is back online: its logs were reloaded from disk", data_dir)
 
     def guard(self, data_dir: Path, what: str):
-        """A context manager: OSError or StorageError inside takes ``data_dir`` offline."""
+        """A context manager: OSError or StorageError inside takes ``data_dir``
+        offline, except running out of descriptors, which passes through."""
         return _Guard(self, data_dir, what)
 
 
@@ -88,6 +89,8 @@ class _Guard:
             raise self.failures.error_for(self.data_dir)
 
     def __exit__(self, kind, error, tb) -> bool:
+        if is_out_of_descriptors(error):
+            return False  # a shortage of the process (open_files.py), not of the disk: the directory stays online
         if isinstance(error, (OSError, StorageError)):
             raise self.failures.fail(self.data_dir, error, self.what) from error
         return False

@@ -48,8 +48,18 @@ LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
 CLEAN_SHUTDOWN_FILE = ".riverlog_cleanshutdown"
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
-INTERNAL_DIR_PREFIX = "__cluster_metadata-"
 SPACE_PROBE_FILE = ".riverlog_space_probe"
+MAX_FILE_NAME_BYTES = 255  # NAME_MAX of Linux file systems; topic names are ASCII
+METADATA_TOPIC = "__cluster_metadata"  # its partition 0 directory is the metadata log's
+
+
+def delete_dir_name(topic: str, partition: int) -> str:
+    """``<topic>-<partition>.<uuid>-delete``, the topic cut short so the name
+    fits a file name (as Kafka's LocalLog.logDeleteDirName): a 249-character
+    topic plus the suffix would not, and a rename that fails would leave the
+    partition behind for every later start."""
+    suffix = f"-{partition}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+    return topic[: max(0, MAX_FILE_NAME_BYTES - len(suffix))] + suffix
 
 
 class LogManager:
@@ -102,7 +112,7 @@ class LogManager:
                 tp = parse_partition_dir(entry)
             except ValueError:
                 continue
-            if not entry.startswith(INTERNAL_DIR_PREFIX) and not entry.endswith(DELETE_DIR_SUFFIX):
+            if tp[0] != METADATA_TOPIC and not entry.endswith(DELETE_DIR_SUFFIX):
                 self._log_dir_of.setdefault(tp, data_dir)
         return False
 
@@ -133,12 +143,14 @@ class LogManager:
             if entry.endswith(DELETE_DIR_SUFFIX):
                 shutil.rmtree(path)  # a topic deletion that a crash interrupted
                 continue
-            if entry.startswith(INTERNAL_DIR_PREFIX):
-                continue  # the metadata log lives here too, but is not a topic (as Kafka)
             try:
                 tp = parse_partition_dir(entry)
             except ValueError:
                 log.warning("ignoring %s: not a partition directory", path)
+                continue
+            if tp[0] == METADATA_TOPIC:
+                # The metadata log lives here too, but is not a topic (as Kafka).
+                # Only that name: "__cluster_metadata-x" is a legal topic's.
                 continue
             if self._log_dir_of.get(tp, data_dir) != data_dir:
                 raise StorageError(f"partition {entry} is in both {self._log_dir_of[tp]} and {data_dir}")
@@ -262,9 +274,10 @@ class LogManager:
         try:
             if log_ is None:
                 raise self.failures.error_for(data_dir)  # never loaded: its directory failed
-            doomed = log_.dir.with_name(f"{log_.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+            doomed = log_.dir.with_name(delete_dir_name(topic, partition))
             with self.failures.guard(data_dir, f"deleting {log_.name}"):
                 os.rename(log_.dir, doomed)
+                log_.move_to(doomed)
                 fsync_dir(doomed.parent)
         except StorageError:
             if log_ is not None:

@@ -11,6 +11,11 @@ ends, and every offset in the file is >= the base offset and < the next
 segment's base offset. Positions are u32, so a segment stays below 2 GiB
 (``segment.bytes`` <= 2^31 - 1). A suffix (``.deleted``, ``.cleaned``,
 ``.swap``) marks files on their way out or in, as Kafka does.
+
+A segment holds no descriptor of its own: the ``.log`` is opened on demand
+through the process-wide cache of open files (open_files.py), the indexes
+are mapped without one. A segment made with ``keep_open`` (the metadata
+log's, which must never fail for want of one) holds its ``.log`` open.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from broker.storage.errors import StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
 from broker.storage.offset_index import OffsetIndex
+from broker.storage.open_files import CACHE as OPEN_FILES
+from broker.storage.open_files import OpenFile, open_fd
 from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
 from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
 from client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
@@ -55,19 +62,24 @@ class FileSlice:
     """Bytes ``[position, position + length)`` of an open log file, for ``os.sendfile``.
 
     The slice may end inside a batch (as Kafka's fetch does); readers drop a
-    trailing partial batch. The fd stays valid for ``file.delete.delay.ms``
-    after its segment or partition is deleted, and until the log is closed.
+    trailing partial batch. It holds the open file, so the descriptor stays
+    valid while the slice lives: evicted from the cache of open files, its
+    segment closed or deleted meanwhile, it closes only once the send is done.
     """
 
-    fd: int
+    file: OpenFile
     position: int
     length: int
+
+    @property
+    def fd(self) -> int:
+        return self.file.fd
 
     def __len__(self) -> int:
         return self.length
 
     def read(self) -> bytes:
-        return os.pread(self.fd, self.length, self.position)
+        return os.pread(self.file.fd, self.length, self.position)
 
 
 @dataclass(frozen=True)
@@ -88,14 +100,21 @@ class RecoveryResult:
 
 
 class LogSegment:
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "") -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "", keep_open: bool = False
+    ) -> None:
         self.dir = directory
         self.base_offset = base_offset
         self.config = config
         self.suffix = suffix
         self.log_path = directory / segment_file_name(base_offset, ".log", suffix)
-        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        self._closed = False
+        if keep_open:
+            log_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
+        else:
+            log_file = OPEN_FILES.get(self, self.log_path, create=True)
+        self._own_file = log_file if keep_open else None
+        self.size = os.fstat(log_file.fd).st_size
         index_bytes = config.segment_index_bytes
         index_path = directory / segment_file_name(base_offset, ".index", suffix)
         time_index_path = directory / segment_file_name(base_offset, ".timeindex", suffix)
@@ -113,15 +132,29 @@ class LogSegment:
 
     # -- facts ---------------------------------------------------------------
 
+    def _file(self) -> OpenFile:
+        """The open ``.log``, from the cache (opened again if it was evicted)."""
+        if self._closed:
+            raise ValueError(f"{self.log_path} is closed")
+        return self._own_file or OPEN_FILES.get(self, self.log_path)
+
     @property
     def fd(self) -> int:
-        return self._fd
+        """The ``.log``'s descriptor now (for at once: the cache may close it later)."""
+        return self._file().fd
+
+    # Each use holds the OpenFile in a local: the descriptor cannot close
+    # under the call, whatever the cache does meanwhile.
+
+    def pread(self, length: int, position: int) -> bytes:
+        log_file = self._file()
+        return os.pread(log_file.fd, length, position)
 
     def read_header(self, position: int) -> BatchHeader | None:
         """The header of the batch at ``position``; None past the end or if torn."""
         if position + HEADER_BYTES > self.size:
             return None
-        raw = os.pread(self._fd, HEADER_BYTES, position)
+        raw = self.pread(HEADER_BYTES, position)
         if len(raw) < HEADER_BYTES:
             return None
         base, blen, epoch, _magic, _crc, _attrs, lod, _bts, max_ts = _HEADER.unpack_from(raw)
@@ -152,7 +185,7 @@ class LogSegment:
         """Max record timestamp, or the file's mtime when no timestamp is known (as Kafka)."""
         if self.max_timestamp >= 0:
             return self.max_timestamp
-        return int(os.fstat(self._fd).st_mtime * 1000)
+        return int(os.stat(self.log_path).st_mtime * 1000)
 
     @property
     def rolling_based_timestamp(self) -> int | None:
@@ -197,7 +230,8 @@ class LogSegment:
         not at all.
         """
         start = self.size
-        _pwrite_all(self._fd, pieces, total, start, self.log_path)
+        log_file = self._file()
+        _pwrite_all(log_file.fd, pieces, total, start, self.log_path)
         self.size = start + total
         saved = (self.max_timestamp, self.offset_of_max_timestamp, self._rolling_based_timestamp,
                  self._bytes_since_last_index_entry, self._next_offset)  # fmt: skip
@@ -237,7 +271,8 @@ class LogSegment:
 
     def flush(self) -> None:
         try:
-            os.fsync(self._fd)
+            log_file = self._file()
+            os.fsync(log_file.fd)
             self.offset_index.flush()
             self.time_index.flush()
         except OSError as e:
@@ -269,7 +304,7 @@ class LogSegment:
         length = min(end - header.position, limit)
         if length <= 0:
             return None
-        return FileSlice(self._fd, header.position, length)
+        return FileSlice(self._file(), header.position, length)
 
     def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with timestamp >= ``timestamp``."""
@@ -282,7 +317,7 @@ class LogSegment:
         for header in self.walk(start.position):
             if header.max_timestamp < timestamp:
                 continue
-            batch = RecordBatch(os.pread(self._fd, header.length, header.position))
+            batch = RecordBatch(self.pread(header.length, header.position))
             for record in batch.records():
                 if record.timestamp >= timestamp:
                     return record.timestamp, record.offset
@@ -325,13 +360,13 @@ class LogSegment:
         min_offset, last_epoch = self.base_offset, -1
         while valid_end < self.size:
             want = min(_RECOVERY_CHUNK_BYTES, self.size - valid_end)
-            chunk = os.pread(self._fd, want, valid_end)
+            chunk = self.pread(want, valid_end)
             infos, _end, status = native.scan_batches(chunk, 4096, max_batch_bytes)
             if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= 12:
                 # A batch larger than the chunk: read it whole if the file holds it.
                 declared = int.from_bytes(chunk[8:12], "big", signed=True) + 12
                 if len(chunk) < declared <= self.size - valid_end:
-                    chunk = os.pread(self._fd, declared, valid_end)
+                    chunk = self.pread(declared, valid_end)
                     infos, _end, status = native.scan_batches(chunk, 1, max_batch_bytes)
             view = memoryview(chunk)
             good = []
@@ -375,7 +410,8 @@ class LogSegment:
             self._bytes_since_last_index_entry += info.length
 
     def truncate_bytes(self, position: int) -> None:
-        os.ftruncate(self._fd, position)
+        log_file = self._file()
+        os.ftruncate(log_file.fd, position)
         self.size = position
 
     def truncate_to(self, offset: int) -> int:
@@ -418,20 +454,29 @@ class LogSegment:
         self.time_index.rename(self.dir / segment_file_name(self.base_offset, ".timeindex", suffix))
         self.suffix = suffix
 
+    def move_to(self, directory: Path) -> None:
+        """Its directory was renamed (a deleted partition): follow it, as files
+        are reopened and resized by path."""
+        self.dir = directory
+        self.log_path = directory / self.log_path.name
+        self.offset_index.path = directory / self.offset_index.path.name
+        self.time_index.path = directory / self.time_index.path.name
+
     def close(self) -> None:
-        if self._fd < 0:
+        if self._closed:
             return
         self.offset_index.close()
         self.time_index.close()
-        os.close(self._fd)
-        self._fd = -1
+        OPEN_FILES.discard(self)  # a slice being sent keeps its descriptor until done
+        self._own_file = None
+        self._closed = True
 
     def delete(self) -> None:
         self.offset_index.delete()
         self.time_index.delete()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        OPEN_FILES.discard(self)
+        self._own_file = None
+        self._closed = True
         self.log_path.unlink(missing_ok=True)
 
     def __repr__(self) -> str:

@@ -36,7 +36,7 @@ class OffsetIndex(IndexFile):
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
         n = self.entries
-        if n and rel <= _ENTRY.unpack_from(self._mmap, n * 8 - 8)[0]:
+        if n and rel <= _ENTRY.unpack_from(self.buffer, n * 8 - 8)[0]:
             raise ValueError(f"offset {offset} is not after the last indexed offset in {self.path}")
         self._write_entry(_ENTRY, rel, position)
 

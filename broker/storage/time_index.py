@@ -48,7 +48,7 @@ class TimeIndex(IndexFile):
         """
         n, rel = self.entries, offset - self.base_offset
         if n:
-            last_ts, last_rel = _ENTRY.unpack_from(self._mmap, n * 12 - 12)
+            last_ts, last_rel = _ENTRY.unpack_from(self.buffer, n * 12 - 12)
             if timestamp <= last_ts:
                 return
             if rel < last_rel:

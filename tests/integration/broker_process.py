@@ -33,6 +33,7 @@ class ServerProcess:
 
     name = "server"
     cwd: Path | None = None  # where to run it (None: this process's directory)
+    preexec_fn = None  # run in the child before exec (say, resource.setrlimit)
 
     def __init__(self, port: int, log_path: Path) -> None:
         self.port = port
@@ -50,7 +51,7 @@ class ServerProcess:
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 self.argv(), cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=self.preexec_fn,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

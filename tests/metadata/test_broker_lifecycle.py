@@ -302,3 +302,21 @@ def check_invariants(old, new):
                 assert part.leader_epoch >= before.leader_epoch and part.partition_epoch >= before.partition_epoch
                 if part.leader != before.leader:
                     assert part.leader_epoch > before.leader_epoch
+
+
+def test_partitions_whose_directory_name_would_not_fit_are_refused():
+    # <topic>-<partition> names a directory: 255 bytes at most. A 249-character
+    # name leaves room for partitions up to 99999 (what Kafka's limit is for).
+    from broker.metadata.decisions import decide_create_partitions
+
+    c = Cluster()
+    c.start(1)
+    name = "n" * 249
+    new_id = lambda: f"{next(c.ids):032x}"  # noqa: E731
+    many = TopicDefaults(max_partitions=1_000_000)
+    [over], records = decide_create_topics(c.image, [(name, 100_001, 1, {})], many, new_id)
+    assert over.error_code == E.INVALID_PARTITIONS and "255" in over.error_message and records == []
+    [short], records = decide_create_topics(c.image, [(name[:-1], 3, 1, {})], many, new_id)
+    c.commit(records)
+    [grow], records = decide_create_partitions(c.image, [(name[:-1], 1_000_001)], 2_000_000)
+    assert short.error_code == E.NONE and grow.error_code == E.INVALID_PARTITIONS and records == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from broker.storage import log_segment
@@ -223,3 +225,44 @@ def test_a_kept_tombstone_goes_once_delete_retention_ms_has_passed_without_furth
     assert b"k0" not in [r.key for r in read_all(lg)]
     assert lg.tombstones_due_ms is None
     manager.shutdown()
+
+
+@pytest.mark.parametrize("topic_chars", [214, 249])  # 249: Kafka's longest legal topic name
+def test_a_partition_of_the_longest_topic_names_is_deleted_and_restarted(tmp_path, topic_chars):
+    topic = ("long-topic." + "x" * 249)[:topic_chars]
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    manager.get_or_create_log(topic, 9999).append_as_leader(make_batch(3), leader_epoch=0)
+    manager.checkpoint()  # checkpoints name the topic in their entries, not in a file name
+    in_flight = manager.get_log(topic, 9999).read(0, 1 << 20).slice
+    manager.delete_log(topic, 9999, now=1_000)
+    doomed = [p.name for p in tmp_path.iterdir() if p.name.endswith("-delete")]
+    # Kafka's name for it: the topic cut short so the whole fits 255 bytes.
+    assert len(doomed) == 1 and len(doomed[0].encode()) <= 255 and doomed[0].startswith(topic[:100])
+    assert "-9999." in doomed[0]
+    assert in_flight.read()
+    for fd in manager._locks:  # a crash before the delayed removal
+        os.close(fd)
+    again = LogManager([tmp_path], CONFIG)
+    again.startup()  # the loader knows the cut-short directory for a deleted one, and removes it
+    assert again.get_log(topic, 9999) is None
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == []
+    again.get_or_create_log(topic, 9999).append_as_leader(make_batch(1), leader_epoch=0)
+    again.delete_log(topic, 9999, now=1_000)
+    again.cleanup(now=1_000 + CONFIG.file_delete_delay_ms)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == []
+    again.shutdown()
+
+
+@pytest.mark.parametrize("topic", ["__cluster_metadata-0", "__cluster_metadata-x"])
+def test_a_topic_named_like_the_metadata_log_is_loaded_at_start(tmp_path, topic):
+    # Legal names whose directory starts like the metadata log's (__cluster_metadata-0):
+    # only that one directory is not a topic's.
+    manager = LogManager([tmp_path], CONFIG)
+    manager.startup()
+    manager.get_or_create_log(topic, 0).append_as_leader(make_batch(2), leader_epoch=0)
+    manager.shutdown()
+    again = LogManager([tmp_path], CONFIG)
+    again.startup()
+    assert again.get_log(topic, 0) is not None and again.get_log(topic, 0).log_end_offset == 2
+    again.shutdown()

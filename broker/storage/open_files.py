@@ -1,0 +1,153 @@
+"""Open file descriptors of segment files: a bounded, process-wide LRU cache.
+
+A partition at rest holds no descriptor: its indexes are mapped without one
+(file_map.py) and its ``.log`` files, the active one included, are opened on
+demand through this cache, which keeps at most ``riverlog.log.max.open.files``
+of them open and closes the least recently used beyond that (Kafka opens
+segment files lazily too). The bound is process-wide because the open-file
+limit (RLIMIT_NOFILE) is.
+
+A descriptor is an ``OpenFile`` that closes when its last holder lets it go:
+the cache lets go when it evicts, but a read in progress (a FileSlice being
+sent with os.sendfile across Trio scheduling points) still holds it, so no
+descriptor is ever closed under a read.
+
+When the process is out of descriptors anyway (EMFILE, or ENFILE for the
+whole system), an open first gives back half of the cached descriptors and
+tries again; if that fails too it raises TooManyOpenFilesError, which
+requests answer as a per-request error (KAFKA_STORAGE_ERROR), never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from broker.storage.errors import TooManyOpenFilesError, is_out_of_descriptors
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_OPEN_FILES = 1000  # riverlog.log.max.open.files
+
+
+class OpenFile:
+    """A descriptor closed when the last reference to it goes (or on ``close``)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self, _close=os.close) -> None:  # bound here: __del__ may run at interpreter exit
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            _close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+
+class OpenFileCache:
+    def __init__(self, max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> None:
+        self.max_open_files = max_open_files
+        self._files: OrderedDict[object, OpenFile] = OrderedDict()
+        # The broker's Trio thread and its storage start/stop thread (and, in
+        # tests, several brokers in one process) share the cache.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def get(self, key: object, path: Path, create: bool = False) -> OpenFile:
+        """The open file of ``key`` (a segment), opening ``path`` read-write if needed."""
+        with self._lock:
+            f = self._files.get(key)
+            if f is not None:
+                self._files.move_to_end(key)
+                return f
+        f = OpenFile(open_fd(path, os.O_RDWR | (os.O_CREAT if create else 0)))
+        with self._lock:
+            self._files[key] = f
+            self._files.move_to_end(key)
+            while len(self._files) > self.max_open_files:
+                self._files.popitem(last=False)
+        return f
+
+    def discard(self, key: object) -> None:
+        """Forget ``key``'s descriptor; it closes once no read holds it."""
+        with self._lock:
+            self._files.pop(key, None)
+
+    def shrink(self, keep: int) -> int:
+        """Let go of the least recently used descriptors down to ``keep``; returns how many."""
+        with self._lock:
+            n = max(0, len(self._files) - keep)
+            for _ in range(n):
+                self._files.popitem(last=False)
+        return n
+
+    def set_max_open_files(self, n: int) -> None:
+        self.max_open_files = max(1, n)
+        self.shrink(self.max_open_files)
+
+
+CACHE = OpenFileCache()
+
+
+def open_fd(path: Path | str, flags: int, mode: int = 0o644) -> int:
+    """``os.open``; out of descriptors, give back half of the cache and try once more."""
+    try:
+        return os.open(path, flags, mode)
+    except OSError as e:
+        if not is_out_of_descriptors(e):
+            raise
+        freed = CACHE.shrink(len(CACHE) // 2)
+        log.warning("out of file descriptors opening %s (%s): closed %d cached segment files", path,
+                    os.strerror(e.errno), freed)  # fmt: skip
+    try:
+        return os.open(path, flags, mode)
+    except OSError as e:
+        if is_out_of_descriptors(e):
+            raise TooManyOpenFilesError(f"out of file descriptors opening {path}: {e.strerror}") from e
+        raise
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (as Kafka's scripts expect
+    of an administrator; many machines start at 1024). Returns (before, now)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        # Linux refuses an infinite soft limit for files: the kernel's cap is the most.
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                hard = int(f.read())
+        except (OSError, ValueError):
+            return soft, soft
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    except (OSError, ValueError) as e:
+        log.warning("could not raise the open-file limit (RLIMIT_NOFILE) from %d to %d: %s", soft, hard, e)
+        return soft, soft
+    return soft, hard
+
+
+def configure(max_open_files: int) -> None:
+    """At broker start: raise the open-file limit, then bound the cache to
+    ``max_open_files`` but at most half the limit, leaving the rest for
+    connections, checkpoints and the metadata log."""
+    before, now = raise_open_file_limit()
+    if now != before:
+        log.info("raised the open-file limit (RLIMIT_NOFILE) from %d to %d, the hard limit", before, now)
+    bound = min(max_open_files, max(1, now // 2)) if now != resource.RLIM_INFINITY else max_open_files
+    CACHE.set_max_open_files(bound)
+    log.info("at most %d segment files open at once (riverlog.log.max.open.files %d, open-file limit %s)",
+             bound, max_open_files, now)  # fmt: skip
