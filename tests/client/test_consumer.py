@@ -539,6 +539,29 @@ async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout
         assert trio.current_time() - start < 5
 
 
+async def test_broker_down_is_named_even_when_the_event_loop_stalls_past_the_timeout(nursery):
+    """A loaded machine can resume the consumer's tasks after both the
+    connection's give-up point and ListOffsets' own deadline have passed (the
+    first is 10 ms before the second): the error still names the broker."""
+    import time
+
+    from client.errors import KafkaConnectionError, KafkaTimeoutError
+    from tests.integration.broker_process import free_port
+
+    port = free_port()
+    async with Consumer(bootstrap_servers=f"127.0.0.1:{port}", default_api_timeout_ms=1000) as c:
+        c.assign([TopicPartition("t", 0)])
+        start = trio.current_time()
+
+        async def stall() -> None:  # the whole event loop, across both deadlines
+            await trio.sleep_until(start + 0.9)
+            time.sleep(0.3)
+
+        nursery.start_soon(stall)
+        with pytest.raises((KafkaConnectionError, KafkaTimeoutError), match=f"no broker reachable at 127.0.0.1:{port}"):
+            await c.poll(timeout=10)
+
+
 async def test_breaking_out_of_async_for_skips_nothing(bootstrap, nursery):
     conn = await admin(nursery, bootstrap)
     await create_topic(conn, "iter-break")
