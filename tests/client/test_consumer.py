@@ -56,6 +56,14 @@ def values(records) -> list[bytes]:
     return [r.value for r in records]
 
 
+async def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def poll_all(consumer: Consumer, n: int, timeout: float = 10.0, **kwargs) -> list:
     out: list = []
     with trio.fail_after(timeout):
@@ -131,7 +139,8 @@ async def test_poll_rotates_over_partitions(bootstrap, nursery):
     async with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
         c.assign(tps)
         first = await poll_all(c, 1, max_records=5)
-        await trio.sleep(0.5)  # one Fetch covers all three: let it all arrive
+        # One Fetch covers all three: wait until all of it is buffered.
+        await wait_until(lambda: len(c._fetcher._by_tp) == 3, what="records of every partition buffered")
         polls = [first] + [await c.poll(max_records=5) for _ in range(2)]
     assert [len(p) for p in polls] == [5, 5, 5]
     assert sorted(p[0].partition for p in polls) == [0, 1, 2]
@@ -347,12 +356,13 @@ async def test_prefetch_runs_at_most_two_responses_ahead(nursery):
     async with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
         c.assign([T0])
         assert [r.offset for r in await poll_all(c, 1, max_records=1)] == [0]
-        await trio.sleep(0.3)
         # The next fetch starts where the buffered data ends, before the
         # application has taken it; two responses undelivered stop it there.
+        await wait_until(lambda: len(leader.fetches) >= 2, what="the prefetch")
+        await trio.sleep(0.3)  # time for a third fetch, which must not come
         assert leader.fetches == [0, 10]
         assert len(await c.poll(max_records=9)) == 9  # the first response is delivered...
-        await trio.sleep(0.3)
+        await wait_until(lambda: len(leader.fetches) >= 3, what="one more fetch")
         assert leader.fetches == [0, 10, 20]  # ...so one more may be fetched
         await trio.sleep(0.3)
         assert leader.fetches == [0, 10, 20]  # but not the one after

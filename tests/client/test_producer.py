@@ -16,7 +16,7 @@ from client.records import Compression, RecordBatch, iter_batches
 from tests.integration.broker_process import BrokerProcess, free_port
 
 from .test_connection import METADATA, FakeBroker
-from .test_consumer_groups import wait_until
+from .test_consumer import wait_until
 
 FETCH = 1
 
