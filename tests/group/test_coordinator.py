@@ -353,15 +353,16 @@ def test_removals_and_rebalances_are_logged_with_their_reason(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"preparing to rebalance group g in state Empty with old generation 0 (reason: adding new member {a})",
         "stabilized group g generation 1 with 1 members",
-        f"preparing to rebalance group g in state CompletingRebalance with old generation 1 (reason: adding new member {b})",
+        "preparing to rebalance group g in state CompletingRebalance with old generation 1 "
+        f"(reason: adding new member {b})",
         "stabilized group g generation 2 with 2 members",
         f"removing member {b} from group g in state Stable: no heartbeat within its session timeout (10000 ms)",
         f"preparing to rebalance group g in state Stable with old generation 2 (reason: removing member {b}: "
         "no heartbeat within its session timeout (10000 ms))",
         "stabilized group g generation 3 with 1 members",
         f"removing member {a} from group g in state CompletingRebalance: left the group (LeaveGroup)",
-        f"preparing to rebalance group g in state CompletingRebalance with old generation 3 (reason: removing member {a}: "
-        "left the group (LeaveGroup))",
+        "preparing to rebalance group g in state CompletingRebalance with old generation 3 "
+        f"(reason: removing member {a}: left the group (LeaveGroup))",
         "group g with generation 4 is now empty",
     ]
 
