@@ -221,12 +221,25 @@ class Cluster:
             attempts += 1
             now = trio.current_time()
             if now >= deadline:
-                servers = ",".join(f"{h}:{p}" for h, p in self.config.bootstrap)
-                reason = f": {last}" if last else ""
-                raise KafkaConnectionError(f"no broker reachable at {servers} within {timeout:.1f} s{reason}")
+                raise self._unreachable(timeout, last)
             await trio.sleep(min(jittered_backoff(self.config.reconnect_backoff_ms,
                                                   self.config.reconnect_backoff_max_ms, attempts),
                                  deadline - now))  # fmt: skip
+
+    def _unreachable(self, timeout: float, last: BaseException | None = None) -> KafkaConnectionError:
+        servers = ",".join(f"{h}:{p}" for h, p in self.config.bootstrap)
+        reason = f": {last}" if last else ""
+        return KafkaConnectionError(f"no broker reachable at {servers} within {timeout:.1f} s{reason}")
+
+    def unreachable(self, timeout: float) -> KafkaConnectionError | None:
+        """The "no broker reachable" error when no broker connection is open,
+        else None: for a caller whose own deadline cut a connection attempt
+        off. any_connection gives up just before an enclosing deadline, but a
+        loaded machine can resume the task after both have passed, and then
+        the enclosing one wins (Trio's outermost cancelled scope does)."""
+        if any(state.conn is not None and not state.conn.closed for state in self._nodes.values()):
+            return None
+        return self._unreachable(timeout)
 
     # -- metadata ----------------------------------------------------------
 

@@ -65,6 +65,9 @@ async def list_offsets(
                         if leader >= 0:
                             nursery.start_soon(_ask, cluster, leader, tps, isolation_level, found, errors)
         except trio.TooSlowError:
+            # Cut off, maybe while connecting: name an unreachable cluster
+            # whichever deadline won (see Cluster.unreachable).
+            last_error = cluster.unreachable(timeout) or last_error
             continue
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
             errors.append(exc)

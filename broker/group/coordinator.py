@@ -14,6 +14,7 @@ the driver's: it knows which ``__consumer_offsets`` partitions it leads.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +35,8 @@ from .records_model import (
 )
 from .responses import error_only, join_response, sync_response
 from .state import GroupState
+
+log = logging.getLogger(__name__)
 
 E = ErrorCode
 _TICK_ROUNDS_MAX = 10_000
@@ -137,7 +140,7 @@ class GroupCoordinator:
     def _drop_member_quietly(self, group: Group, member_id: str, now_ms: int, out: Outcome) -> None:
         member = group.members.get(member_id)
         if member is not None:
-            self._remove_member(group, member, now_ms, out, update=False)
+            self._remove_member(group, member, now_ms, out, "group.max.size reached", update=False)
         else:
             group.pending_members.pop(member_id, None)
 
@@ -219,7 +222,7 @@ class GroupCoordinator:
         if group.state is GroupState.PREPARING_REBALANCE and group.generation_id == 0:
             group.new_member_added = True
         group.add(member)
-        self._maybe_prepare_rebalance(group, now_ms, out)
+        self._maybe_prepare_rebalance(group, now_ms, out, f"adding new member {member.member_id}")
 
     def _set_join_waiter(self, member: Member, waiter: Waiter, out: Outcome) -> None:
         old = member.join_waiter
@@ -236,7 +239,7 @@ class GroupCoordinator:
         member.rebalance_timeout_ms = rebalance_timeout_ms
         member.session_timeout_ms = session_timeout_ms
         self._set_join_waiter(member, waiter, out)
-        self._maybe_prepare_rebalance(group, now_ms, out)
+        self._maybe_prepare_rebalance(group, now_ms, out, f"member {member.member_id} rejoined")
 
     def _replace_static_member(self, group: Group, new_id: str, instance_id: str,
                                session_timeout_ms: int, rebalance_timeout_ms: int,
@@ -280,20 +283,25 @@ class GroupCoordinator:
                     members=group.current_member_metadata() if skip else [],
                     skip_assignment=skip))
             else:
-                self._prepare_rebalance(group, now_ms, out)
+                self._prepare_rebalance(group, now_ms, out,
+                                        f"static member {instance_id} rejoined with other protocols")
         elif group.state is GroupState.COMPLETING_REBALANCE:
             # The leader may be assigning to the old id: start over.
-            self._prepare_rebalance(group, now_ms, out)
+            self._prepare_rebalance(group, now_ms, out, f"static member {instance_id} rejoined during the sync")
         else:
             assert group.state is GroupState.PREPARING_REBALANCE, group.state
 
     # --- rebalance mechanics
 
-    def _maybe_prepare_rebalance(self, group: Group, now_ms: int, out: Outcome) -> None:
+    def _maybe_prepare_rebalance(self, group: Group, now_ms: int, out: Outcome, reason: str) -> None:
         if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE, GroupState.EMPTY):
-            self._prepare_rebalance(group, now_ms, out)
+            self._prepare_rebalance(group, now_ms, out, reason)
 
-    def _prepare_rebalance(self, group: Group, now_ms: int, out: Outcome) -> None:
+    def _prepare_rebalance(self, group: Group, now_ms: int, out: Outcome, reason: str) -> None:
+        # Rebalances and removals are logged at INFO, as Kafka's coordinator
+        # does: what a group went through is then in the broker's log.
+        log.info("preparing to rebalance group %s in state %s with old generation %d (reason: %s)",
+                 group.group_id, group.state, group.generation_id, reason)
         if group.state is GroupState.COMPLETING_REBALANCE:
             self._reset_and_propagate_assignment_error(group, E.REBALANCE_IN_PROGRESS, now_ms, out)
         group.pending_sync_members.clear()
@@ -318,7 +326,7 @@ class GroupCoordinator:
     def _complete_join(self, group: Group, now_ms: int, out: Outcome) -> None:
         """Kafka's onCompleteJoin: drop dynamic members that did not rejoin, bump the generation."""
         for m in [m for m in group.members.values() if not m.is_awaiting_join and not m.is_static]:
-            self._remove_member(group, m, now_ms, out, update=False)
+            self._remove_member(group, m, now_ms, out, "did not rejoin within the rebalance timeout", update=False)
         if not group.maybe_elect_new_joined_leader() and group.members:
             # Nobody rejoined (only static members left): wait another round
             # for them to rejoin or time out.
@@ -327,8 +335,11 @@ class GroupCoordinator:
             return
         group.init_next_generation(now_ms)
         if group.state is GroupState.EMPTY:
+            log.info("group %s with generation %d is now empty", group.group_id, group.generation_id)
             out.records.append(GroupMetadataRecord.of(group))
             return
+        log.info("stabilized group %s generation %d with %d members",
+                 group.group_id, group.generation_id, len(group.members))
         for member_id, m in group.members.items():
             if m.join_waiter is not None:
                 out.respond(m.join_waiter.handle, self._join_ok(group, member_id, m.join_waiter.version))
@@ -356,9 +367,11 @@ class GroupCoordinator:
             m.assignment_generation_id = -1
         self._propagate_assignment(group, error, now_ms, out)
 
-    def _remove_member(self, group: Group, member: Member, now_ms: int, out: Outcome, *,
+    def _remove_member(self, group: Group, member: Member, now_ms: int, out: Outcome, reason: str, *,
                        update: bool = True) -> None:
         """Remove a member, answering whatever it waits on; with `update`, rebalance as Kafka does."""
+        log.info("removing member %s from group %s in state %s: %s",
+                 member.member_id, group.group_id, group.state, reason)
         if member.join_waiter is not None:
             out.respond(member.join_waiter.handle,
                         join_response(member.join_waiter.version, E.UNKNOWN_MEMBER_ID, member.member_id))
@@ -370,7 +383,7 @@ class GroupCoordinator:
         if not update:
             return
         if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-            self._maybe_prepare_rebalance(group, now_ms, out)
+            self._maybe_prepare_rebalance(group, now_ms, out, f"removing member {member.member_id}: {reason}")
         elif group.state is GroupState.PREPARING_REBALANCE:
             self._try_complete_join(group, now_ms, out)
 
@@ -497,7 +510,8 @@ class GroupCoordinator:
             current = group.static_members.get(instance_id) if instance_id is not None else None
             if current is None:
                 return E.UNKNOWN_MEMBER_ID
-            self._remove_member(group, group.members[current], now_ms, out)
+            self._remove_member(group, group.members[current], now_ms, out,
+                                f"LeaveGroup for group.instance.id {instance_id}")
             return E.NONE
         if member_id in group.pending_members:
             group.pending_members.pop(member_id)
@@ -505,7 +519,7 @@ class GroupCoordinator:
             return E.NONE
         error = group.validate_current_member(member_id, instance_id)
         if error is E.NONE:
-            self._remove_member(group, group.members[member_id], now_ms, out)
+            self._remove_member(group, group.members[member_id], now_ms, out, "left the group (LeaveGroup)")
         return error
 
     # --- offsets and administration (see offsets.py and admin.py)
@@ -589,7 +603,9 @@ class GroupCoordinator:
         for member in list(group.members.values()):
             deadline = member.session_deadline_ms()
             if deadline is not None and deadline <= now_ms and member.member_id in group.members:
-                self._remove_member(group, member, now_ms, out)
+                expired = ("a new member's JoinGroup was not completed in time" if member.is_new
+                           else f"no heartbeat within its session timeout ({member.session_timeout_ms} ms)")
+                self._remove_member(group, member, now_ms, out, expired)
         if (group.state is GroupState.PREPARING_REBALANCE and group.join_deadline_ms is not None
                 and group.join_deadline_ms <= now_ms):
             if group.initial_delay is not None:
@@ -607,8 +623,9 @@ class GroupCoordinator:
                 and group.sync_deadline_ms <= now_ms):
             # Members that never sent SyncGroup for this generation (Kafka 3.2+).
             for member_id in list(group.pending_sync_members):
-                self._remove_member(group, group.members[member_id], now_ms, out, update=False)
-            self._prepare_rebalance(group, now_ms, out)
+                self._remove_member(group, group.members[member_id], now_ms, out,
+                                    "no SyncGroup within the rebalance timeout", update=False)
+            self._prepare_rebalance(group, now_ms, out, "members did not sync in time")
         elif not group.pending_sync_members:
             group.sync_deadline_ms = None
 

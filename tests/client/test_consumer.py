@@ -56,6 +56,14 @@ def values(records) -> list[bytes]:
     return [r.value for r in records]
 
 
+async def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def poll_all(consumer: Consumer, n: int, timeout: float = 10.0, **kwargs) -> list:
     out: list = []
     with trio.fail_after(timeout):
@@ -131,7 +139,8 @@ async def test_poll_rotates_over_partitions(bootstrap, nursery):
     async with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
         c.assign(tps)
         first = await poll_all(c, 1, max_records=5)
-        await trio.sleep(0.5)  # one Fetch covers all three: let it all arrive
+        # One Fetch covers all three: wait until all of it is buffered.
+        await wait_until(lambda: len(c._fetcher._by_tp) == 3, what="records of every partition buffered")
         polls = [first] + [await c.poll(max_records=5) for _ in range(2)]
     assert [len(p) for p in polls] == [5, 5, 5]
     assert sorted(p[0].partition for p in polls) == [0, 1, 2]
@@ -347,12 +356,13 @@ async def test_prefetch_runs_at_most_two_responses_ahead(nursery):
     async with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
         c.assign([T0])
         assert [r.offset for r in await poll_all(c, 1, max_records=1)] == [0]
-        await trio.sleep(0.3)
         # The next fetch starts where the buffered data ends, before the
         # application has taken it; two responses undelivered stop it there.
+        await wait_until(lambda: len(leader.fetches) >= 2, what="the prefetch")
+        await trio.sleep(0.3)  # time for a third fetch, which must not come
         assert leader.fetches == [0, 10]
         assert len(await c.poll(max_records=9)) == 9  # the first response is delivered...
-        await trio.sleep(0.3)
+        await wait_until(lambda: len(leader.fetches) >= 3, what="one more fetch")
         assert leader.fetches == [0, 10, 20]  # ...so one more may be fetched
         await trio.sleep(0.3)
         assert leader.fetches == [0, 10, 20]  # but not the one after
@@ -537,6 +547,29 @@ async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout
         with pytest.raises((KafkaConnectionError, KafkaTimeoutError), match=f"no broker reachable at 127.0.0.1:{port}"):
             await c.poll(timeout=10)
         assert trio.current_time() - start < 5
+
+
+async def test_broker_down_is_named_even_when_the_event_loop_stalls_past_the_timeout(nursery):
+    """A loaded machine can resume the consumer's tasks after both the
+    connection's give-up point and ListOffsets' own deadline have passed (the
+    first is 10 ms before the second): the error still names the broker."""
+    import time
+
+    from client.errors import KafkaConnectionError, KafkaTimeoutError
+    from tests.integration.broker_process import free_port
+
+    port = free_port()
+    async with Consumer(bootstrap_servers=f"127.0.0.1:{port}", default_api_timeout_ms=1000) as c:
+        c.assign([TopicPartition("t", 0)])
+        start = trio.current_time()
+
+        async def stall() -> None:  # the whole event loop, across both deadlines
+            await trio.sleep_until(start + 0.9)
+            time.sleep(0.3)
+
+        nursery.start_soon(stall)
+        with pytest.raises((KafkaConnectionError, KafkaTimeoutError), match=f"no broker reachable at 127.0.0.1:{port}"):
+            await c.poll(timeout=10)
 
 
 async def test_breaking_out_of_async_for_skips_nothing(bootstrap, nursery):

@@ -20,7 +20,7 @@ from client.errors import ConfigError
 from client.producer import Producer
 from client.sync import SyncConsumer
 from client.types import TopicPartition
-from tests.client.test_consumer import admin, create_topic
+from tests.client.test_consumer import admin, create_topic, wait_until
 from tests.integration.broker_process import BrokerProcess
 
 FAST_GROUPS = ["--set", "group.initial.rebalance.delay.ms=0", "--set", "group.min.session.timeout.ms=500"]
@@ -98,14 +98,6 @@ class Member:
     async def kill(self) -> None:
         self._scope.cancel()
         await self.done.wait()
-
-
-async def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.05)
-        return
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def covers_exactly(members, tps) -> bool:
@@ -498,15 +490,17 @@ async def test_a_static_member_does_not_leave_on_close(bootstrap, nursery):
     tps = await make_topic(bootstrap, nursery, "static2", 2)
     other = Member(bootstrap, "g-static", ["static2"])
     await nursery.start(other.run)
-    opts = {"bootstrap_servers": bootstrap, "group_id": "g-static", "group_instance_id": "static-a", **MEMBER}
+    # A 6 s session: the check at 1 s has room for a loaded machine's stalls.
+    opts = {"bootstrap_servers": bootstrap, "group_id": "g-static", "group_instance_id": "static-a",
+            **MEMBER, "session_timeout_ms": 6000}  # fmt: skip
     async with Consumer(**opts) as c:
         c.subscribe(["static2"])
         with trio.fail_after(10):
             while len(c.assignment()) != 1 or len(other.assignment()) != 1:
                 await c.poll(timeout=0.1)
-    await trio.sleep(1.0)  # well inside the 2 s session: a dynamic member's leave would show by now
+    await trio.sleep(1.0)  # well inside its session: a dynamic member's leave would show by now
     assert len(other.assignment()) == 1
-    await wait_until(lambda: other.assignment() == set(tps), what="session timeout")
+    await wait_until(lambda: other.assignment() == set(tps), timeout=30, what="session timeout")
     await other.stop()
 
 

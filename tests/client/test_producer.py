@@ -16,6 +16,7 @@ from client.records import Compression, RecordBatch, iter_batches
 from tests.integration.broker_process import BrokerProcess, free_port
 
 from .test_connection import METADATA, FakeBroker
+from .test_consumer import wait_until
 
 FETCH = 1
 
@@ -298,8 +299,16 @@ async def test_broker_killed_and_restarted_loses_no_acknowledged_record_and_writ
         async with Producer(bootstrap_servers=broker.bootstrap, linger_ms=2, retry_backoff_ms=50,
                             request_timeout_ms=3000, reconnect_backoff_max_ms=200) as producer:  # fmt: skip
 
+            # Records are sent before, during and after the outage whatever
+            # the machine's speed: the kill waits for some to be sent, and the
+            # sender pauses 500 records into the outage until the broker is back.
+            outage_ends_at: list[int] = []
+            restarted = trio.Event()
+
             async def produce():
                 for i in range(6000):
+                    if outage_ends_at and i == outage_ends_at[0]:
+                        await restarted.wait()
                     d = await producer.send("p-restart", b"%d" % i, key=b"%d" % i)
                     acked.append(d)
                     if i % 50 == 0:
@@ -307,12 +316,14 @@ async def test_broker_killed_and_restarted_loses_no_acknowledged_record_and_writ
 
             async with trio.open_nursery() as n:
                 n.start_soon(produce)
-                await trio.sleep(0.3)
+                await wait_until(lambda: len(acked) >= 300, 30, "records sent before the kill")
                 await trio.to_thread.run_sync(broker.kill)
                 killed_after = len(acked)
-                await trio.sleep(0.5)
+                outage_ends_at.append(killed_after + 500)
+                await wait_until(lambda: len(acked) == outage_ends_at[0], 30, "records sent into the outage")
                 await trio.to_thread.run_sync(broker.start)
                 restarted_after = len(acked)
+                restarted.set()
             assert 0 < killed_after < restarted_after < 6000  # records were sent into the outage
             await producer.flush()
             results = [await d for d in acked]

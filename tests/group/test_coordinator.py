@@ -341,6 +341,32 @@ def test_member_session_timeout_in_stable_group_triggers_rebalance():
     assert answer(out, h)["generation_id"] == 3
 
 
+def test_removals_and_rebalances_are_logged_with_their_reason(caplog):
+    """What a group went through is in the broker's log, as Kafka's coordinator logs it."""
+    c = make()
+    with caplog.at_level("INFO", logger="broker.group.coordinator"):
+        a, b = two_member_stable(c)
+        heartbeat(c, a, 2, now=9000)
+        c.tick(10_000)  # b's session expires
+        join(c, a, 10_002)
+        c.leave_group(H(), {"group_id": "g", "members": [{"member_id": a, "group_instance_id": None}]}, 3, 10_003)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"preparing to rebalance group g in state Empty with old generation 0 (reason: adding new member {a})",
+        "stabilized group g generation 1 with 1 members",
+        "preparing to rebalance group g in state CompletingRebalance with old generation 1 "
+        f"(reason: adding new member {b})",
+        "stabilized group g generation 2 with 2 members",
+        f"removing member {b} from group g in state Stable: no heartbeat within its session timeout (10000 ms)",
+        f"preparing to rebalance group g in state Stable with old generation 2 (reason: removing member {b}: "
+        "no heartbeat within its session timeout (10000 ms))",
+        "stabilized group g generation 3 with 1 members",
+        f"removing member {a} from group g in state CompletingRebalance: left the group (LeaveGroup)",
+        "preparing to rebalance group g in state CompletingRebalance with old generation 3 "
+        f"(reason: removing member {a}: left the group (LeaveGroup))",
+        "group g with generation 4 is now empty",
+    ]
+
+
 def test_member_timing_out_mid_sync_restarts_the_rebalance():
     c = make()
     a = new_member(c)
