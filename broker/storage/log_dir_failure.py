@@ -42,19 +42,24 @@ class LogDirFailures:
     """Which data directories are offline, and why."""
 
     def __init__(self) -> None:
-        self.offline: dict[Path, BaseException] = {}
+        # Why each is offline: (errno, message), not the exception itself, whose
+        # traceback would keep the failed call's frames alive, and with them
+        # the descriptors of files (open_files.OpenFile) that must close for a
+        # deleted topic to give its space back.
+        self.offline: dict[Path, tuple[int | None, str]] = {}
         self.on_offline = None  # called with a directory as it goes offline
 
     def is_offline(self, data_dir: Path | None) -> bool:
         return data_dir in self.offline
 
     def error_for(self, data_dir: Path) -> StorageError:
-        return StorageError(f"log directory {data_dir} is offline: {self.offline.get(data_dir)}")
+        reason = self.offline.get(data_dir, (None, "unknown"))[1]
+        return StorageError(f"log directory {data_dir} is offline: {reason}")
 
     def fail(self, data_dir: Path, error: BaseException, what: str) -> StorageError:
         """Take ``data_dir`` offline (logged once); the StorageError to raise."""
         if data_dir not in self.offline:
-            self.offline[data_dir] = error
+            self.offline[data_dir] = (errno_of(error), str(error))
             until = "space is freed" if self.waits_for_space(data_dir) else "the broker restarts"
             log.error(
                 "log directory %s is offline: %s failed: %s; its partitions answer KAFKA_STORAGE_ERROR until %s",
@@ -66,7 +71,7 @@ class LogDirFailures:
 
     def waits_for_space(self, data_dir: Path) -> bool:
         """Offline for want of space (retried), rather than until a restart."""
-        return errno_of(self.offline[data_dir]) in NO_SPACE_ERRNOS
+        return self.offline[data_dir][0] in NO_SPACE_ERRNOS
 
     def recovered(self, data_dir: Path) -> None:
         if self.offline.pop(data_dir, None) is not None:
