@@ -31,11 +31,16 @@ HEARTBEAT_INTERVAL_MS = 300
 # which is not what the tests that keep it are about.
 KAFKA_SESSION_TIMEOUT_MS = 45_000
 # No initial rebalance delay, and session timeouts short enough for tests.
-GROUP_SETTINGS = [
-    "--set", "group.initial.rebalance.delay.ms=0",
-    "--set", "group.min.session.timeout.ms=500",
-    "--set", "offsets.topic.num.partitions=4",
-]  # fmt: skip
+def group_settings(offsets_partitions: int = 4) -> list[str]:
+    # Each key once: the CLI refuses a --set key given twice.
+    return [
+        "--set", "group.initial.rebalance.delay.ms=0",
+        "--set", "group.min.session.timeout.ms=500",
+        "--set", f"offsets.topic.num.partitions={offsets_partitions}",
+    ]  # fmt: skip
+
+
+GROUP_SETTINGS = group_settings()
 
 
 @pytest.fixture
@@ -489,8 +494,7 @@ def test_consumer_offsets_stays_bounded_after_many_commits_of_one_partition(tmp_
     commits = 5000
     segment_bytes = 16 * 1024
     extra = [
-        *GROUP_SETTINGS,
-        "--set", "offsets.topic.num.partitions=1",  # every group in partition 0
+        *group_settings(offsets_partitions=1),  # every group in partition 0
         "--set", f"offsets.topic.segment.bytes={segment_bytes}",
         "--set", "log.cleaner.backoff.ms=200",  # the cleaner looks every 200 ms
     ]  # fmt: skip
