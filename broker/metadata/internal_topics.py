@@ -64,7 +64,8 @@ def config_error(topic: str, config: LogConfig, broker_default: LogConfig) -> st
     (POLICY_VIOLATION); None if it is safe or the topic is not internal."""
     if topic not in INTERNAL_TOPICS:
         return None
-    if config.cleanup_policy != ("compact",):
+    # A list, as in Kafka: compared as a set, so compact,compact is compact.
+    if set(config.cleanup_policy) != {"compact"}:
         return (f"cleanup.policy of internal topic {topic} must be compact, not {','.join(config.cleanup_policy)}: "
                 "with delete, retention would remove committed offsets")  # fmt: skip
     if config.max_message_bytes < broker_default.max_message_bytes:

@@ -46,7 +46,10 @@ def test_config_rule():
     assert internal_topics.config_error(OFFSETS, ok, base) is None
     assert internal_topics.config_error(OFFSETS, LogConfig(cleanup_policy=("compact",), max_message_bytes=2**24),
                                         base) is None  # fmt: skip
+    # cleanup.policy is a list: compact named twice is still compact alone.
+    assert internal_topics.config_error(OFFSETS, LogConfig(cleanup_policy=("compact", "compact")), base) is None
     for unsafe in (LogConfig(), LogConfig(cleanup_policy=("compact", "delete")),
+                   LogConfig(cleanup_policy=("delete", "compact", "compact")),
                    LogConfig(cleanup_policy=("compact",), max_message_bytes=base.max_message_bytes - 1)):
         assert OFFSETS in internal_topics.config_error(OFFSETS, unsafe, base)
 
@@ -63,3 +66,5 @@ def test_decisions_refuse_what_the_rule_refuses():
     assert (replaced.error_code, records) == (ErrorCode.POLICY_VIOLATION, [])  # drops cleanup.policy=compact
     (fine,), records = decide_alter_configs(image, OFFSETS, {"segment.ms": "1000"}, LogConfig())
     assert fine.error_code == ErrorCode.NONE and records
+    (twice,), records = decide_alter_configs(image, OFFSETS, {"cleanup.policy": "compact,compact"}, LogConfig())
+    assert twice.error_code == ErrorCode.NONE and records
