@@ -16,17 +16,24 @@ The stream formats are the ones the Java client and librdkafka write:
 Everything but gzip and the xerial container goes through ``cramjam``.
 
 Decompression is bounded by ``max_output_bytes`` because the input comes
-from the network: a few KiB of zstd can expand to gigabytes. Per codec:
+from the network: a few KiB of zstd can expand to gigabytes. Its cost is
+bounded too, since the broker decompresses every batch inline: no codec does
+Python work per byte, nor a number of Python steps the stream can choose.
+Per codec:
 
 - gzip: ``zlib.decompressobj().decompress(data, max_length)`` stops at the
-  bound.
+  bound. The stream is fed in 64 KiB pieces, so what one member leaves for
+  the next is never more than a piece, and at most MAX_GZIP_MEMBERS members
+  are read (producers write one).
 - snappy: each raw block states its uncompressed length up front; it is
-  checked against the bound before anything is allocated.
-- lz4, zstd: decompressed into a fixed buffer, which cramjam fills as a
-  stream and refuses to overrun. The buffer starts at the frame's declared
-  content size when the header has one, else at a guess, and doubles on
-  overrun up to the bound. Memory stays within ``max_output_bytes`` (plus the
-  previous, freed buffer while growing).
+  checked against the bound before anything is allocated. A xerial block
+  must hold something, and there may be no more blocks than
+  ``_xerial_max_blocks`` allows for the stream's size.
+- lz4, zstd: decompressed in one pass into a buffer that cramjam refuses to
+  overrun: of the frame's declared content size when the header has one,
+  else (or when the declared size proves short) an anonymous mapping of
+  ``max_output_bytes``, of which the kernel backs only the pages written.
+  The buffer is returned as it is, not copied.
 
 Over the bound, or on any malformed stream, decompress raises
 :class:`CorruptRecordError` (over the bound: its subclass
@@ -35,6 +42,7 @@ Over the bound, or on any malformed stream, decompress raises
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 
@@ -53,11 +61,29 @@ XERIAL_BLOCK_BYTES = 32 * 1024  # uncompressed bytes per block, as the Java clie
 _DEFAULT_LEVEL = {Compression.GZIP: 6, Compression.LZ4: 9, Compression.ZSTD: 3}
 _LEVEL_RANGE = {Compression.GZIP: (1, 9), Compression.LZ4: (1, 17), Compression.ZSTD: (-131072, 22)}
 
-_INITIAL_GUESS_BYTES = 64 * 1024
-_INITIAL_GUESS_RATIO = 8
+# Producers write one gzip member per batch (the Java client's
+# GZIPOutputStream, librdkafka's deflate stream, kafka-python's GzipFile).
+# Readers differ on more: Java's GZIPInputStream and Python's gzip read
+# concatenated members, librdkafka reads the first and ignores the rest.
+# They are read as Java does, but only a few: each member is a new zlib stream
+# and a Python step, and a stream of 20-byte empty members would otherwise
+# cost one per 20 bytes.
+MAX_GZIP_MEMBERS = 16
+# zlib is fed this much at a time: a member's end copies what is left of its
+# last piece (unused_data), so a piece bounds that copy, not the whole rest.
+_GZIP_FEED_BYTES = 64 * 1024
+
+# A xerial block costs a Python step whatever it holds, so blocks are
+# bounded by the stream's size. The writers' blocks hold 32 KiB (snappy-java,
+# kafka-python), which snappy compresses to 1.5 KiB at best (its ratio tops out
+# near 21:1); one block per 256 bytes of stream leaves room for writers whose
+# blocks are several times smaller.
+_XERIAL_STREAM_BYTES_PER_BLOCK = 256
+_XERIAL_FREE_BLOCKS = 64
+
 # cramjam's message when decompress_into runs out of output buffer (the
-# io::ErrorKind::WriteZero text). Only this error makes the buffer grow;
-# anything else is corrupt input. tests/records pin it against the version.
+# io::ErrorKind::WriteZero text). Only this error means the output did not
+# fit; anything else is corrupt input. tests/records pin it against the version.
 _OVERRUN_MESSAGE = "failed to write whole buffer"
 
 _BE_I32 = struct.Struct(">i")
@@ -92,10 +118,15 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
 
 def decompress(
     codec: int, data: bytes, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
-) -> bytes:
+) -> bytes | bytearray | memoryview:
     """Decompress one batch's records stream, refusing to produce more than
     ``max_output_bytes``. Raises CorruptRecordError on an unknown codec, a
-    malformed stream or output over the bound."""
+    malformed stream or output over the bound.
+
+    Returns a bytes-like object: lz4 and zstd return the buffer they were
+    decompressed into (a bytearray, or a read-only view of an anonymous
+    mapping, unmapped when the view goes), not a copy; ``bytes()`` it where
+    bytes are needed."""
     try:
         codec = Compression(codec)
     except ValueError:
@@ -114,28 +145,38 @@ def decompress(
 
 def _check_bound(n: int, max_output_bytes: int) -> None:
     if n > max_output_bytes:
-        raise DecompressedTooLargeError(f"decompressed records exceed max_output_bytes ({max_output_bytes})")
+        raise _too_large(max_output_bytes)
+
+
+def _too_large(max_output_bytes: int) -> DecompressedTooLargeError:
+    return DecompressedTooLargeError(f"decompressed records exceed max_output_bytes ({max_output_bytes})")
 
 
 def _gunzip(data: bytes, max_output_bytes: int) -> bytes:
+    view = memoryview(data).cast("B")
     out: list[bytes] = []
     total = 0
-    rest = data
-    while True:  # one pass per gzip member; a stream may concatenate several
+    pos = 0
+    for _ in range(MAX_GZIP_MEMBERS):  # a stream may concatenate a few members
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            # max_length is never 0 here (0 would mean unbounded): total <= bound.
-            chunk = d.decompress(rest, max_output_bytes - total + 1)
-        except zlib.error as e:
-            raise CorruptRecordError(f"gzip: {e}") from None
-        total += len(chunk)
-        _check_bound(total, max_output_bytes)
-        out.append(chunk)
-        if not d.eof:
-            raise CorruptRecordError("gzip: truncated stream")
-        rest = d.unused_data
-        if not rest:
+        while not d.eof:
+            if pos == len(view):
+                raise CorruptRecordError("gzip: truncated stream")
+            piece = view[pos : pos + _GZIP_FEED_BYTES]
+            pos += len(piece)
+            try:
+                # max_length is never 0 here (0 would mean unbounded): total <= bound.
+                # Short of it, zlib takes the whole piece (or stops at the member's end).
+                chunk = d.decompress(piece, max_output_bytes - total + 1)
+            except zlib.error as e:
+                raise CorruptRecordError(f"gzip: {e}") from None
+            total += len(chunk)
+            _check_bound(total, max_output_bytes)
+            out.append(chunk)
+        pos -= len(d.unused_data)  # the next member starts where this one ended
+        if pos == len(view):
             return b"".join(out)
+    raise CorruptRecordError(f"gzip: more than {MAX_GZIP_MEMBERS} members (producers write one)")
 
 
 def _xerial_compress(data: bytes) -> bytes:
@@ -157,7 +198,11 @@ def _snappy_decompress(data: bytes, max_output_bytes: int) -> bytes:
     out: list[bytes] = []
     total = 0
     pos = len(XERIAL_HEADER)
+    blocks_left = _xerial_max_blocks(len(view))
     while pos < len(view):
+        if not blocks_left:
+            raise CorruptRecordError(f"snappy: more xerial blocks than a {len(view)}-byte stream may hold")
+        blocks_left -= 1
         if len(view) - pos < 4:
             raise CorruptRecordError("snappy: truncated xerial block length")
         (n,) = _BE_I32.unpack_from(view, pos)
@@ -165,10 +210,17 @@ def _snappy_decompress(data: bytes, max_output_bytes: int) -> bytes:
         if n < 0 or n > len(view) - pos:
             raise CorruptRecordError(f"snappy: xerial block length {n} beyond the stream")
         block = _snappy_raw(view[pos : pos + n], max_output_bytes - total)
+        if not block:
+            raise CorruptRecordError(f"snappy: empty xerial block at byte {pos - 4} (writers write none)")
         total += len(block)
         out.append(block)
         pos += n
     return b"".join(out)
+
+
+def _xerial_max_blocks(stream_bytes: int) -> int:
+    """How many blocks a xerial stream of ``stream_bytes`` may hold."""
+    return _XERIAL_FREE_BLOCKS + stream_bytes // _XERIAL_STREAM_BYTES_PER_BLOCK
 
 
 def _snappy_raw(block: memoryview, max_output_bytes: int) -> bytes:
@@ -180,26 +232,43 @@ def _snappy_raw(block: memoryview, max_output_bytes: int) -> bytes:
         raise CorruptRecordError(f"snappy: {e}") from None
 
 
-def _decompress_into(fn, name: str, data: bytes, max_output_bytes: int, hint: int | None) -> bytes:
+# Private anonymous memory, without a swap reservation where the system has
+# MAP_NORESERVE: the mapping is as large as the bound, but only the pages
+# written are ever backed, and it is unmapped with the last view of it.
+_MAP_FLAGS = mmap.MAP_PRIVATE | getattr(mmap, "MAP_NORESERVE", 0)
+
+
+def _decompress_into(
+    fn, name: str, data: bytes, max_output_bytes: int, hint: int | None
+) -> bytearray | memoryview:
     if hint is not None:
         _check_bound(hint, max_output_bytes)
-        size = hint
-    else:
-        size = min(max(_INITIAL_GUESS_BYTES, _INITIAL_GUESS_RATIO * len(data)), max_output_bytes)
-    while True:
-        buf = bytearray(size)
-        try:
-            n = fn(data, buf)
-        except cramjam.DecompressionError as e:
-            if _OVERRUN_MESSAGE not in str(e):
-                raise CorruptRecordError(f"{name}: {e}") from None
-            # Overran: the declared size lied or the guess was low.
-            _check_bound(size + 1, max_output_bytes)
-            del buf
-            size = min(max(2 * size, _INITIAL_GUESS_BYTES), max_output_bytes)
-            continue
-        del buf[n:]
-        return bytes(buf)
+        buf = bytearray(hint)
+        if (n := _fill(fn, name, data, buf)) is not None:
+            del buf[n:]
+            return buf
+        # The declared size was short (a lie, or more frames follow): once
+        # more into the bound, so at most hint + bound bytes are decompressed.
+        del buf
+    # No declared size: one pass into a mapping as large as the bound. Growing
+    # a buffer instead would decompress the stream again at each step.
+    region = mmap.mmap(-1, max(max_output_bytes, 1), flags=_MAP_FLAGS)
+    n = _fill(fn, name, data, region)
+    if n is None or n > max_output_bytes:
+        region.close()
+        raise _too_large(max_output_bytes)
+    return memoryview(region)[:n].toreadonly()
+
+
+def _fill(fn, name: str, data: bytes, buf) -> int | None:
+    """Decompress ``data`` into ``buf`` with cramjam's ``fn``: the byte count,
+    or None if ``buf`` is too small."""
+    try:
+        return fn(data, buf)
+    except cramjam.DecompressionError as e:
+        if _OVERRUN_MESSAGE in str(e):
+            return None
+        raise CorruptRecordError(f"{name}: {e}") from None
 
 
 def _lz4_content_size(data: bytes) -> int | None:

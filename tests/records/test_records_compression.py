@@ -6,6 +6,8 @@ import gzip
 import io
 import os
 import struct
+import tracemalloc
+import zlib
 
 import cramjam
 import lz4.frame
@@ -125,9 +127,9 @@ def test_gzip_reads_concatenated_members_and_writes_plain_gzip():
     assert gzip.decompress(compress(Compression.GZIP, data)) == data
 
 
-def test_highly_compressible_output_grows_past_the_initial_guess():
-    # 40 MiB of zeros in ~1 KiB of stream, with no declared size: the output
-    # buffer must grow several times. Pins cramjam's overrun error message.
+def test_highly_compressible_output_without_a_declared_size():
+    # 40 MiB of zeros in ~1 KiB of stream, with no declared size: far past
+    # any guess a buffer could start from.
     data = bytes(40 * MIB)
     for codec, stream in [
         (Compression.ZSTD, zstd_streamed(data)),
@@ -136,6 +138,129 @@ def test_highly_compressible_output_grows_past_the_initial_guess():
         assert decompress(codec, stream) == data
 
 
+class CountingZlib:
+    """zlib as the gzip reader sees it, counting the streams it opens and the
+    bytes it hands them."""
+
+    error = zlib.error
+    MAX_WBITS = zlib.MAX_WBITS
+
+    def __init__(self):
+        self.streams = 0
+        self.fed: list[int] = []
+
+    def decompressobj(self, *args):
+        self.streams += 1
+        return CountingStream(zlib.decompressobj(*args), self.fed)
+
+
+class CountingStream:
+    def __init__(self, inner, fed):
+        self._inner, self._fed = inner, fed
+
+    def decompress(self, data, *args):
+        self._fed.append(memoryview(data).nbytes)
+        return self._inner.decompress(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+EMPTY_GZIP_MEMBER = gzip.compress(b"", mtime=0)  # 20 bytes
+
+
+def test_a_gzip_stream_of_many_members_is_refused_after_a_few(monkeypatch):
+    # 1 MiB of empty members: a zlib stream and a Python step per 20 bytes,
+    # and each member's end copied the whole rest of the stream (quadratic).
+    counting = CountingZlib()
+    monkeypatch.setattr(codecs, "zlib", counting)
+    for member in (EMPTY_GZIP_MEMBER, gzip.compress(b"x", mtime=0)):
+        with pytest.raises(CorruptRecordError, match="members"):
+            decompress(Compression.GZIP, member * (MIB // len(member)))
+    assert counting.streams <= 2 * (codecs.MAX_GZIP_MEMBERS + 1)
+
+
+def test_gzip_reads_up_to_max_gzip_members_and_refuses_one_more():
+    data = sample(KIB)
+    most = codecs.MAX_GZIP_MEMBERS
+    assert most >= 2
+    assert decompress(Compression.GZIP, gzip.compress(data) * most) == data * most
+    with pytest.raises(CorruptRecordError, match="members"):
+        decompress(Compression.GZIP, gzip.compress(data) * (most + 1))
+
+
+def test_gzip_hands_zlib_bounded_pieces_so_no_member_copies_the_rest(monkeypatch):
+    data = os.urandom(300 * KIB)  # incompressible: each member about as long
+    stream = gzip.compress(data, mtime=0) * 4
+    counting = CountingZlib()
+    monkeypatch.setattr(codecs, "zlib", counting)
+    assert decompress(Compression.GZIP, stream) == data * 4
+    assert counting.streams == 4
+    # At most 64 KiB a call: a member's end copies what is left of its piece.
+    assert max(counting.fed) <= 64 * KIB
+    # Each byte once, plus less than a piece again where a member ends.
+    assert sum(counting.fed) < len(stream) + counting.streams * 64 * KIB
+
+
+def xerial(blocks: list[bytes]) -> bytes:
+    return codecs.XERIAL_HEADER + b"".join(struct.pack(">i", len(b)) + b for b in blocks)
+
+
+def test_snappy_refuses_an_empty_xerial_block():
+    data = sample(10 * KIB)
+    block = bytes(cramjam.snappy.compress_raw(data))
+    empty = bytes(cramjam.snappy.compress_raw(b""))
+    assert decompress(Compression.SNAPPY, xerial([block, block])) == data * 2
+    with pytest.raises(CorruptRecordError, match="empty"):
+        decompress(Compression.SNAPPY, xerial([block, empty, block]))
+
+
+def test_snappy_xerial_blocks_are_bounded_by_the_stream_size(monkeypatch):
+    # 7-byte blocks of one byte each (empty ones are refused anyway): a
+    # Python step per 7 bytes of stream unless their number is bounded.
+    tiny = bytes(cramjam.snappy.compress_raw(b"a"))
+    calls = []
+    real = cramjam.snappy.decompress_raw
+    monkeypatch.setattr(cramjam.snappy, "decompress_raw", lambda block: calls.append(1) or real(block))
+    stream = xerial([tiny] * (MIB // (4 + len(tiny))))
+    with pytest.raises(CorruptRecordError, match="blocks"):
+        decompress(Compression.SNAPPY, stream)
+    assert len(calls) <= 64 + len(stream) // 256
+    # A few small blocks, and blocks of a fifth of the writers' 32 KiB, are fine.
+    assert decompress(Compression.SNAPPY, xerial([tiny] * 64)) == b"a" * 64
+    data = bytes(2 * MIB)
+    blocks = [bytes(cramjam.snappy.compress_raw(data[i : i + 6 * KIB])) for i in range(0, len(data), 6 * KIB)]
+    assert decompress(Compression.SNAPPY, xerial(blocks)) == data
+
+
+@pytest.mark.parametrize(
+    ("codec", "frame"),
+    [
+        (Compression.ZSTD, zstd_streamed),
+        (Compression.ZSTD, lambda data: compress(Compression.ZSTD, data)),  # declares its size
+        (Compression.LZ4, lambda data: lz4.frame.compress(data, store_size=False)),
+        (Compression.LZ4, lambda data: lz4.frame.compress(data, store_size=True)),
+    ],
+)
+def test_lz4_and_zstd_decompress_once_and_keep_one_copy(codec, frame, monkeypatch):
+    data = bytes(8 * MIB)
+    stream = frame(data)
+    module = cramjam.zstd if codec is Compression.ZSTD else cramjam.lz4
+    passes = []
+    real = module.decompress_into
+    monkeypatch.setattr(module, "decompress_into", lambda src, dst: passes.append(1) or real(src, dst))
+    tracemalloc.start()
+    try:
+        out = decompress(codec, stream)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out == data
+    assert len(passes) == 1  # not again into a buffer twice as large
+    assert peak < 1.25 * len(data)  # the buffer decompressed into, not a copy of it too
+
+
+BOMB = bytes(4 * MIB)
 BOMB = bytes(4 * MIB)
 
 
