@@ -252,12 +252,32 @@ def _decompress_into(
         del buf
     # No declared size: one pass into a mapping as large as the bound. Growing
     # a buffer instead would decompress the stream again at each step.
-    region = mmap.mmap(-1, max(max_output_bytes, 1), flags=_MAP_FLAGS)
+    try:
+        region = mmap.mmap(-1, max(max_output_bytes, 1), flags=_MAP_FLAGS)
+    except OSError:
+        # Refused (strict overcommit, a low RLIMIT_AS). Never an OSError from
+        # here: the broker's log takes one for a failed disk.
+        return _grow_into(fn, name, data, max_output_bytes)
     n = _fill(fn, name, data, region)
     if n is None or n > max_output_bytes:
         region.close()
         raise _too_large(max_output_bytes)
     return memoryview(region)[:n].toreadonly()
+
+
+def _grow_into(fn, name: str, data: bytes, max_output_bytes: int) -> bytearray:
+    """Where no mapping can be had: buffers doubling up to the bound, each
+    pass decompressing again (about twice the bound in CPU at worst)."""
+    size = min(64 * 1024, max_output_bytes)
+    while True:
+        buf = bytearray(size)
+        if (n := _fill(fn, name, data, buf)) is not None:
+            del buf[n:]
+            return buf
+        if size >= max_output_bytes:
+            raise _too_large(max_output_bytes)
+        del buf
+        size = min(2 * size, max_output_bytes)
 
 
 def _fill(fn, name: str, data: bytes, buf) -> int | None:

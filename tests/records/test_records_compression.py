@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -343,3 +344,18 @@ def test_zstd_and_lz4_header_size_hints():
     assert codecs._lz4_content_size(lz4.frame.compress(b"a" * 70000, store_size=True)) == 70000
     assert codecs._lz4_content_size(compress(Compression.LZ4, b"a" * 70000)) is None
     assert codecs._zstd_content_size(b"\x28\xb5\x2f") is None
+
+
+def test_lz4_and_zstd_decompress_within_the_bound_where_no_mapping_can_be_had(monkeypatch):
+    # Strict overcommit or a low RLIMIT_AS refuse the mapping of the bound: the
+    # broker's log takes an OSError for a failed disk, so none may come out.
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    monkeypatch.setattr(codecs.mmap, "mmap", refused)
+    data = sample(300 * KIB)
+    for codec, stream in [(Compression.ZSTD, zstd_streamed(data)), (Compression.LZ4, compress(Compression.LZ4, data))]:
+        assert decompress(codec, stream) == data
+        with pytest.raises(CorruptRecordError, match="max_output_bytes"):
+            decompress(codec, stream, max_output_bytes=len(data) - 1)
+        assert decompress(codec, stream, max_output_bytes=len(data)) == data
