@@ -239,6 +239,7 @@ def _compressed(codec: int, area: bytes) -> bytes:
 
 
 GOOD3 = _batch()  # three records, offset deltas 0..2
+_EMPTY_GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # a 20-byte empty member
 GARBAGE_CASES = {
     # what a hostile or buggy producer sends -> Kafka's answer
     "random-bytes": (lambda: _with_area(GOOD3, _garbage()), ErrorCode.INVALID_RECORD),
@@ -251,6 +252,11 @@ GARBAGE_CASES = {
     "a-record-short": (lambda: _with_area(GOOD3, _area(_batch(2))), ErrorCode.INVALID_RECORD),
     "a-record-over": (lambda: _with_area(GOOD3, _area(_batch(4))), ErrorCode.INVALID_RECORD),
     "trailing-byte": (lambda: _with_area(GOOD3, _area(GOOD3) + b"\x00"), ErrorCode.INVALID_RECORD),
+    # Good records, framed so they would cost a Python step per few bytes to read.
+    "gzip-more-members-than-16": (lambda: _with_area(GOOD3, _compressed(1, _area(GOOD3)) + _EMPTY_GZIP * 16, codec=1),
+                                  ErrorCode.CORRUPT_MESSAGE),
+    "snappy-an-empty-xerial-block": (lambda: _with_area(GOOD3, _compressed(2, _area(GOOD3)) + b"\x00\x00\x00\x01\x00",
+                                                        codec=2), ErrorCode.CORRUPT_MESSAGE),
     "lz4-a-record-short": (lambda: _with_area(GOOD3, _compressed(3, _area(_batch(2))), codec=3),
                            ErrorCode.INVALID_RECORD),
     "offset-deltas-out-of-order": (lambda: _with_area(GOOD3, _records_at([0, 2, 1])), ErrorCode.INVALID_RECORD),
