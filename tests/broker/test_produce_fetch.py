@@ -253,8 +253,10 @@ GARBAGE_CASES = {
     "a-record-over": (lambda: _with_area(GOOD3, _area(_batch(4))), ErrorCode.INVALID_RECORD),
     "trailing-byte": (lambda: _with_area(GOOD3, _area(GOOD3) + b"\x00"), ErrorCode.INVALID_RECORD),
     # Good records, framed so they would cost a Python step per few bytes to read.
-    "gzip-more-members-than-16": (lambda: _with_area(GOOD3, _compressed(1, _area(GOOD3)) + _EMPTY_GZIP * 16, codec=1),
-                                  ErrorCode.CORRUPT_MESSAGE),
+    "gzip-more-members-than-16": (
+        lambda: _with_area(GOOD3, _compressed(1, _area(GOOD3)) + _EMPTY_GZIP * 16, codec=1),
+        ErrorCode.CORRUPT_MESSAGE,
+    ),
     "snappy-an-empty-xerial-block": (lambda: _with_area(GOOD3, _compressed(2, _area(GOOD3)) + b"\x00\x00\x00\x01\x00",
                                                         codec=2), ErrorCode.CORRUPT_MESSAGE),
     "lz4-a-record-short": (lambda: _with_area(GOOD3, _compressed(3, _area(_batch(2))), codec=3),
