@@ -239,7 +239,7 @@ def _compressed(codec: int, area: bytes) -> bytes:
 
 
 GOOD3 = _batch()  # three records, offset deltas 0..2
-_EMPTY_GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # a 20-byte empty member
+_EMPTY_GZIP = bytes.fromhex("1f8b0800000000000003" "0300" "00000000" "00000000")  # an empty member, 20 bytes
 GARBAGE_CASES = {
     # what a hostile or buggy producer sends -> Kafka's answer
     "random-bytes": (lambda: _with_area(GOOD3, _garbage()), ErrorCode.INVALID_RECORD),
