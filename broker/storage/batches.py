@@ -148,7 +148,9 @@ def check_records(buf: bytes | bytearray | memoryview, info: BatchInfo, max_unco
     area = memoryview(buf)[pos + BATCH_HEADER_BYTES : pos + info.length]
     if codec:
         try:
-            area = compression.decompress(codec, area, max_uncompressed)
+            # One gzip member, as every producer writes: librdkafka's consumer
+            # reads only the first, so a batch of several would be read short.
+            area = compression.decompress(codec, area, max_uncompressed, gzip_members=1)
         except DecompressedTooLargeError:
             raise RecordTooLargeError(
                 f"the {_CODEC_NAMES.get(codec, codec)} records of the batch at byte {pos} decompress past "

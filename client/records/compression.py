@@ -117,7 +117,7 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
 
 
 def decompress(
-    codec: int, data: bytes, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    codec: int, data: bytes, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, *, gzip_members: int = MAX_GZIP_MEMBERS
 ) -> bytes | bytearray | memoryview:
     """Decompress one batch's records stream, refusing to produce more than
     ``max_output_bytes``. Raises CorruptRecordError on an unknown codec, a
@@ -126,7 +126,7 @@ def decompress(
     Returns a bytes-like object: lz4 and zstd return the buffer they were
     decompressed into (a bytearray, or a read-only view of an anonymous
     mapping, unmapped when the view goes), not a copy; ``bytes()`` it where
-    bytes are needed."""
+    bytes are needed. A gzip stream may hold at most ``gzip_members`` members."""
     try:
         codec = Compression(codec)
     except ValueError:
@@ -135,7 +135,7 @@ def decompress(
         _check_bound(len(data), max_output_bytes)
         return bytes(data)
     if codec is Compression.GZIP:
-        return _gunzip(data, max_output_bytes)
+        return _gunzip(data, max_output_bytes, gzip_members)
     if codec is Compression.SNAPPY:
         return _snappy_decompress(data, max_output_bytes)
     if codec is Compression.LZ4:
@@ -152,12 +152,12 @@ def _too_large(max_output_bytes: int) -> DecompressedTooLargeError:
     return DecompressedTooLargeError(f"decompressed records exceed max_output_bytes ({max_output_bytes})")
 
 
-def _gunzip(data: bytes, max_output_bytes: int) -> bytes:
+def _gunzip(data: bytes, max_output_bytes: int, max_members: int) -> bytes:
     view = memoryview(data).cast("B")
     out: list[bytes] = []
     total = 0
     pos = 0
-    for _ in range(MAX_GZIP_MEMBERS):  # a stream may concatenate a few members
+    for _ in range(max_members):  # a stream may concatenate a few members
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         while not d.eof:
             if pos == len(view):
@@ -176,7 +176,7 @@ def _gunzip(data: bytes, max_output_bytes: int) -> bytes:
         pos -= len(d.unused_data)  # the next member starts where this one ended
         if pos == len(view):
             return b"".join(out)
-    raise CorruptRecordError(f"gzip: more than {MAX_GZIP_MEMBERS} members (producers write one)")
+    raise CorruptRecordError(f"gzip: more members than the {max_members} allowed (producers write one)")
 
 
 def _xerial_compress(data: bytes) -> bytes:
