@@ -22,7 +22,8 @@
   before the broker accepts connections, so a restarted broker answers with
   the groups and offsets it had. A load that fails (the partition's log
   directory offline, out of descriptors) leaves the partition loading and is
-  tried again after LOAD_RETRY_S; it never ends the broker.
+  tried again, after LOAD_RETRY_S doubling up to LOAD_RETRY_MAX_S, or at once
+  when the metadata or a log directory changes; it never ends the broker.
 
 If an append fails (a full or broken disk), the requests in that outcome get
 COORDINATOR_NOT_AVAILABLE-shaped failures by closing their connections: the
@@ -59,7 +60,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 E = ErrorCode
-LOAD_RETRY_S = 1.0  # a partition whose load failed (its directory offline, say) is tried again this often
+# A partition whose load failed (its directory offline, say) is tried again
+# after LOAD_RETRY_S, twice as long after each failure up to LOAD_RETRY_MAX_S.
+LOAD_RETRY_S = 1.0
+LOAD_RETRY_MAX_S = 60.0
 
 
 def _now_ms() -> int:
@@ -98,6 +102,7 @@ class GroupService:
         self._loaded: set[int] = set()  # partitions led here, replayed: their groups are answered
         self._loading: dict[int, object] = {}  # led here, not yet replayed -> this load's token
         self._load_retry_at: dict[int, float] = {}  # a load that failed: not tried again before (trio time)
+        self._load_failures: dict[int, int] = {}  # failed attempts of the load in progress
         self._load_wake = trio.Event()
 
     # -- the topic -----------------------------------------------------------
@@ -172,9 +177,13 @@ class GroupService:
             for index in lost:
                 self._loading.pop(index, None)
                 self._load_retry_at.pop(index, None)
+                self._load_failures.pop(index, None)
             out = self.coordinator.unload(lambda group_id: partition_for(group_id, count) in lost)
             log.info("no longer the group coordinator for %s partitions %s", OFFSETS_TOPIC, sorted(lost))
             self._apply(out)
+        if self._load_retry_at:  # something changed (a directory back, say): failed loads try again now
+            self._load_retry_at.clear()
+            self._load_wake.set()
         for index in sorted(led - self._loaded - self._loading.keys()):
             plog = logs.get_log(OFFSETS_TOPIC, index)
             if plog.log_end_offset == plog.log_start_offset:
@@ -182,6 +191,7 @@ class GroupService:
             else:
                 self._loading[index] = object()
                 self._load_retry_at.pop(index, None)
+                self._load_failures.pop(index, None)
                 self._load_wake.set()
                 log.info("group coordinator for %s-%d: loading", OFFSETS_TOPIC, index)
 
@@ -212,21 +222,26 @@ class GroupService:
 
     def _load_failed(self, index: int, error: Exception, now: float) -> None:
         """A load that failed stays loading (COORDINATOR_LOAD_IN_PROGRESS, which
-        clients retry) and is tried again from the start after LOAD_RETRY_S.
+        clients retry) and is tried again from the start after a backoff.
         A storage fault is expected (a directory offline, out of descriptors);
         anything else is a bug, logged with its traceback, but never the
         broker's end."""
-        self._load_retry_at[index] = now + LOAD_RETRY_S
-        if answers_storage_error(error):
-            log.warning("group coordinator for %s-%d: loading failed: %s; trying again in %.0f s",
-                        OFFSETS_TOPIC, index, error, LOAD_RETRY_S)  # fmt: skip
+        failures = self._load_failures[index] = self._load_failures.get(index, 0) + 1
+        delay = min(LOAD_RETRY_S * 2 ** (failures - 1), LOAD_RETRY_MAX_S)
+        self._load_retry_at[index] = now + delay
+        if failures > 1:  # said once per load: a directory may stay offline for hours
+            log.debug("group coordinator for %s-%d: loading failed again: %s", OFFSETS_TOPIC, index, error)
+        elif answers_storage_error(error):
+            log.warning("group coordinator for %s-%d: loading failed: %s; trying again until it loads",
+                        OFFSETS_TOPIC, index, error)  # fmt: skip
         else:
-            log.error("group coordinator for %s-%d: loading failed; trying again in %.0f s",
-                      OFFSETS_TOPIC, index, LOAD_RETRY_S, exc_info=error)  # fmt: skip
+            log.error("group coordinator for %s-%d: loading failed; trying again until it loads",
+                      OFFSETS_TOPIC, index, exc_info=error)  # fmt: skip
 
     def _finish_load(self, index: int, loaded: GroupCoordinator) -> None:
         del self._loading[index]
         self._load_retry_at.pop(index, None)
+        self._load_failures.pop(index, None)
         self.coordinator.adopt(loaded)
         self._loaded.add(index)
         self._wake.set()  # the loaded groups have deadlines
