@@ -322,9 +322,13 @@ class Broker:
     def _retry_offline_dirs(self) -> None:
         """Log directories back from a want of space: their logs are reloaded,
         so check them against the metadata again and make what is missing."""
-        if not self.log_manager.retry_offline_dirs():
+        back = self.log_manager.retry_offline_dirs()
+        if not back:
             return
-        self._producer_states.clear()  # rebuilt from the reloaded logs on first use
+        # Rebuilt from the reloaded logs on first use; the other directories'
+        # partitions keep theirs (a rebuild reads the whole log).
+        for tp in [tp for tp in self._producer_states if self.log_manager.log_dir_of(*tp) in back]:
+            del self._producer_states[tp]
         self._drop_stale_logs(self.image)
         me = self.config.node_id
         for name, topic in self.image.topics.items():

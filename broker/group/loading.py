@@ -9,7 +9,8 @@ logged and skipped, so one bad record cannot keep groups from loading.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from client.records import CorruptRecordError, iter_batches
 
@@ -17,16 +18,27 @@ from . import record_codec
 from .coordinator import GroupCoordinator
 from .record_codec import OFFSETS_TOPIC
 
+if TYPE_CHECKING:
+    from broker.storage.log import Log
+
 log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def replay_chunks(plog, index: int, into: GroupCoordinator, now_ms: int) -> Iterator[int]:
+def replay_chunks(log_of: Callable[[], Log], index: int, into: GroupCoordinator, now_ms: int) -> Iterator[int]:
     """Replay the partition's log into `into`, yielding the number of records
-    replayed after each chunk read (the caller may pause between chunks)."""
-    offset = plog.log_start_offset
-    while offset < plog.log_end_offset:
+    replayed after each chunk read (the caller may pause between chunks).
+
+    ``log_of()`` is the partition's log now, asked again for every chunk: a
+    pause is long enough for its log directory to be reloaded (a new Log of
+    the same files, the old one closed) or to go offline (then it raises)."""
+    offset = None
+    while True:
+        plog = log_of()
+        offset = plog.log_start_offset if offset is None else max(offset, plog.log_start_offset)
+        if offset >= plog.log_end_offset:
+            break
         data = plog.read(offset, READ_CHUNK_BYTES).slice
         if data is None:
             break

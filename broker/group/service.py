@@ -20,7 +20,10 @@
   meanwhile; an empty log is loaded at once), one no longer led here has its
   groups dropped. At start-up, `load()` replays the partitions led here
   before the broker accepts connections, so a restarted broker answers with
-  the groups and offsets it had.
+  the groups and offsets it had. A load that fails (the partition's log
+  directory offline, out of descriptors) leaves the partition loading and is
+  tried again, after LOAD_RETRY_S doubling up to LOAD_RETRY_MAX_S, or at once
+  when the metadata or a log directory changes; it never ends the broker.
 
 If an append fails (a full or broken disk), the requests in that outcome get
 COORDINATOR_NOT_AVAILABLE-shaped failures by closing their connections: the
@@ -30,12 +33,14 @@ client finds the coordinator again and retries; nothing unpersisted is told.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
+from broker.storage.errors import StorageError, answers_storage_error
 from client.protocol import ErrorCode
 from client.records import build_batch
 
@@ -50,10 +55,15 @@ if TYPE_CHECKING:
     from broker.handlers import RequestContext
     from broker.metadata.image import MetadataImage
     from broker.server import Broker
+    from broker.storage.log import Log
 
 log = logging.getLogger(__name__)
 
 E = ErrorCode
+# A partition whose load failed (its directory offline, say) is tried again
+# after LOAD_RETRY_S, twice as long after each failure up to LOAD_RETRY_MAX_S.
+LOAD_RETRY_S = 1.0
+LOAD_RETRY_MAX_S = 60.0
 
 
 def _now_ms() -> int:
@@ -91,6 +101,8 @@ class GroupService:
         self._wake = trio.Event()
         self._loaded: set[int] = set()  # partitions led here, replayed: their groups are answered
         self._loading: dict[int, object] = {}  # led here, not yet replayed -> this load's token
+        self._load_retry_at: dict[int, float] = {}  # a load that failed: not tried again before (trio time)
+        self._load_failures: dict[int, int] = {}  # failed attempts of the load in progress
         self._load_wake = trio.Event()
 
     # -- the topic -----------------------------------------------------------
@@ -164,15 +176,22 @@ class GroupService:
             self._loaded -= lost
             for index in lost:
                 self._loading.pop(index, None)
+                self._load_retry_at.pop(index, None)
+                self._load_failures.pop(index, None)
             out = self.coordinator.unload(lambda group_id: partition_for(group_id, count) in lost)
             log.info("no longer the group coordinator for %s partitions %s", OFFSETS_TOPIC, sorted(lost))
             self._apply(out)
+        if self._load_retry_at:  # something changed (a directory back, say): failed loads try again now
+            self._load_retry_at.clear()
+            self._load_wake.set()
         for index in sorted(led - self._loaded - self._loading.keys()):
             plog = logs.get_log(OFFSETS_TOPIC, index)
             if plog.log_end_offset == plog.log_start_offset:
                 self._loaded.add(index)
             else:
                 self._loading[index] = object()
+                self._load_retry_at.pop(index, None)
+                self._load_failures.pop(index, None)
                 self._load_wake.set()
                 log.info("group coordinator for %s-%d: loading", OFFSETS_TOPIC, index)
 
@@ -183,16 +202,46 @@ class GroupService:
         replayed = 0
         for index in sorted(self._loading):
             loaded = GroupCoordinator(self.coordinator.config)
-            found = self.broker.partition(OFFSETS_TOPIC, index)
-            if found is not None:
-                replayed += sum(replay_chunks(found[1], index, loaded, _now_ms()))
+            try:
+                replayed += sum(replay_chunks(lambda: self._offsets_log(index), index, loaded, _now_ms()))
+            except Exception as e:  # noqa: BLE001 - the background loader tries again
+                self._load_failed(index, e, trio.current_time())
+                continue
             self._finish_load(index, loaded)
         if replayed:
             log.info("loaded %d records of %s into the group coordinator", replayed, OFFSETS_TOPIC)
         return replayed
 
+    def _offsets_log(self, index: int) -> Log:
+        """The partition's log now; StorageError while it has none online (its
+        directory offline, or being reloaded), so a load waits for it."""
+        found = self.broker.partition(OFFSETS_TOPIC, index)
+        if found is None or self.broker.log_manager.is_offline(OFFSETS_TOPIC, index):
+            raise StorageError(f"{OFFSETS_TOPIC}-{index} has no log online")
+        return found[1]
+
+    def _load_failed(self, index: int, error: Exception, now: float) -> None:
+        """A load that failed stays loading (COORDINATOR_LOAD_IN_PROGRESS, which
+        clients retry) and is tried again from the start after a backoff.
+        A storage fault is expected (a directory offline, out of descriptors);
+        anything else is a bug, logged with its traceback, but never the
+        broker's end."""
+        failures = self._load_failures[index] = self._load_failures.get(index, 0) + 1
+        delay = min(LOAD_RETRY_S * 2 ** (failures - 1), LOAD_RETRY_MAX_S)
+        self._load_retry_at[index] = now + delay
+        if failures > 1:  # said once per load: a directory may stay offline for hours
+            log.debug("group coordinator for %s-%d: loading failed again: %s", OFFSETS_TOPIC, index, error)
+        elif answers_storage_error(error):
+            log.warning("group coordinator for %s-%d: loading failed: %s; trying again until it loads",
+                        OFFSETS_TOPIC, index, error)  # fmt: skip
+        else:
+            log.error("group coordinator for %s-%d: loading failed; trying again until it loads",
+                      OFFSETS_TOPIC, index, exc_info=error)  # fmt: skip
+
     def _finish_load(self, index: int, loaded: GroupCoordinator) -> None:
         del self._loading[index]
+        self._load_retry_at.pop(index, None)
+        self._load_failures.pop(index, None)
         self.coordinator.adopt(loaded)
         self._loaded.add(index)
         self._wake.set()  # the loaded groups have deadlines
@@ -203,21 +252,29 @@ class GroupService:
         is abandoned. Each replays aside and is adopted whole, so no request
         or tick sees a half-loaded group."""
         while True:
-            if not self._loading:
+            now = trio.current_time()
+            due = [i for i in self._loading if self._load_retry_at.get(i, now) <= now]
+            if not due:
                 self._load_wake = trio.Event()
-                await self._load_wake.wait()
+                with trio.move_on_at(min(self._load_retry_at.values(), default=math.inf)):
+                    await self._load_wake.wait()
                 continue
-            index = min(self._loading)
+            index = min(due)
             token = self._loading[index]
             loaded = GroupCoordinator(self.coordinator.config)
-            found = self.broker.partition(OFFSETS_TOPIC, index)
             replayed = 0
-            if found is not None:
-                for count in replay_chunks(found[1], index, loaded, _now_ms()):
+            try:
+                # The log is looked up again for every chunk: across the pause
+                # its directory may be reloaded (a new Log) or go offline.
+                for count in replay_chunks(lambda: self._offsets_log(index), index, loaded, _now_ms()):
                     replayed += count
                     await between_chunks()
                     if self._loading.get(index) is not token:
                         break  # lost meanwhile (or lost and regained: a new load)
+            except Exception as e:  # noqa: BLE001 - see _load_failed
+                if self._loading.get(index) is token:
+                    self._load_failed(index, e, trio.current_time())
+                continue
             if self._loading.get(index) is token:
                 self._finish_load(index, loaded)
                 log.info("group coordinator for %s-%d: loaded %d records", OFFSETS_TOPIC, index, replayed)

@@ -41,6 +41,17 @@ class TooManyOpenFilesError(Exception):
     error_code = 56
 
 
+class SegmentClosedError(Exception):
+    """A read or write on a segment of a log that was closed under it: its
+    directory was reloaded (retry_offline_dirs makes new logs) or the
+    partition deleted, while the caller held the old log across a wait.
+    KAFKA_STORAGE_ERROR for the request at hand, which finds the new log
+    when retried. Not a StorageError: nothing is wrong with the directory,
+    which must not go offline for it."""
+
+    error_code = 56
+
+
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 
@@ -51,6 +62,7 @@ def is_out_of_descriptors(exc: BaseException) -> bool:
 
 def answers_storage_error(exc: BaseException) -> bool:
     """A fault a request answers with KAFKA_STORAGE_ERROR for its partition:
-    the log directory went offline (log_dir_failure.py) or the process is
-    out of file descriptors (open_files.py)."""
-    return isinstance(exc, StorageError) or is_out_of_descriptors(exc)
+    the log directory went offline (log_dir_failure.py), the process is out
+    of file descriptors (open_files.py), or the log was closed under the
+    caller (SegmentClosedError)."""
+    return isinstance(exc, (StorageError, SegmentClosedError)) or is_out_of_descriptors(exc)

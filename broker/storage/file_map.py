@@ -11,6 +11,12 @@ is closed at once.
 from it (a pinned native view) must give it back before ``close``: closing
 releases the view first, which raises BufferError while a buffer is still
 exported, so the memory is never unmapped under a reader.
+
+A map never closed (its index failed to build, or was dropped on an error
+path) is unmapped when the last view of its memory goes, as ``mmap.mmap``
+is: the finalizer hangs on the ctypes array under every view, which each
+view and each buffer exported from one keeps alive, so it cannot run while
+anything can still read the memory.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import weakref
 from pathlib import Path
 
 from broker.storage.open_files import open_fd
@@ -29,6 +36,10 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MS_SYNC = 4  # <sys/mman.h> on Linux
+
+
+def _munmap(addr: int, length: int) -> None:
+    _libc.munmap(addr, length)
 
 
 class FileMap:
@@ -44,7 +55,10 @@ class FileMap:
             os.close(fd)  # the map outlives its descriptor
         self._addr = addr
         self.length = length
-        self.view = memoryview((ctypes.c_char * length).from_address(addr)).cast("B")
+        memory = (ctypes.c_char * length).from_address(addr)
+        self.view = memoryview(memory).cast("B")
+        self._unmap = weakref.finalize(memory, _munmap, addr, length)
+        self._unmap.atexit = False  # the process's end unmaps it; a late reader must not fault first
 
     def flush(self, length: int | None = None) -> None:
         """msync: the map's first ``length`` bytes (all by default) on disk, as
@@ -59,7 +73,7 @@ class FileMap:
         if self._addr is None:
             return
         self.view.release()  # BufferError if someone still holds a view: nothing is unmapped then
-        _libc.munmap(self._addr, self.length)
+        self._unmap()
         self._addr = None
 
     def __len__(self) -> int:

@@ -62,10 +62,14 @@ class IndexFile:
         self._pinned = None  # native.pin_buffer of the map, for lookups
         self._writable = False
         self._allocated_bytes = 0  # of the writable map, the prefix known to be backed by disk space
-        if writable:
-            self.make_writable()
-        else:
-            self._map(length)
+        try:
+            if writable:
+                self.make_writable()
+            else:
+                self._map(length)
+        except BaseException:
+            self.release()
+            raise
 
     # -- mapping -------------------------------------------------------------
 
@@ -182,6 +186,21 @@ class IndexFile:
         if self._writable:
             self.trim()
         self._map(0)
+
+    def release(self) -> None:
+        """Unmap without finishing the file: after a failure, or when it goes.
+        A reader still holding a view of the map keeps it until it lets go
+        (file_map.py)."""
+        pinned, self._pinned = self._pinned, None
+        fmap, self._mmap = self._mmap, None
+        self._writable = False
+        if pinned is not None:
+            native.unpin_buffer(pinned)
+        if fmap is not None:
+            try:
+                fmap.close()
+            except BufferError:
+                pass
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)

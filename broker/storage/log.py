@@ -124,7 +124,15 @@ class Log:
         # whole log counts as dirty once, which costs one pass, never a record.
         self.first_dirty_offset: int | None = None  # where the last compaction pass ended
         self.tombstones_due_ms: int | None = None  # when tombstones a pass kept may go
-        self._load(recovery_point, log_start_offset, clean_shutdown)
+        try:
+            self._load(recovery_point, log_start_offset, clean_shutdown)
+        except BaseException:
+            # A load that failed (a full disk) holds no map or descriptor.
+            try:
+                self._close_segments()
+            except Exception as e:  # noqa: BLE001 - the load's error is the one to report
+                log.debug("%s: closing after a failed load: %s", self.name, e)
+            raise
 
     # -- loading and recovery -------------------------------------------------
 
@@ -175,11 +183,13 @@ class Log:
     def _complete_swap(self, base: int, bases: set[int]) -> set[int]:
         """Finish a compaction swap that a crash interrupted (see cleaner.py)."""
         swap = self._new_segment(base, SWAP_SUFFIX)
-        end = swap.next_offset
-        replaced = {b for b in bases if base <= b < end}
-        for b in replaced:
-            self._new_segment(b).delete()
-        swap.close()
+        try:
+            end = swap.next_offset
+            replaced = {b for b in bases if base <= b < end}
+            for b in replaced:
+                self._new_segment(b).delete()  # lets go of its maps and descriptor even if it fails
+        finally:
+            swap.close()
         for ext in (".log", ".index", ".timeindex"):
             src = self.dir / f"{base:020d}{ext}{SWAP_SUFFIX}"
             if src.exists():
@@ -356,14 +366,14 @@ class Log:
         seg = self._new_segment(base)
         try:
             seg.make_active()
+            if old.size == 0:
+                # Nothing in it: replace rather than keep an empty segment behind.
+                self._drop_segments([old], now_ms())
+            else:
+                old.on_become_inactive()
         except BaseException:
-            seg.close()
+            _discard_quietly(seg)  # not in the log: its maps, descriptor and files go
             raise
-        if old.size == 0:
-            # Nothing in it: replace rather than keep an empty segment behind.
-            self._drop_segments([old], now_ms())
-        else:
-            old.on_become_inactive()
         self._add_segment(seg)
         self._dir_changed = True
         return seg
@@ -550,7 +560,11 @@ class Log:
         self._bases.clear()
         self._schedule_delete(old, now_ms())
         seg = self._new_segment(offset)
-        seg.make_active()
+        try:
+            seg.make_active()
+        except BaseException:
+            _discard_quietly(seg)
+            raise
         self._add_segment(seg)
         self.epoch_cache.clear()
         self.log_start_offset = self.recovery_point = offset
@@ -567,10 +581,13 @@ class Log:
     def _schedule_delete(self, segments: list[LogSegment], now: int) -> None:
         """Rename to ``.deleted`` now, delete after file.delete.delay.ms: a
         FileSlice handed out before keeps a valid fd until then."""
-        for seg in segments:
+        for i, seg in enumerate(segments):
             try:
                 seg.change_suffix(DELETED_SUFFIX)
             except OSError as e:
+                # Out of the log already, and not pending: close them here or nothing ever will.
+                for left in segments[i:]:
+                    _close_quietly(left)
                 raise StorageError(f"could not rename {seg.log_path} for deletion: {e}") from e
             self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
         self._dir_changed = True
@@ -589,10 +606,14 @@ class Log:
     def replace_segments(self, old: list[LogSegment], new: LogSegment, now: int) -> None:
         """Swap cleaned ``new`` (suffix .cleaned) in for ``old``, crash-safely:
         .cleaned -> .swap, old -> .deleted, .swap -> live name."""
-        new.flush()
-        new.change_suffix(SWAP_SUFFIX)
-        self._drop_segments(old, now)
-        new.change_suffix("")
+        try:
+            new.flush()
+            new.change_suffix(SWAP_SUFFIX)
+            self._drop_segments(old, now)
+            new.change_suffix("")
+        except BaseException:
+            _close_quietly(new)  # its files stay: the next load finishes or drops the swap
+            raise
         self._add_segment(new)
         fsync_dir(self.dir)
 
@@ -606,15 +627,50 @@ class Log:
             seg.move_to(directory)
 
     def close(self, flush: bool = True) -> None:
-        """Close every file; with ``flush`` (a clean shutdown) fsync and finish the indexes first."""
-        if flush:
-            self.flush()
-            self.active.on_become_inactive()
+        """Close every file; with ``flush`` (a clean shutdown) fsync and finish the indexes first.
+        Every segment lets go of its maps and descriptor even when one fails
+        (its error is raised after)."""
+        try:
+            if flush:
+                self.flush()
+                self.active.on_become_inactive()
+        finally:
+            self._close_segments()
+
+    def _close_segments(self) -> None:
+        error = None
         for seg in self._segments:
-            seg.close()
+            try:
+                seg.close()
+            except Exception as e:  # noqa: BLE001 - the others still close; the first error is raised
+                error = error or e
         for _, seg in self._pending_deletes:
-            seg.delete()
+            try:
+                seg.delete()
+            except Exception as e:  # noqa: BLE001 - as above
+                error = error or e
         self._pending_deletes.clear()
+        if error is not None:
+            raise error
 
     def __repr__(self) -> str:
         return f"Log({self.name}, start={self.log_start_offset}, end={self.log_end_offset})"
+
+
+def _close_quietly(seg: LogSegment) -> None:
+    """Close a segment on an error path: the error being raised is the one to report."""
+    try:
+        seg.close()
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        log.debug("closing %s after a failure: %s", seg, e)
+
+
+def _discard_quietly(seg: LogSegment) -> None:
+    """A segment made but never added to the log (a roll that failed): its
+    maps and descriptor go, and its files as far as the disk lets them."""
+    _close_quietly(seg)
+    for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            log.debug("could not remove %s after a failed roll: %s", path, e)

@@ -8,8 +8,9 @@ serving the other directories, and the failure is logged once at ERROR.
 When it comes back differs from Kafka on purpose. Kafka keeps a failed
 directory offline until the broker restarts. Here a directory that failed for
 want of space (ENOSPC, EDQUOT) is retried (LogManager.retry_offline_dirs):
-once it can allocate room for a batch of ``message.max.bytes`` again (and for
-the metadata log's reserve on that disk, space_reserve.py), its logs are
+once it can allocate room for a few batches of ``message.max.bytes`` again
+(and for the metadata log's reserve on that disk, space_reserve.py), with a
+backoff when it keeps filling again, its logs are
 reloaded from disk as at a restart (recovery from the recovery point, so no half-done write survives) and
 it serves again, as a produce answered KAFKA_STORAGE_ERROR and then took writes
 once space was freed. Any other error (a failing disk, a read-only remount)

@@ -31,7 +31,7 @@ from crc32c import crc32c
 
 import native
 from broker.storage import faults
-from broker.storage.errors import StorageError
+from broker.storage.errors import SegmentClosedError, StorageError
 from broker.storage.index_file import CorruptIndexError
 from broker.storage.log_config import LogConfig
 from broker.storage.offset_index import OffsetIndex
@@ -109,20 +109,26 @@ class LogSegment:
         self.suffix = suffix
         self.log_path = directory / segment_file_name(base_offset, ".log", suffix)
         self._closed = False
-        if keep_open:
-            log_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
-        else:
-            log_file = OPEN_FILES.get(self, self.log_path, create=True)
-        self._own_file = log_file if keep_open else None
-        self.size = os.fstat(log_file.fd).st_size
-        index_bytes = config.segment_index_bytes
-        index_path = directory / segment_file_name(base_offset, ".index", suffix)
-        time_index_path = directory / segment_file_name(base_offset, ".timeindex", suffix)
-        self._index_missing = not (index_path.exists() and time_index_path.exists())
-        self.offset_index = OffsetIndex(
-            index_path, base_offset, index_bytes, writable=False
-        )
-        self.time_index = TimeIndex(time_index_path, base_offset, index_bytes, writable=False)
+        # The cache's key for the .log: dropped, with the descriptor, when the
+        # segment is collected, closed or not.
+        self._file_key = OPEN_FILES.key_for(self)
+        self._own_file = None
+        self.offset_index = self.time_index = None
+        try:
+            if keep_open:
+                log_file = self._own_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
+            else:
+                log_file = OPEN_FILES.get(self._file_key, self.log_path, create=True)
+            self.size = os.fstat(log_file.fd).st_size
+            index_bytes = config.segment_index_bytes
+            index_path = directory / segment_file_name(base_offset, ".index", suffix)
+            time_index_path = directory / segment_file_name(base_offset, ".timeindex", suffix)
+            self._index_missing = not (index_path.exists() and time_index_path.exists())
+            self.offset_index = OffsetIndex(index_path, base_offset, index_bytes, writable=False)
+            self.time_index = TimeIndex(time_index_path, base_offset, index_bytes, writable=False)
+        except BaseException:
+            self.close()  # what was made so far: a descriptor, a map
+            raise
         self._bytes_since_last_index_entry = 0
         ts, off = self.time_index.last_entry if self.time_index.entries else (NO_TIMESTAMP, base_offset)
         self.max_timestamp = ts  # largest batch max timestamp in the segment, -1 if unknown
@@ -135,8 +141,13 @@ class LogSegment:
     def _file(self) -> OpenFile:
         """The open ``.log``, from the cache (opened again if it was evicted)."""
         if self._closed:
-            raise ValueError(f"{self.log_path} is closed")
-        return self._own_file or OPEN_FILES.get(self, self.log_path)
+            raise SegmentClosedError(f"{self.log_path} is closed")
+        return self._own_file or OPEN_FILES.get(self._file_key, self.log_path)
+
+    def _check_open(self) -> None:
+        """Before an index lookup: a closed segment's indexes are unmapped."""
+        if self._closed:
+            raise SegmentClosedError(f"{self.log_path} is closed")
 
     @property
     def fd(self) -> int:
@@ -173,6 +184,7 @@ class LogSegment:
     def next_offset(self) -> int:
         """The offset after the last batch in this segment (base offset when empty)."""
         if self._next_offset is None:
+            self._check_open()
             offset, pos = self.offset_index.lookup(2**62)
             nxt = self.base_offset
             for header in self.walk(pos if self.offset_index.entries else 0):
@@ -282,6 +294,7 @@ class LogSegment:
 
     def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
         """The first batch whose last offset is >= ``offset``, or None."""
+        self._check_open()
         _, position = self.offset_index.lookup(offset)
         for header in self.walk(max(position, start_position)):
             if header.last_offset >= offset:
@@ -310,6 +323,7 @@ class LogSegment:
         """(timestamp, offset) of the first record with timestamp >= ``timestamp``."""
         from client.records import RecordBatch  # decoding is only needed here, off the hot path
 
+        self._check_open()
         _, offset = self.time_index.lookup(timestamp)
         start = self.translate_offset(offset)
         if start is None:
@@ -463,21 +477,31 @@ class LogSegment:
         self.time_index.path = directory / self.time_index.path.name
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self.offset_index.close()
-        self.time_index.close()
-        OPEN_FILES.discard(self)  # a slice being sent keeps its descriptor until done
-        self._own_file = None
-        self._closed = True
+        """Let go of the maps and the descriptor (the indexes trimmed first).
+        Idempotent, and complete even when trimming fails (a full disk): the
+        error is raised after, with nothing left mapped or open."""
+        if not self._closed:
+            self._let_go(lambda index: index.close())
 
     def delete(self) -> None:
-        self.offset_index.delete()
-        self.time_index.delete()
-        OPEN_FILES.discard(self)
-        self._own_file = None
-        self._closed = True
+        self._let_go(lambda index: index.delete())
         self.log_path.unlink(missing_ok=True)
+
+    def _let_go(self, finish) -> None:
+        self._closed = True
+        error = None
+        for index in (self.offset_index, self.time_index):
+            if index is None:  # __init__ failed before making it
+                continue
+            try:
+                finish(index)
+            except BaseException as e:
+                index.release()
+                error = error or e
+        OPEN_FILES.discard(self._file_key)  # a slice being sent keeps its descriptor until done
+        self._own_file = None
+        if error is not None:
+            raise error
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path.name}, size={self.size})"

@@ -24,7 +24,8 @@ import logging
 import os
 import resource
 import threading
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from pathlib import Path
 
 from broker.storage.errors import TooManyOpenFilesError, is_out_of_descriptors
@@ -55,18 +56,45 @@ class OpenFile:
 
 
 class OpenFileCache:
+    """Keyed by a segment's token (``key_for``), not the segment: the cache
+    must not keep a segment alive, and a segment never closed (it failed to
+    build, or belonged to a log that did) gives its descriptor back when it
+    is collected."""
+
     def __init__(self, max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> None:
         self.max_open_files = max_open_files
         self._files: OrderedDict[object, OpenFile] = OrderedDict()
         # The broker's Trio thread and its storage start/stop thread (and, in
         # tests, several brokers in one process) share the cache.
         self._lock = threading.Lock()
+        # Keys of segments collected: a finalizer may run inside any
+        # allocation, the cache's own included, so it only queues the key;
+        # whoever holds the lock next drops it.
+        self._dead: deque[object] = deque()
 
     def __len__(self) -> int:
         return len(self._files)
 
+    def key_for(self, owner: object) -> object:
+        """A key for ``owner``'s descriptor, dropped when ``owner`` is collected."""
+        key = object()
+        weakref.finalize(owner, self._forget, key).atexit = False
+        return key
+
+    def _forget(self, key: object) -> None:
+        self._dead.append(key)
+        if self._lock.acquire(blocking=False):  # not when this thread is inside the cache
+            try:
+                self._drop_dead()
+            finally:
+                self._lock.release()
+
+    def _drop_dead(self) -> None:
+        while self._dead:
+            self._files.pop(self._dead.popleft(), None)
+
     def get(self, key: object, path: Path, create: bool = False) -> OpenFile:
-        """The open file of ``key`` (a segment), opening ``path`` read-write if needed."""
+        """The open file of ``key`` (a segment's), opening ``path`` read-write if needed."""
         with self._lock:
             f = self._files.get(key)
             if f is not None:
@@ -78,16 +106,19 @@ class OpenFileCache:
             self._files.move_to_end(key)
             while len(self._files) > self.max_open_files:
                 self._files.popitem(last=False)
+            self._drop_dead()
         return f
 
     def discard(self, key: object) -> None:
         """Forget ``key``'s descriptor; it closes once no read holds it."""
         with self._lock:
             self._files.pop(key, None)
+            self._drop_dead()
 
     def shrink(self, keep: int) -> int:
         """Let go of the least recently used descriptors down to ``keep``; returns how many."""
         with self._lock:
+            self._drop_dead()
             n = max(0, len(self._files) - keep)
             for _ in range(n):
                 self._files.popitem(last=False)

@@ -9,10 +9,13 @@ replays them (COORDINATOR_LOAD_IN_PROGRESS until loaded)."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 
+import pytest
 import trio
 
+import broker.group.loading as loading_module
 import broker.group.service as service_module
 from broker.config import BrokerConfig
 from broker.group.record_codec import OFFSETS_TOPIC, partition_for
@@ -184,3 +187,55 @@ async def test_an_empty_partition_led_here_is_answered_at_once(tmp_path, nursery
     group = _group_led_by(broker, 1, n=3)
     _, joined = await _call(peer, JOIN, 5, _join(group))
     assert joined["error_code"] == ErrorCode.MEMBER_ID_REQUIRED
+
+
+@pytest.mark.parametrize("meanwhile", ["reloaded", "offline"])
+async def test_a_load_outlives_its_log_directory_reloaded_or_offline_between_chunks(
+    tmp_path, nursery, monkeypatch, meanwhile
+):
+    """The loader held the partition's log across its pause: a directory
+    reloaded meanwhile (retry_offline_dirs closes the log and makes a new
+    one) raised ValueError, one gone offline StorageError, and either ended
+    the broker. Now each chunk reads the log there is then; offline, the
+    partition stays loading (clients retry) and is loaded once it is back."""
+    broker, peer = await _two_node_offsets(tmp_path, nursery)
+    group = _group_led_by(broker, 1)
+    index = partition_for(group, 4)
+    for offset in (1, 2, 3):  # three batches: three chunks below
+        _, committed = await _call(peer, COMMIT, 7, _commit(group, offset))
+        assert committed["topics"][0]["partitions"][0]["error_code"] == 0
+    await _move_leader(broker, index, leader=2, epoch=1)
+    monkeypatch.setattr(loading_module, "READ_CHUNK_BYTES", 1)  # a batch a chunk
+    paused, release = trio.Event(), trio.Event()
+
+    async def held() -> None:
+        paused.set()
+        await release.wait()
+
+    monkeypatch.setattr(service_module, "between_chunks", held)
+    await _move_leader(broker, index, leader=1, epoch=2)
+    with trio.fail_after(5):
+        await paused.wait()  # one chunk in
+    logs = broker.log_manager
+    data_dir = logs.log_dir_of(OFFSETS_TOPIC, index)
+    before = logs.get_log(OFFSETS_TOPIC, index)
+    logs.failures.fail(data_dir, OSError(errno.ENOSPC, "No space left on device"), "a test's append")
+    if meanwhile == "reloaded":
+        broker._retry_offline_dirs()
+        assert logs.get_log(OFFSETS_TOPIC, index) is not before
+    else:
+        logs._has_room = lambda data_dir: False  # the broker's own retries must not bring it back yet
+    release.set()
+    if meanwhile == "offline":
+        with trio.fail_after(5):
+            while not broker.groups._load_failures.get(index):  # the load failed, to be tried again
+                await trio.sleep(0.01)
+        assert broker.groups.group_error(group) is LOADING  # what every group API answers now
+        del logs._has_room
+        broker._retry_offline_dirs()  # back: the load is tried again at once
+    with trio.fail_after(10):
+        while broker.groups.group_error(group) is not ErrorCode.NONE:
+            await trio.sleep(0.01)
+    _, fetched = await _call(peer, FETCH, 7, _fetch_v7(group))
+    assert fetched["error_code"] == 0
+    assert [p["committed_offset"] for t in fetched["topics"] for p in t["partitions"]] == [3]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.storage.errors import StorageError
+from broker.storage.errors import StorageError, answers_storage_error
 from broker.storage.faults import injected
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
@@ -209,3 +209,95 @@ def test_a_directory_that_could_not_be_made_at_start_comes_back_locked(tmp_path,
     with pytest.raises(StorageError, match="in use"):
         LogManager([dirs[1]], CONFIG).startup()  # locked by the first, now that it is back
     manager.shutdown()
+
+
+def _fill(manager, full):
+    """An append to the log in ``full`` fails for want of space: the directory goes offline."""
+    with injected("write", errno.ENOSPC, when=_in(full)):
+        with pytest.raises(StorageError):
+            manager.get_log("t", 0).append_as_leader(make_batch(1), leader_epoch=0)
+    assert manager.failures.is_offline(full)
+
+
+def test_records_deleted_before_a_failed_reload_stay_deleted_when_the_next_one_succeeds(manager):
+    """The log start offset lives in memory until the next checkpoint, and an
+    offline directory is not checkpointed: a reload that fails must not lose
+    it, or the one after reads the older checkpoint and DeleteRecords is undone."""
+    first, _ = _two_logs(manager)
+    full = first.dir.parent
+    now = [0]
+    manager.clock_ms = lambda: now[0]
+    manager.checkpoint()  # on disk: log start 0
+    assert first.delete_records(4) == 4
+    _fill(manager, full)
+    with injected("allocate", errno.ENOSPC, when=lambda p: full in p.parents and p.suffix in (".index", ".timeindex")):
+        assert manager.retry_offline_dirs() == []  # room for the probe, not for the indexes
+    now[0] += 60_000  # past the backoff
+    assert manager.retry_offline_dirs() == [full]
+    reloaded = manager.get_log("t", 0)
+    assert reloaded.log_start_offset == 4
+    assert [r.offset for r in read_all(reloaded)] == [4, 5]
+
+
+def test_a_directory_comes_back_only_with_room_for_a_few_batches(manager, monkeypatch):
+    """Room for one batch of message.max.bytes was not enough: the next
+    produce filled it again, and it went offline and back every second."""
+    first, _ = _two_logs(manager)
+    full = first.dir.parent
+    _fill(manager, full)
+    batch = CONFIG.max_message_bytes
+    free = [2 * batch]
+    real_fallocate = os.posix_fallocate
+
+    def fallocate(fd, offset, length):  # a disk with ``free`` bytes left
+        if offset + length > free[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fallocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    assert manager.retry_offline_dirs() == []
+    free[0] = 4 * batch + 4096
+    assert manager.retry_offline_dirs() == [full]
+
+
+def test_a_directory_that_fills_again_soon_after_coming_back_waits_longer_each_time(manager, caplog):
+    first, _ = _two_logs(manager)
+    full = first.dir.parent
+    now = [1_000_000]
+    manager.clock_ms = lambda: now[0]
+    _fill(manager, full)
+    now[0] += 1000
+    assert manager.retry_offline_dirs() == [full]  # the first time: at once
+    waits = []
+    for _ in range(8):
+        now[0] += 5000  # full again 5 s after coming back
+        _fill(manager, full)
+        went_offline = now[0]
+        for _ in range(100):
+            if manager.retry_offline_dirs() == [full]:
+                break
+            now[0] += 1000  # the broker tries every second
+        waits.append((now[0] - went_offline) // 1000)
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
+    # Online a minute: forgotten, the next time it comes back at once.
+    now[0] += 60_000
+    _fill(manager, full)
+    now[0] += 1000
+    assert manager.retry_offline_dirs() == [full]
+    assert any("the next attempt to bring it back is in 60 s" in r.getMessage() for r in caplog.records)
+
+
+def test_a_log_closed_under_a_reader_answers_storage_error_and_its_directory_stays_online(manager):
+    """A reader that held a log across a wait (the group loader, say) while
+    its directory was reloaded meets a closed log: KAFKA_STORAGE_ERROR for
+    that request (before: a ValueError that nobody caught), and the
+    directory, which is fine, is not taken offline for it."""
+    first, _ = _two_logs(manager)
+    full = first.dir.parent
+    _fill(manager, full)
+    assert manager.retry_offline_dirs() == [full]
+    assert manager.get_log("t", 0) is not first  # first is closed
+    with pytest.raises(Exception) as caught:
+        first.read(0, 1000)
+    assert answers_storage_error(caught.value), repr(caught.value)
+    assert not manager.is_offline("t", 0)
