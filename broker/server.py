@@ -38,6 +38,7 @@ from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
 from broker.storage.space_reserve import SpaceReserve
 from broker.storage.partition_metadata import read_topic_id, write_topic_id
+from broker.throttled_log import ThrottledLog
 from client.protocol import ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Broker:
         # of descriptors, say): offline, tried again every OFFLINE_LOG_RETRY_S.
         self.offline_logs: set[tuple[str, int]] = set()
         self.groups = GroupService(self)
+        self._accept_shortage = ThrottledLog(log, clock=trio.current_time)  # retried every ACCEPT_BACKOFF_S
 
     # -- what handlers read ------------------------------------------------------
 
@@ -438,8 +440,9 @@ class Broker:
                     # As Trio's serve_listeners: out of descriptors, the
                     # connection waits in the backlog; the broker goes on.
                     freed = open_files.CACHE.shrink(len(open_files.CACHE) // 2)
-                    log.warning("cannot accept a connection: %s (closed %d cached segment files); "
-                                "trying again in %.1f s", e.strerror, freed, ACCEPT_BACKOFF_S)  # fmt: skip
+                    self._accept_shortage.warning("cannot accept a connection: %s (closed %d cached segment files); "
+                                                  "trying again every %.1f s", e.strerror, freed,
+                                                  ACCEPT_BACKOFF_S)  # fmt: skip
                     await trio.sleep(ACCEPT_BACKOFF_S)
                     continue
                 if self.connections >= self.config.max_connections:

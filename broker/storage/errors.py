@@ -41,16 +41,16 @@ class TooManyOpenFilesError(Exception):
     error_code = 56
 
 
-_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+OUT_OF_DESCRIPTORS_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def is_out_of_descriptors(exc: BaseException) -> bool:
     """EMFILE/ENFILE, raw or as TooManyOpenFilesError: a shortage, not a disk fault."""
-    return isinstance(exc, TooManyOpenFilesError) or (isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS)
+    return isinstance(exc, TooManyOpenFilesError) or (isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS_ERRNOS)
 
 
-def answers_storage_error(exc: BaseException) -> bool:
-    """A fault a request answers with KAFKA_STORAGE_ERROR for its partition:
-    the log directory went offline (log_dir_failure.py) or the process is
-    out of file descriptors (open_files.py)."""
-    return isinstance(exc, StorageError) or is_out_of_descriptors(exc)
+# What a request answers with KAFKA_STORAGE_ERROR for its partition: its log
+# directory went offline (log_dir_failure.py), or the process is out of file
+# descriptors (open_files.py). A Log method raises either as one of these
+# (LogDirFailures.raise_for), never as a bare OSError.
+STORAGE_FAULTS = (StorageError, TooManyOpenFilesError)
