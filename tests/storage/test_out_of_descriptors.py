@@ -17,6 +17,7 @@ from broker.storage.errors import StorageError, TooManyOpenFilesError
 from broker.storage.faults import injected
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
+from broker.storage.log_segment import LogSegment
 from client.records import build_batch
 
 from ..descriptors import no_descriptors_left
@@ -123,3 +124,17 @@ def test_out_of_descriptors_is_warned_once_in_a_while_not_at_every_open(tmp_path
     lines = [r for r in caplog.records if "out of file descriptors" in r.getMessage()]
     assert len(lines) <= 1  # one per 10 s (none if another test warned just before)
 
+
+def test_a_segment_hands_out_only_a_descriptor_it_holds(tmp_path):
+    """A descriptor from the cache of open files is no one's to keep: once
+    evicted it is closed and its number may be another file's."""
+    config = LogConfig()
+    shared = LogSegment(tmp_path, 0, config)
+    with pytest.raises(ValueError):
+        shared.fd
+    own = LogSegment(tmp_path, 100, config, keep_open=True)
+    fd = own.fd
+    open_files.CACHE.shrink(0)
+    assert os.fstat(fd).st_ino == os.stat(own.log_path).st_ino
+    shared.close()
+    own.close()
