@@ -46,7 +46,9 @@ OUT_OF_DESCRIPTORS_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 def is_out_of_descriptors(exc: BaseException) -> bool:
     """EMFILE/ENFILE, raw or as TooManyOpenFilesError: a shortage, not a disk fault."""
-    return isinstance(exc, TooManyOpenFilesError) or (isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS_ERRNOS)
+    if isinstance(exc, TooManyOpenFilesError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS_ERRNOS
 
 
 # What a request answers with KAFKA_STORAGE_ERROR for its partition: its log
