@@ -31,7 +31,7 @@ from broker.net.connection import Connection, ReadBuffers
 from broker.net.memory_pool import MemoryPool
 from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
-from broker.storage.errors import StorageError
+from broker.storage.errors import StorageError, TooManyOpenFilesError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage import open_files
 from broker.storage.log_config import LogConfig
@@ -289,6 +289,11 @@ class Broker:
                     recorded = read_topic_id(plog.dir)
             except StorageError:
                 continue  # its directory is offline: checked when it comes back
+            except TooManyOpenFilesError as e:
+                # Kept until the next start checks it: raising here would leave the
+                # logs missing from a directory back from a want of space unmade.
+                log.warning("could not check %s against the metadata: %s", plog.dir, e)
+                continue
             if part is None or me not in part.replicas or (recorded is not None and recorded != t.topic_id):
                 log.warning("deleting %s: the metadata does not give this broker that partition of that topic",
                             plog.dir)  # fmt: skip
