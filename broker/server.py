@@ -31,13 +31,14 @@ from broker.net.connection import Connection, ReadBuffers
 from broker.net.memory_pool import MemoryPool
 from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from broker.producer_state import ProducerStateManager, log_producer_batches
-from broker.storage.errors import StorageError
+from broker.storage.errors import StorageError, TooManyOpenFilesError
 from broker.storage.log import Log, now_ms, parse_partition_dir
 from broker.storage import open_files
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import LogManager
 from broker.storage.space_reserve import SpaceReserve
 from broker.storage.partition_metadata import read_topic_id, write_topic_id
+from broker.throttled_log import ThrottledLog
 from client.protocol import ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Broker:
         # of descriptors, say): offline, tried again every OFFLINE_LOG_RETRY_S.
         self.offline_logs: set[tuple[str, int]] = set()
         self.groups = GroupService(self)
+        self._accept_shortage = ThrottledLog(log, clock=trio.current_time)  # retried every ACCEPT_BACKOFF_S
 
     # -- what handlers read ------------------------------------------------------
 
@@ -287,6 +289,11 @@ class Broker:
                     recorded = read_topic_id(plog.dir)
             except StorageError:
                 continue  # its directory is offline: checked when it comes back
+            except TooManyOpenFilesError as e:
+                # Kept until the next start checks it: raising here would leave the
+                # logs missing from a directory back from a want of space unmade.
+                log.warning("could not check %s against the metadata: %s", plog.dir, e)
+                continue
             if part is None or me not in part.replicas or (recorded is not None and recorded != t.topic_id):
                 log.warning("deleting %s: the metadata does not give this broker that partition of that topic",
                             plog.dir)  # fmt: skip
@@ -442,8 +449,9 @@ class Broker:
                     # As Trio's serve_listeners: out of descriptors, the
                     # connection waits in the backlog; the broker goes on.
                     freed = open_files.CACHE.shrink(len(open_files.CACHE) // 2)
-                    log.warning("cannot accept a connection: %s (closed %d cached segment files); "
-                                "trying again in %.1f s", e.strerror, freed, ACCEPT_BACKOFF_S)  # fmt: skip
+                    self._accept_shortage.warning("cannot accept a connection: %s (closed %d cached segment files); "
+                                                  "trying again every %.1f s", e.strerror, freed,
+                                                  ACCEPT_BACKOFF_S)  # fmt: skip
                     await trio.sleep(ACCEPT_BACKOFF_S)
                     continue
                 if self.connections >= self.config.max_connections:

@@ -106,8 +106,11 @@ class RaftStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._snapshot = self._newest_valid_snapshot()
         self._hard_state = self._read_hard_state()
-        # keep_open: the metadata log holds its .log files open, never failing
-        # for want of a descriptor once started (few files: it is one partition).
+        # keep_open: the metadata log holds its .log files open (few: it is one
+        # partition), so appends, reads and fsyncs need no descriptor. Making a
+        # segment (at a roll: its .log, its indexes and their maps) still opens
+        # files: out of descriptors then, persisting fails and the node stops,
+        # as on any write it cannot make (raft_driver.py).
         self.log = Log(self.dir, config, recovery_point=0, log_start_offset=0, clean_shutdown=False, keep_open=True)
         self._align_log_with_snapshot()
 

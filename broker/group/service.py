@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
-from broker.storage.errors import StorageError, answers_storage_error
+from broker.storage.errors import STORAGE_FAULTS, StorageError
 from client.protocol import ErrorCode
 from client.records import build_batch
 
@@ -231,7 +231,7 @@ class GroupService:
         self._load_retry_at[index] = now + delay
         if failures > 1:  # said once per load: a directory may stay offline for hours
             log.debug("group coordinator for %s-%d: loading failed again: %s", OFFSETS_TOPIC, index, error)
-        elif answers_storage_error(error):
+        elif isinstance(error, STORAGE_FAULTS):
             log.warning("group coordinator for %s-%d: loading failed: %s; trying again until it loads",
                         OFFSETS_TOPIC, index, error)  # fmt: skip
         else:

@@ -13,7 +13,7 @@ disk, say) is KAFKA_STORAGE_ERROR. v0 = v1; v2 is flexible.
 from __future__ import annotations
 
 from broker.metadata.internal_topics import delete_records_error
-from broker.storage.errors import OffsetOutOfRangeError, answers_storage_error
+from broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
 from client.protocol import ErrorCode
 
 API_KEY = 21
@@ -53,8 +53,6 @@ def _delete(broker, topic: str, p: dict) -> dict:
         out["low_watermark"] = plog.delete_records(offset, high_watermark)
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
-    except Exception as e:
-        if not answers_storage_error(e):
-            raise
+    except STORAGE_FAULTS:  # its log directory offline, or out of descriptors
         out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import trio
 
-from broker.storage.errors import OffsetOutOfRangeError, answers_storage_error
+from broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
 from client.protocol import ErrorCode
 
 API_KEY = 1
@@ -66,9 +66,7 @@ def _read_partition(broker, topic: str, p: dict, budget: int, first: bool) -> di
     except OffsetOutOfRangeError:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)
         return out
-    except Exception as e:
-        if not answers_storage_error(e):
-            raise
+    except STORAGE_FAULTS:
         out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)  # its log directory offline, or out of descriptors
         return out
     # The file slice itself: the connection sends it with os.sendfile.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.storage.errors import answers_storage_error
+from broker.storage.errors import STORAGE_FAULTS
 from client.protocol import ErrorCode
 
 API_KEY = 2
@@ -39,9 +39,7 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     else:
         try:
             hit = plog.find_offset_by_timestamp(target)
-        except Exception as e:
-            if not answers_storage_error(e):
-                raise
+        except STORAGE_FAULTS:  # its log directory offline, or out of descriptors
             out["error_code"] = int(ErrorCode.KAFKA_STORAGE_ERROR)
             return out
         if hit is not None:

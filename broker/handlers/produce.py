@@ -14,13 +14,7 @@ import struct
 from broker.handlers.produce_rules import check_produce_batch
 from broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from broker.producer_state import last_sequence
-from broker.storage.errors import (
-    CorruptRecordError,
-    InvalidRecordError,
-    RecordTooLargeError,
-    StorageError,
-    is_out_of_descriptors,
-)
+from broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
 from client.protocol import ErrorCode
 
 API_KEY = 0
@@ -31,7 +25,8 @@ _STORAGE_ERRORS = {
     CorruptRecordError: ErrorCode.CORRUPT_MESSAGE,
     RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE,
     InvalidRecordError: ErrorCode.INVALID_RECORD,
-    StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
+    # its log directory offline (logged once there), or out of descriptors
+    **dict.fromkeys(STORAGE_FAULTS, ErrorCode.KAFKA_STORAGE_ERROR),
 }
 
 _LAST_OFFSET_DELTA = struct.Struct(">i")  # at header offset 23
@@ -60,14 +55,7 @@ def handle(ctx, request: dict) -> dict | None:
             if acks not in (-1, 0, 1):
                 results.append(_result(part["index"], ErrorCode.INVALID_REQUIRED_ACKS))
                 continue
-            try:
-                result = _produce_partition(broker, topic["name"], part, ctx.api_version)
-            except Exception as e:
-                if not is_out_of_descriptors(e):
-                    raise
-                # Out of file descriptors: this partition's answer, not the broker's
-                # end (open_files.py logs the shortage when it gives back descriptors).
-                result = _result(part["index"], ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
+            result = _produce_partition(broker, topic["name"], part, ctx.api_version)
             appended |= result["error_code"] == ErrorCode.NONE
             results.append(result)
         responses.append({"name": topic["name"], "partition_responses": results})
@@ -107,7 +95,7 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     if producer_id >= 0:
         try:
             state = broker.producer_state(topic, index, plog)  # may read the log to rebuild it
-        except StorageError as e:
+        except STORAGE_FAULTS as e:
             return _result(index, ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
         last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, 23)[0])
         error, duplicate_of = state.check(producer_id, producer_epoch, base_seq, last_seq)
@@ -118,7 +106,6 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     try:
         info = plog.append_as_leader(batch, partition.leader_epoch)
     except tuple(_STORAGE_ERRORS) as e:
-        # KAFKA_STORAGE_ERROR: the log directory went offline, which is logged once there.
         code = next(c for t, c in _STORAGE_ERRORS.items() if isinstance(e, t))
         return _result(index, code, message=str(e))
     if state is not None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from broker.storage.log import MAX_FILE_NAME_BYTES
 from broker.storage.log_config import LogConfig
 
 MAX_TOPIC_NAME_CHARS = 249  # Kafka's Topic.MAX_NAME_LENGTH
-MAX_FILE_NAME_BYTES = 255  # a partition's directory, <topic>-<partition>, is one file name
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 TOPIC_CONFIG_NAMES = frozenset(LogConfig().to_properties())
 

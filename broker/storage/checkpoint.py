@@ -12,7 +12,10 @@ Used for ``recovery-point-offset-checkpoint`` and
 data directory, and ``leader-epoch-checkpoint`` (entries ``epoch
 start_offset``) in each partition directory. A write goes to ``<name>.tmp``,
 is fsynced, renamed over the old file, and the directory is fsynced, so a
-crash leaves either the old or the new checkpoint, never a mix.
+crash leaves either the old or the new checkpoint, never a mix. Files are
+opened through open_files: out of descriptors, it gives back cached
+ones and tries again before raising TooManyOpenFilesError (the log directory
+stays online: log_dir_failure.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 from pathlib import Path
 
 from broker.storage import faults
+from broker.storage.open_files import opened
 
 VERSION = 0
 
@@ -41,15 +45,12 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if faults.installed:
         faults.fire("replace", path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
+    with opened(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as fd:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
-    finally:
-        os.close(fd)
     os.replace(tmp, path)
     if fsync:
         fsync_dir(path.parent)
@@ -87,8 +88,5 @@ def write_offsets(path: Path, offsets: dict[tuple[str, int], int]) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with opened(path, os.O_RDONLY) as fd:
         os.fsync(fd)
-    finally:
-        os.close(fd)

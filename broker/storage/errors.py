@@ -52,17 +52,19 @@ class SegmentClosedError(Exception):
     error_code = 56
 
 
-_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+OUT_OF_DESCRIPTORS_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def is_out_of_descriptors(exc: BaseException) -> bool:
     """EMFILE/ENFILE, raw or as TooManyOpenFilesError: a shortage, not a disk fault."""
-    return isinstance(exc, TooManyOpenFilesError) or (isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS)
+    if isinstance(exc, TooManyOpenFilesError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS_ERRNOS
 
 
-def answers_storage_error(exc: BaseException) -> bool:
-    """A fault a request answers with KAFKA_STORAGE_ERROR for its partition:
-    the log directory went offline (log_dir_failure.py), the process is out
-    of file descriptors (open_files.py), or the log was closed under the
-    caller (SegmentClosedError)."""
-    return isinstance(exc, (StorageError, SegmentClosedError)) or is_out_of_descriptors(exc)
+# What a request answers with KAFKA_STORAGE_ERROR for its partition: its log
+# directory went offline (log_dir_failure.py), the process is out of file
+# descriptors (open_files.py), or the log was closed under the caller. A Log
+# method raises each as one of these (LogDirFailures.raise_for), never as a
+# bare OSError.
+STORAGE_FAULTS = (StorageError, TooManyOpenFilesError, SegmentClosedError)

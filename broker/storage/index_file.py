@@ -28,7 +28,7 @@ from pathlib import Path
 import native
 from broker.storage import faults
 from broker.storage.file_map import FileMap
-from broker.storage.open_files import open_fd
+from broker.storage.open_files import opened
 
 ALLOCATION_STEP_BYTES = 16 * mmap.PAGESIZE  # allocated ahead of the entries: one fallocate per 64 KiB
 
@@ -46,12 +46,9 @@ class IndexFile:
         self.max_entries = max_index_bytes // self.ENTRY_SIZE
         if self.max_entries < 1:
             raise ValueError(f"segment.index.bytes {max_index_bytes} holds no {self.ENTRY_SIZE}-byte entry")
-        fd = open_fd(path, os.O_RDWR | os.O_CREAT)
-        try:
+        with opened(path, os.O_RDWR | os.O_CREAT) as fd:  # none kept: it is mapped, and resized by path
             length = os.fstat(fd).st_size
             written = os.lseek(fd, 0, os.SEEK_HOLE) if length else 0
-        finally:
-            os.close(fd)  # an index keeps no descriptor: it is mapped, and resized by path
         # A length that is not whole entries means a torn write: sanity_check fails.
         self._torn = length % self.ENTRY_SIZE != 0
         # A file a crash left preallocated is sparse after its entries: only the
@@ -108,11 +105,8 @@ class IndexFile:
             return
         if faults.installed:
             faults.fire("allocate", self.path)
-        fd = open_fd(self.path, os.O_RDWR)
-        try:
+        with opened(self.path, os.O_RDWR) as fd:
             os.posix_fallocate(fd, self._allocated_bytes, upto - self._allocated_bytes)
-        finally:
-            os.close(fd)
         self._allocated_bytes = upto
 
     def trim(self) -> None:
@@ -176,11 +170,8 @@ class IndexFile:
             self._mmap.flush(self.entries * self.ENTRY_SIZE)  # nothing beyond the entries was written
         # The file's length (preallocated, trimmed) is metadata msync leaves
         # out: fsync it through a descriptor held just for that.
-        fd = open_fd(self.path, os.O_RDONLY)
-        try:
+        with opened(self.path, os.O_RDONLY) as fd:
             os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         if self._writable:

@@ -40,6 +40,9 @@ SWAP_SUFFIX = ".swap"
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
 _RECOVERY_MAX_BATCH = 2**31 - 1  # recovery accepts any batch that fits a segment
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
+# NAME_MAX of Linux file systems (topic names are ASCII): a partition's
+# directory, <topic>-<partition>, and its name once deleted must each fit.
+MAX_FILE_NAME_BYTES = 255
 
 
 def now_ms() -> int:
@@ -47,9 +50,10 @@ def now_ms() -> int:
 
 
 def _io(method):
-    """Run ``method`` under the log's log-directory failure guard: an OSError or
-    StorageError takes the data directory offline and raises StorageError, and
-    nothing runs on a directory that is offline."""
+    """Run ``method`` under the log's log-directory failure guard: an error is
+    raised as LogDirFailures.raise_for says (a storage fault takes the data
+    directory offline, running out of descriptors does not), and nothing runs
+    on a directory that is offline."""
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
@@ -61,7 +65,7 @@ def _io(method):
         try:  # no context manager: this is on every append and read
             return method(self, *args, **kwargs)
         except (OSError, StorageError) as e:
-            raise failures.fail(self.data_dir, e, f"{method.__name__} on {self.name}") from e
+            failures.raise_for(e, self.data_dir, f"{method.__name__} on {self.name}")
 
     return guarded
 

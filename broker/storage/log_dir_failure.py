@@ -15,6 +15,11 @@ reloaded from disk as at a restart (recovery from the recovery point, so no half
 it serves again, as a produce answered KAFKA_STORAGE_ERROR and then took writes
 once space was freed. Any other error (a failing disk, a read-only remount)
 keeps it offline until the broker restarts, as Kafka.
+
+Running out of file descriptors (EMFILE, ENFILE) is no fault of the disk:
+it is raised as TooManyOpenFilesError, a per-request KAFKA_STORAGE_ERROR, and
+the directory stays online (open_files.py). ``raise_for`` is the one place
+that tells the two apart, for the guard and for every Log method alike.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from __future__ import annotations
 import errno
 import logging
 from pathlib import Path
+from typing import NoReturn
 
-from broker.storage.errors import StorageError, is_out_of_descriptors
+from broker.storage.errors import OUT_OF_DESCRIPTORS_ERRNOS, StorageError, TooManyOpenFilesError
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +63,37 @@ class LogDirFailures:
         reason = self.offline.get(data_dir, (None, "unknown"))[1]
         return StorageError(f"log directory {data_dir} is offline: {reason}")
 
-    def fail(self, data_dir: Path, error: BaseException, what: str) -> StorageError:
-        """Take ``data_dir`` offline (logged once); the StorageError to raise."""
-        if data_dir not in self.offline:
-            self.offline[data_dir] = (errno_of(error), str(error))
+    def fail(self, data_dir: Path, error: BaseException, what: str, *, exc_info: bool = False) -> StorageError:
+        """Take ``data_dir`` offline (logged once); the StorageError to raise.
+
+        A directory offline for want of space that fails otherwise meanwhile
+        (reloading it, say) is offline until the broker restarts from then on."""
+        known = self.offline.get(data_dir)
+        code = errno_of(error)
+        if known is None or (known[0] in NO_SPACE_ERRNOS and code not in NO_SPACE_ERRNOS):
+            self.offline[data_dir] = (code, str(error))
             until = "space is freed" if self.waits_for_space(data_dir) else "the broker restarts"
             log.error(
                 "log directory %s is offline: %s failed: %s; its partitions answer KAFKA_STORAGE_ERROR until %s",
-                data_dir, what, error, until,
+                data_dir, what, error, until, exc_info=exc_info,
             )  # fmt: skip
-            if self.on_offline is not None:
+            if known is None and self.on_offline is not None:
                 self.on_offline(data_dir)
         return self.error_for(data_dir)
+
+    def raise_for(self, error: BaseException, data_dir: Path, what: str) -> NoReturn:
+        """Raise what ``error``, met doing ``what`` in ``data_dir``, stands for.
+
+        Out of descriptors (EMFILE, ENFILE, raw or already converted, or a
+        StorageError made of one) is a shortage of the process: it is raised as
+        TooManyOpenFilesError and the directory stays online. Any other OSError
+        or StorageError takes the directory offline (StorageError). Anything
+        else is raised as it is."""
+        if isinstance(error, TooManyOpenFilesError) or not isinstance(error, (OSError, StorageError)):
+            raise error
+        if errno_of(error) in OUT_OF_DESCRIPTORS_ERRNOS:
+            raise TooManyOpenFilesError(f"{what} in {data_dir}: out of file descriptors: {error}") from error
+        raise self.fail(data_dir, error, what) from error
 
     def waits_for_space(self, data_dir: Path) -> bool:
         """Offline for want of space (retried), rather than until a restart."""
@@ -79,8 +104,8 @@ class LogDirFailures:
             log.warning("log directory %s is back online: its logs were reloaded from disk", data_dir)
 
     def guard(self, data_dir: Path, what: str):
-        """A context manager: OSError or StorageError inside takes ``data_dir``
-        offline, except running out of descriptors, which passes through."""
+        """A context manager: an error inside is raised as ``raise_for`` says, and
+        nothing runs in a directory that is offline."""
         return _Guard(self, data_dir, what)
 
 
@@ -95,8 +120,6 @@ class _Guard:
             raise self.failures.error_for(self.data_dir)
 
     def __exit__(self, kind, error, tb) -> bool:
-        if is_out_of_descriptors(error):
-            return False  # a shortage of the process (open_files.py), not of the disk: the directory stays online
         if isinstance(error, (OSError, StorageError)):
-            raise self.failures.fail(self.data_dir, error, self.what) from error
+            self.failures.raise_for(error, self.data_dir, self.what)
         return False

@@ -31,15 +31,15 @@ import shutil
 import uuid
 from pathlib import Path
 
-from broker.storage import faults
 from broker.storage.cleaner import clean_log, log_facts
 from broker.storage.cleaner_choice import logs_to_clean
 from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
-from broker.storage.errors import StorageError
-from broker.storage.log import Log, now_ms, parse_partition_dir
+from broker.storage.errors import StorageError, TooManyOpenFilesError, is_out_of_descriptors
+from broker.storage.log import MAX_FILE_NAME_BYTES, Log, now_ms, parse_partition_dir
 from broker.storage.log_config import LogConfig
 from broker.storage.log_dir_failure import LogDirFailures, errno_of
-from broker.storage.space_reserve import SpaceReserve
+from broker.storage.space_reserve import SpaceReserve, allocate
+from broker.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ RETRY_HEADROOM_BATCHES = 4
 RETRY_BACKOFF_MIN_MS = 2_000
 RETRY_BACKOFF_MAX_MS = 60_000
 RETRY_STABLE_MS = 60_000
-MAX_FILE_NAME_BYTES = 255  # NAME_MAX of Linux file systems; topic names are ASCII
 METADATA_TOPIC = "__cluster_metadata"  # its partition 0 directory is the metadata log's
 
 
@@ -102,6 +101,7 @@ class LogManager:
         self._came_back_ms: dict[Path, int] = {}  # when each directory last came back online
         self._retry_backoff_ms: dict[Path, int] = {}
         self._next_retry_ms: dict[Path, int] = {}  # no reload attempt before then
+        self._reload_put_off = ThrottledLog(log)  # retried every second while out of descriptors
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -118,14 +118,25 @@ class LogManager:
 
     def _load_dir_or_fail(self, data_dir: Path, recovery_points=None, log_starts=None) -> bool:
         """Load ``data_dir``'s logs; on a storage error take it offline with
-        every partition found in it registered there. Returns whether it loaded."""
+        every partition found in it registered there. Returns whether it loaded.
+
+        Any other error (a broken layout: a partition in two directories) stops
+        a start. Reloading a directory that is offline (retry_offline_dirs, on
+        the timer of a broker that serves) it keeps the directory offline until
+        a restart instead, and out of descriptors it is tried again later."""
+        reloading = self.failures.is_offline(data_dir)
         try:
             self._load_dir(data_dir, recovery_points, log_starts)
             return True
-        except (OSError, StorageError) as e:
-            if errno_of(e) is None:
-                raise  # not the disk: a broken layout (a partition in two directories)
-            self.failures.fail(data_dir, e, "loading its logs")
+        except Exception as e:
+            if reloading and is_out_of_descriptors(e):
+                self._reload_put_off.warning("reloading log directory %s put off: %s", data_dir, e)
+            elif isinstance(e, (OSError, StorageError, TooManyOpenFilesError)) and errno_of(e) is not None:
+                self.failures.fail(data_dir, e, "loading its logs")
+            elif reloading:  # the broker serves on; this directory waits for a restart
+                self.failures.fail(data_dir, e, "reloading its logs", exc_info=True)
+            else:
+                raise
         try:
             entries = os.listdir(data_dir)
         except OSError:
@@ -209,18 +220,18 @@ class LogManager:
                 continue
             try:
                 log_.close()
-            except (OSError, StorageError) as e:
+            except (OSError, StorageError, TooManyOpenFilesError) as e:
                 self.failures.fail(data_dir, e, f"closing {log_.name}")
                 self._close_quietly(log_)
         self._remove_deleted(None)
-        self.checkpoint()
+        unwritten = self.checkpoint()
         for data_dir in self.data_dirs:
-            if self.failures.is_offline(data_dir):
+            if self.failures.is_offline(data_dir) or data_dir in unwritten:
                 continue  # no marker: its logs are recovered at the next start
             try:
                 (data_dir / CLEAN_SHUTDOWN_FILE).touch()
                 fsync_dir(data_dir)
-            except OSError as e:
+            except (OSError, TooManyOpenFilesError) as e:  # no marker: its logs are recovered at the next start
                 self.failures.fail(data_dir, e, "writing the clean shutdown marker")
         for fd in self._locks:
             os.close(fd)
@@ -249,7 +260,7 @@ class LogManager:
         """Close the files of a log in a failed directory: nothing more is written."""
         try:
             log_.close(flush=False)
-        except (OSError, StorageError) as e:
+        except (OSError, StorageError, TooManyOpenFilesError) as e:
             log.warning("%s: closing after its directory failed: %s", log_.name, e)
 
     def all_logs(self) -> list[Log]:
@@ -299,20 +310,24 @@ class LogManager:
             return
         for offsets in self._offsets_while_offline.get(data_dir, ()):
             offsets.pop(tp, None)
-        path = log_.dir if log_ is not None else data_dir / f"{topic}-{partition}"
+        if log_ is None:  # never loaded: its directory failed
+            shutil.rmtree(data_dir / f"{topic}-{partition}", ignore_errors=True)
+            return
+        doomed = log_.dir.with_name(delete_dir_name(topic, partition))
         try:
-            if log_ is None:
-                raise self.failures.error_for(data_dir)  # never loaded: its directory failed
-            doomed = log_.dir.with_name(delete_dir_name(topic, partition))
             with self.failures.guard(data_dir, f"deleting {log_.name}"):
                 os.rename(log_.dir, doomed)
                 log_.move_to(doomed)
                 fsync_dir(doomed.parent)
         except StorageError:
-            if log_ is not None:
-                self._close_quietly(log_)
-            shutil.rmtree(path, ignore_errors=True)
+            self._close_quietly(log_)
+            shutil.rmtree(log_.dir, ignore_errors=True)  # where it is: renamed, unless that is what failed
             return
+        except TooManyOpenFilesError as e:
+            # Renamed, the rename not yet fsynced: removed after the delay all the
+            # same. A crash first may bring the old name back; the next start drops
+            # it as stale (the metadata no longer gives it to this broker).
+            log.warning("%s: deleting: %s", log_.name, e)
         now = now_ms() if now is None else now
         self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))
 
@@ -327,8 +342,10 @@ class LogManager:
 
     # -- periodic work -------------------------------------------------------
 
-    def checkpoint(self) -> None:
-        """Write recovery points and log start offsets of every data directory."""
+    def checkpoint(self) -> list[Path]:
+        """Write recovery points and log start offsets of every data directory;
+        returns those put off for want of file descriptors."""
+        unwritten = []
         for data_dir in self.data_dirs:
             if self.failures.is_offline(data_dir):
                 continue
@@ -340,6 +357,10 @@ class LogManager:
                     write_offsets(data_dir / LOG_START_CHECKPOINT, {tp: lg.log_start_offset for tp, lg in mine.items()})
             except StorageError:
                 pass  # the directory is offline now; the others go on
+            except TooManyOpenFilesError as e:
+                log.warning("checkpoints of %s put off: %s", data_dir, e)
+                unwritten.append(data_dir)
+        return unwritten
 
     def _online_logs(self):
         """(tp, log) of the directories that are online."""
@@ -418,15 +439,10 @@ class LogManager:
         probe = data_dir / SPACE_PROBE_FILE
         try:
             data_dir.mkdir(parents=True, exist_ok=True)  # if making it was what failed
-            fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                faults.fire("allocate", probe)
-                os.posix_fallocate(fd, 0, need)
-            finally:
-                os.close(fd)
-                probe.unlink()
-        except OSError:
-            return False
+            allocate(probe, need)
+            probe.unlink()
+        except (OSError, TooManyOpenFilesError):
+            return False  # out of descriptors too: tried again at the next retry
         return True
 
     def flush_due(self, now: int | None = None) -> int:
@@ -459,7 +475,8 @@ class LogManager:
         filthiest first; returns segments cleaned. Each pass is logged at INFO.
 
         A log whose pass fails (say, a batch whose records do not decode) is
-        logged and marked uncleanable, as Kafka does, and the others go on.
+        logged and marked uncleanable, as Kafka does, and the others go on; one
+        that meets a shortage of file descriptors is only put off to the next.
         """
         now = now_ms() if now is None else now
         hws = high_watermarks or {}
@@ -469,12 +486,15 @@ class LogManager:
             if lg.config.compact and tp not in self.uncleanable
         }
         facts = []
+        skipped = []  # for want of file descriptors: tried again at the next pass
         for tp, lg in candidates.values():
             try:
                 with self.failures.guard(self._log_dir_of[tp], f"reading {lg.name} for compaction"):
                     facts.append(log_facts(lg, hws.get(tp)))
             except StorageError:
                 pass  # its directory is offline now (logged once): not the log's fault
+            except TooManyOpenFilesError:
+                skipped.append(lg.name)  # a shortage of the process, not the log's fault either
             except Exception:
                 self._mark_uncleanable(tp, lg)
         cleaned = 0
@@ -485,6 +505,9 @@ class LogManager:
                     stats = clean_log(lg, now, high_watermark=hws.get(tp))
             except StorageError:
                 continue  # its directory is offline now (logged once): not the log's fault
+            except TooManyOpenFilesError:
+                skipped.append(lg.name)
+                continue
             except Exception:
                 self._mark_uncleanable(tp, lg)
                 continue
@@ -496,6 +519,9 @@ class LogManager:
                 stats.segments_cleaned, stats.bytes_before, stats.bytes_after, stats.records_removed,
                 stats.records_read, stats.tombstones_kept, stats.duration_ms,
             )  # fmt: skip
+        if skipped:
+            # Marked uncleanable, __consumer_offsets would grow until a restart.
+            log.warning("compaction of %s put off to the next pass: out of file descriptors", ", ".join(skipped))
         return cleaned
 
     def _mark_uncleanable(self, tp: tuple[str, int], lg: Log) -> None:

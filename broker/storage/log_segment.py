@@ -15,7 +15,8 @@ segment's base offset. Positions are u32, so a segment stays below 2 GiB
 A segment holds no descriptor of its own: the ``.log`` is opened on demand
 through the process-wide cache of open files (open_files.py), the indexes
 are mapped without one. A segment made with ``keep_open`` (the metadata
-log's, which must never fail for want of one) holds its ``.log`` open.
+log's) holds its ``.log`` open, so reading and appending to it need no
+descriptor; making one (its files, their maps) still opens files.
 """
 
 from __future__ import annotations
@@ -151,8 +152,12 @@ class LogSegment:
 
     @property
     def fd(self) -> int:
-        """The ``.log``'s descriptor now (for at once: the cache may close it later)."""
-        return self._file().fd
+        """The ``.log``'s own descriptor, which only a segment made with
+        ``keep_open`` has: one from the cache would be no one's to use (it may
+        be closed on eviction, and its number given to another file)."""
+        if self._own_file is None:
+            raise ValueError(f"{self.log_path} holds no descriptor of its own (made without keep_open)")
+        return self._own_file.fd
 
     # Each use holds the OpenFile in a local: the descriptor cannot close
     # under the call, whatever the cache does meanwhile.

@@ -26,11 +26,14 @@ import resource
 import threading
 import weakref
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from pathlib import Path
 
 from broker.storage.errors import TooManyOpenFilesError, is_out_of_descriptors
+from broker.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+_SHORTAGE = ThrottledLog(log)  # every request that opens a file meets it: a line per 10 s, not per request
 
 DEFAULT_MAX_OPEN_FILES = 1000  # riverlog.log.max.open.files
 
@@ -140,14 +143,24 @@ def open_fd(path: Path | str, flags: int, mode: int = 0o644) -> int:
         if not is_out_of_descriptors(e):
             raise
         freed = CACHE.shrink(len(CACHE) // 2)
-        log.warning("out of file descriptors opening %s (%s): closed %d cached segment files", path,
-                    os.strerror(e.errno), freed)  # fmt: skip
+        _SHORTAGE.warning("out of file descriptors opening %s (%s): closed %d cached segment files", path,
+                          os.strerror(e.errno), freed)  # fmt: skip
     try:
         return os.open(path, flags, mode)
     except OSError as e:
         if is_out_of_descriptors(e):
             raise TooManyOpenFilesError(f"out of file descriptors opening {path}: {e.strerror}") from e
         raise
+
+
+@contextmanager
+def opened(path: Path | str, flags: int, mode: int = 0o644):
+    """A descriptor of ``path`` (``open_fd``) for the block only, closed after it."""
+    fd = open_fd(path, flags, mode)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def raise_open_file_limit() -> tuple[int, int]:

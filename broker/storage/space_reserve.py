@@ -18,11 +18,28 @@ import os
 from pathlib import Path
 
 from broker.storage import faults
+from broker.storage.errors import TooManyOpenFilesError
+from broker.storage.open_files import opened
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = ".riverlog_metadata_reserve"
 RESERVE_BYTES = 1024 * 1024
+
+
+def allocate(path: Path, size_bytes: int) -> None:
+    """Make ``path`` a file of ``size_bytes`` backed by disk space
+    (posix_fallocate); if that fails, it is removed again and the error raised."""
+    try:
+        with opened(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC) as fd:
+            faults.fire("allocate", path)
+            os.posix_fallocate(fd, 0, size_bytes)
+    except BaseException:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 class SpaceReserve:
@@ -48,17 +65,8 @@ class SpaceReserve:
     def take(self) -> bool:
         """Allocate the reserve; False (and nothing left behind) when the disk lacks the room."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                faults.fire("allocate", self.path)
-                os.posix_fallocate(fd, 0, self.size_bytes)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:
-                pass
+            allocate(self.path, self.size_bytes)
+        except (OSError, TooManyOpenFilesError) as e:
             if not self._said_missing:
                 log.warning("the metadata log has no reserve of %d bytes in %s: %s",
                             self.size_bytes, self.path.parent, e)  # fmt: skip

@@ -4,9 +4,8 @@ lost; a partition whose log could not be created is offline until it can be."""
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
-import resource
 
 import pytest
 import trio
@@ -17,27 +16,8 @@ from broker.storage import open_files
 from client.protocol import ErrorCode
 from client.records import build_batch, iter_batches
 
+from ..descriptors import no_descriptors_left
 from .test_connection import Peer, _call, _connect
-
-
-@contextlib.contextmanager
-def _no_descriptors_left():
-    """Every descriptor of this process taken: the soft limit lowered to just
-    above what is open, the rest filled with copies of /dev/null."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    taken = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 32, hard))
-    try:
-        while True:
-            try:
-                taken.append(os.open(os.devnull, os.O_RDONLY))
-            except OSError:
-                break
-        yield
-    finally:
-        for fd in taken:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture
@@ -89,7 +69,7 @@ async def test_requests_out_of_descriptors_get_a_storage_error_and_the_broker_go
     await _create(peer, "t")
     assert (await _produce(peer, "t", b"first"))["error_code"] == 0
     open_files.CACHE.shrink(0)  # no segment file open: every read and append must open one
-    with _no_descriptors_left():
+    with no_descriptors_left():
         # The append rolls a new segment, whose files cannot be opened.
         answer = await _produce(peer, "t", b"refused")
         assert answer["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
@@ -103,7 +83,7 @@ async def test_a_log_that_cannot_be_created_is_offline_until_it_can(broker):
     peer = await _connect(broker)
     await _create(peer, "warm")  # the first topic's work (metadata log, checkpoints) done before
     open_files.CACHE.shrink(0)
-    with _no_descriptors_left():
+    with no_descriptors_left():
         # The metadata takes the topic; acting on it, the broker cannot create the log.
         await _create(peer, "late")
         with trio.fail_after(10):
@@ -120,7 +100,7 @@ async def test_a_log_that_cannot_be_created_is_offline_until_it_can(broker):
 
 async def test_a_connection_that_cannot_be_accepted_waits_and_is_then_served(broker, caplog):
     sock = trio.socket.socket()  # the client's own descriptor, taken before they run out
-    with _no_descriptors_left():
+    with no_descriptors_left():
         await sock.connect(("127.0.0.1", broker.port))  # the kernel completes it; accept cannot
         with trio.fail_after(10):
             while "cannot accept a connection" not in caplog.text:
@@ -129,3 +109,56 @@ async def test_a_connection_that_cannot_be_accepted_waits_and_is_then_served(bro
     with trio.fail_after(30):
         await _create(peer, "after")
     assert (await _produce(peer, "after", b"v"))["error_code"] == 0
+
+
+async def _delete_records(peer, topic: str, offset: int) -> dict:
+    request = {"topics": [{"name": topic, "partitions": [{"partition_index": 0, "offset": offset}]}],
+               "timeout_ms": 1000}  # fmt: skip
+    _, body = await _call(peer, 21, 1, request)
+    return body["topics"][0]["partitions"][0]
+
+
+async def test_out_of_descriptors_delete_records_answers_storage_error_and_the_directory_stays_online(broker):
+    """DeleteRecords rewrites the leader-epoch checkpoint: out of descriptors,
+    that took the log directory offline until a restart."""
+    peer = await _connect(broker)
+    await _create(peer, "t")
+    for value in (b"a", b"b", b"c"):
+        assert (await _produce(peer, "t", value))["error_code"] == 0
+    open_files.CACHE.shrink(0)
+    with no_descriptors_left():
+        assert (await _delete_records(peer, "t", 1))["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
+    assert not broker.log_manager.failures.offline
+    answer = await _delete_records(peer, "t", 2)
+    assert (answer["error_code"], answer["low_watermark"]) == (0, 2)
+    assert (await _produce(peer, "t", b"d"))["base_offset"] == 3
+
+
+class _ListenerOutOfDescriptors:
+    """A listener whose accept fails with EMFILE ``times`` times, then waits."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+
+    async def accept(self):
+        if self.times:
+            self.times -= 1
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        await trio.sleep_forever()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> bool:
+        return False
+
+
+async def test_accepting_out_of_descriptors_is_warned_every_10_s_not_at_every_try(tmp_path, autojump_clock, caplog):
+    config = BrokerConfig.from_properties({"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "data")})
+    listener = _ListenerOutOfDescriptors(250)  # 25 s of tries, one every ACCEPT_BACKOFF_S
+    with trio.move_on_after(60):
+        await Broker(config)._accept_on(listener)
+    assert listener.times == 0
+    lines = [r.getMessage() for r in caplog.records if "cannot accept a connection" in r.getMessage()]
+    assert len(lines) == 3, lines  # at 0, 10 and 20 s
+    assert "more like it not logged" in lines[1]

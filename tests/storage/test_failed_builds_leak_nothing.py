@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from broker.storage import log_segment
-from broker.storage.errors import StorageError
+from broker.storage.errors import StorageError, TooManyOpenFilesError
 from broker.storage.faults import injected
 from broker.storage.log import Log
 from broker.storage.log_config import LogConfig
@@ -119,7 +119,7 @@ def test_failed_log_creations_leak_nothing(tmp_path):
     baseline = _held(tmp_path)
     with injected("allocate", errno.EMFILE):
         for _ in range(12):
-            with pytest.raises(OSError):
+            with pytest.raises(TooManyOpenFilesError):  # a shortage, not the disk's fault
                 manager.get_or_create_log("u", 0)
             assert _held(tmp_path) == baseline
     assert manager.get_or_create_log("u", 0).log_end_offset == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.storage.errors import StorageError, answers_storage_error
+from broker.storage.errors import STORAGE_FAULTS, StorageError
 from broker.storage.faults import injected
 from broker.storage.log_config import LogConfig
 from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
@@ -299,5 +299,42 @@ def test_a_log_closed_under_a_reader_answers_storage_error_and_its_directory_sta
     assert manager.get_log("t", 0) is not first  # first is closed
     with pytest.raises(Exception) as caught:
         first.read(0, 1000)
-    assert answers_storage_error(caught.value), repr(caught.value)
+    assert isinstance(caught.value, STORAGE_FAULTS), repr(caught.value)
     assert not manager.is_offline("t", 0)
+
+
+def test_a_directory_that_fails_to_reload_stays_offline_and_the_retry_goes_on(manager, caplog):
+    """The retry runs on a timer of a broker that serves: an error there that
+    is not the disk's (here a partition found in two directories) left
+    retry_offline_dirs and stopped the broker. Now the directory stays offline,
+    until a restart (which refuses the layout, as at any start)."""
+    first, second = _two_logs(manager)
+    full = first.dir.parent
+    with injected("write", errno.ENOSPC, when=_in(full)):
+        with pytest.raises(StorageError):
+            first.append_as_leader(make_batch(1), leader_epoch=0)
+    (full / second.dir.name).mkdir()  # t-1 lives in the other directory
+    assert manager.retry_offline_dirs() == []
+    assert manager.failures.is_offline(full) and not manager.failures.waits_for_space(full)
+    assert "is in both" in caplog.text
+    assert manager.retry_offline_dirs() == []  # no longer retried
+    assert not manager.is_offline("t", 1)
+    second.append_as_leader(make_batch(1), leader_epoch=0)
+
+
+def test_a_deleted_partition_whose_rename_cannot_be_synced_is_removed_where_it_is(manager, monkeypatch):
+    """The rename to -delete succeeded, its fsync failed: the directory was
+    looked for under its old name and the -delete one stayed."""
+    import broker.storage.log_manager as log_manager
+
+    first, _ = _two_logs(manager)
+    data_dir = first.dir.parent
+
+    def failing_fsync_dir(path):
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+
+    monkeypatch.setattr(log_manager, "fsync_dir", failing_fsync_dir)
+    manager.delete_log("t", 0)
+    monkeypatch.undo()
+    assert manager.failures.is_offline(data_dir)
+    assert not any(p.name.startswith("t-0") for p in data_dir.iterdir())
