@@ -90,6 +90,7 @@ class BrokerConfig:
     # or worked on, across all connections. Kafka's default is -1 (unbounded);
     # riverlog's fits a small machine: 256 MiB, room for two requests of the
     # largest size (socket.request.max.bytes) and thousands of ordinary ones.
+    # Charged as request bytes arrive, granted while any is free (memory_pool.py).
     queued_max_request_bytes: int = 256 * 1024 * 1024
     # connections.max.idle.ms: a connection that sends no request for this
     # long, or takes longer than this to send one whole request, is closed.
