@@ -291,3 +291,31 @@ async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, 
     c.stop(leader.node_id)
     successor = await c.leader(exclude=(leader.node_id,))
     assert await successor.propose([b"after"]) >= 0
+
+
+async def test_a_controller_connection_whose_peer_takes_no_answer_is_closed():
+    """A peer that sends a request and never reads: the answer cannot be
+    sent, and after connections.max.idle.ms the listener gives up on it
+    rather than hold the connection (and its memory) for ever."""
+    import trio.testing
+
+    from broker.controller.quorum_rpc import serve_connection
+    from client.protocol import encode_frame, encode_request
+    from client.protocol.headers import RequestHeader
+
+    ours, theirs = trio.testing.lockstep_stream_pair()  # a send waits for the peer's receive
+
+    async def never(header, body):
+        raise AssertionError("ApiVersions is answered by the listener")
+
+    await_done = trio.Event()
+
+    async def serve() -> None:
+        await serve_connection(theirs, never, 1 << 20, max_idle_ms=300)
+        await_done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        await ours.send_all(encode_frame(encode_request(RequestHeader(18, 3, 1, "t"), {})))
+        with trio.fail_after(10):
+            await await_done.wait()
