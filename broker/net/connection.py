@@ -231,6 +231,7 @@ class Connection:
                     if not pool.try_reserve(size):
                         # Wait for the pool without the read buffer, then cut the frame.
                         carry = _unlend(spares, scratch, view, start, end)
+                        scratch = None  # lent back: a cancel while waiting must not give it twice
                         await self._charge(size)
                         scratch = spares.take()
                         view = memoryview(scratch)

@@ -229,6 +229,25 @@ async def test_connections_held_back_by_the_pool_hold_no_read_buffer(tmp_path, n
             assert (await _response(peer, 18, 3))[0] == i
 
 
+async def test_a_broker_stopped_while_connections_wait_for_the_pool_lends_no_buffer_twice(tmp_path):
+    """Connections waiting for the pool when the broker stops: each read
+    buffer goes back to the spares once (twice, two later connections would
+    share one)."""
+    async with trio.open_nursery() as nursery:
+        b = await _start(tmp_path, nursery, queued_max_request_bytes=str(1_000_000),
+                         socket_request_max_bytes=str(4 << 20))  # fmt: skip
+        hog = await _connect(b)
+        await hog.send_all(struct.pack(">i", 1_200_000) + bytes(1000))
+        await _wait_for(lambda: b.memory_pool.reserved >= 1_000_000)
+        peers = [await _connect(b) for _ in range(3)]
+        for i, peer in enumerate(peers):
+            await peer.send_all(encode_frame(_api_versions_of_size(1000, i)))
+        await _wait_for(lambda: b.memory_pool.waiting == 3)
+        nursery.cancel_scope.cancel()
+    spares = b.read_buffers._spares
+    assert len({id(buf) for buf in spares}) == len(spares)
+
+
 # -- max.connections.per.ip ------------------------------------------------------------
 
 
