@@ -20,6 +20,7 @@ inconsistent cluster config refuses to start with a message naming it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,7 @@ class BrokerConfig:
     # or worked on, across all connections. Kafka's default is -1 (unbounded);
     # riverlog's fits a small machine: 256 MiB, room for two requests of the
     # largest size (socket.request.max.bytes) and thousands of ordinary ones.
+    # Charged as request bytes arrive, granted while any is free (memory_pool.py).
     queued_max_request_bytes: int = 256 * 1024 * 1024
     # connections.max.idle.ms: a connection that sends no request for this
     # long, or takes longer than this to send one whole request, is closed.
@@ -240,15 +242,34 @@ def parse_voters(name: str, raw: str) -> dict[int, tuple[str, int]]:
     return voters
 
 
+def canonical_ip(text: str) -> str | None:
+    """An IP address as the accept loop names a peer (an IPv4-mapped IPv6
+    address as its IPv4 one: the same client on a dual-stack socket); None
+    if ``text`` is not an IP address."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
+
+
 def parse_connection_overrides(name: str, raw: str) -> dict[str, int]:
-    """Kafka's ``host:count,host:count`` (an IPv6 host is everything before the last colon)."""
+    """Kafka's ``host:count,host:count`` (an IPv6 host is everything before
+    the last colon). Limits apply to the peer's address, so a host must be an
+    IP address: Kafka resolves names at start, riverlog refuses them rather
+    than match a name no peer ever has."""
     overrides: dict[str, int] = {}
     for item in (part.strip() for part in raw.split(",") if part.strip()):
         host, sep, count = item.rpartition(":")
         host = host.strip().removeprefix("[").removesuffix("]")
         if not sep or not host:
             raise ConfigError(f"{name} must be HOST:COUNT,... (as 127.0.0.1:200), not {raw!r}: bad entry {item!r}")
-        overrides[host] = _int(f"{name} entry {item!r}", count, 0, _INT32_MAX)
+        ip = canonical_ip(host)
+        if ip is None:
+            raise ConfigError(f"{name} entry {item!r}: {host!r} is not an IP address (give the address its "
+                              "clients connect from, as 127.0.0.1:200 or [::1]:200)")  # fmt: skip
+        overrides[ip] = _int(f"{name} entry {item!r}", count, 0, _INT32_MAX)
     return overrides
 
 

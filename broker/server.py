@@ -14,7 +14,7 @@ import logging
 
 import trio
 
-from broker.config import BrokerConfig, format_voters
+from broker.config import BrokerConfig, canonical_ip, format_voters
 from broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
 from broker.controller.raft.roles import RaftConfig
@@ -463,6 +463,7 @@ class Broker:
                 except OSError:
                     await stream.aclose()  # gone already
                     continue
+                host = canonical_ip(host) or host  # ::ffff:a.b.c.d is a.b.c.d for the per-IP limits
                 limit = self.config.max_connections_per_ip_overrides.get(host, self.config.max_connections_per_ip)
                 if self.connections_per_ip.get(host, 0) >= limit:
                     log.warning("refusing a connection from %s: max.connections.per.ip (%d) reached", host, limit)

@@ -59,16 +59,18 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
     """``handle`` serves the quorum's own RPCs; ``extra`` other APIs of the
     controller listener (broker registration, forwarded admin requests).
 
-    The client listener's bounds apply here too: a request's size is
-    reserved from ``memory_pool`` (queued.max.request.bytes) once its size
-    prefix is read and until it is answered, reading nothing more while the
-    pool has no room; a connection is closed after ``max_idle_ms``
-    (connections.max.idle.ms) without a request, or when a request has not
-    arrived whole that long after its first byte."""
+    The client listener's bounds apply here too: what is read is charged to
+    ``memory_pool`` (queued.max.request.bytes) as it arrives and given back
+    once its request is answered, reading nothing more while the pool has
+    none free (memory_pool.py: a size prefix alone costs nothing); a
+    connection is closed after ``max_idle_ms`` (connections.max.idle.ms)
+    without a request, when a request has not arrived whole that long after
+    its first byte (time held back by the pool not counted), or when the
+    peer takes none of an answer for that long."""
     decoder = FrameDecoder(max_frame_bytes)
     peer = _peer_name(stream)
     idle_s = max_idle_ms / 1000
-    reserved = 0  # of memory_pool, for the frame being read
+    held = 0  # of memory_pool: bytes read and not yet answered
     since = trio.current_time()  # the last answer, or the first byte of the frame being read
     try:
         async with stream:
@@ -85,11 +87,13 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
                     return
                 if not decoder.buffered_bytes:
                     since = trio.current_time()  # a request begins: it has idle_s to arrive whole
+                if memory_pool is not None:
+                    if not memory_pool.try_reserve(len(data)):
+                        await memory_pool.reserve(len(data), held)
+                        since = trio.current_time()  # held back by the pool, not slow
+                    held += len(data)  # only once granted: a cancel while waiting holds nothing
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    if memory_pool is not None and not reserved:  # (a frame whole in one read)
-                        reserved = len(frame)
-                        await memory_pool.reserve(reserved)
                     header, body = decode_request(frame)
                     if header.api_key == API_VERSIONS:
                         answer: dict | None = api_versions_body(extra)
@@ -105,15 +109,15 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
                         answer, version = await handle(header, body), header.api_version
                     if answer is None:
                         return  # nothing to say (the core did not answer in time): the peer retries
-                    await stream.send_all(encode_frame(encode_response(header.api_key, version,
-                                                                       header.correlation_id, answer)))  # fmt: skip
+                    response = encode_frame(encode_response(header.api_key, version, header.correlation_id, answer))
+                    if not await _send_all(stream, response, idle_s):
+                        log.info("controller listener: closing the connection from %s: an answer not taken "
+                                 "within connections.max.idle.ms (%d ms)", peer, max_idle_ms)  # fmt: skip
+                        return
                     if memory_pool is not None:
-                        memory_pool.release(reserved)
-                        reserved = 0
-                    since = trio.current_time()
-                if memory_pool is not None and not reserved and decoder.frame_bytes is not None:
-                    reserved = decoder.frame_bytes  # part read: reserved before any more is read
-                    await memory_pool.reserve(reserved)
+                        answered = held - decoder.buffered_bytes
+                        memory_pool.release(answered)
+                        held -= answered
                     since = trio.current_time()
     except UnsupportedApi as exc:
         log.warning("controller listener: %s from %s: closing", exc, peer)
@@ -124,8 +128,21 @@ async def serve_connection(stream: trio.abc.Stream, handle: Handler, max_frame_b
     except Exception:  # noqa: BLE001 - a fault in serving one request must not take the node down
         log.exception("controller listener: internal error serving %s: closing the connection", peer)
     finally:
-        if memory_pool is not None and reserved:
-            memory_pool.release(reserved)
+        if memory_pool is not None and held:
+            memory_pool.release(held)
+
+
+async def _send_all(stream: trio.abc.Stream, data: bytes, stall_s: float) -> bool:
+    """``data`` to the peer, which must take some of it every ``stall_s``
+    (any bytes moved are activity, as on the client listener); False if it
+    does not."""
+    with memoryview(data) as view:
+        for start in range(0, len(view), _RECEIVE_BYTES):
+            with trio.move_on_after(stall_s):
+                await stream.send_all(view[start : start + _RECEIVE_BYTES])
+                continue
+            return False
+    return True
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:

@@ -19,9 +19,9 @@ A large frame (megabytes of batches) is received straight into a buffer of
 its own rather than 64 KiB at a time through a decoder: one copy, by the
 kernel, instead of three.
 
-What bounds a connection (Kafka's configs): every frame's announced size is
-reserved from the broker's memory pool (``queued.max.request.bytes``,
-memory_pool.py) before its body is read and until it is answered; the 64 KiB
+What bounds a connection (Kafka's configs): the memory a frame takes is
+charged to the broker's memory pool (``queued.max.request.bytes``,
+memory_pool.py) as its bytes arrive and until it is answered; the 64 KiB
 read buffer is lent only while bytes are arriving, so an idle connection
 holds none; ``connections.max.idle.ms`` closes a connection that sends no
 request for that long, takes longer than that to send one whole request (a
@@ -39,8 +39,10 @@ the broker does not know.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -83,6 +85,10 @@ class CloseConnection(Exception):
     """The request at this slot ends the connection (the reason is logged)."""
 
 
+class _Idle(CloseConnection):
+    """An idle client closed: routine (Kafka logs it at debug), not a warning."""
+
+
 class _Slot:
     __slots__ = ("done", "response", "close_reason", "request_bytes")
 
@@ -121,6 +127,7 @@ class Connection:
         self.reserved_bytes = 0
         self.last_active = trio.current_time()  # the last bytes read or answer sent
         self._answered = trio.lowlevel.ParkingLot()
+        self._idle_s = broker.config.connections_max_idle_ms / 1000
 
     def _track(self, delta: int) -> None:
         self.outstanding += delta
@@ -133,6 +140,8 @@ class Connection:
                 nursery.start_soon(self._write, receive)
                 async with send:
                     await self._read(send, nursery)
+        except* _Idle as group:
+            log.debug("closing connection from %s: %s", self.peer, group.exceptions[0])
         except* CloseConnection as group:
             log.warning("closing connection from %s: %s", self.peer, group.exceptions[0])
         except* ProtocolError as group:
@@ -149,31 +158,35 @@ class Connection:
                 await self.stream.aclose()
 
     async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
-        """Frames off the socket. Each frame's size is reserved from the
-        broker's memory pool (queued.max.request.bytes) as soon as its size
-        prefix is read; while the pool has no room, nothing more is read.
+        """Frames off the socket, each charged to the broker's memory pool
+        (queued.max.request.bytes) for the memory it takes, as it takes it
+        (memory_pool.py); while the pool has no room, nothing more is read.
 
         Small frames are cut from a 64 KiB read buffer, which is taken from
         the broker's spares when bytes arrive and given back when the socket
-        has no more: an idle connection holds none (a frame part read then
-        moves to a buffer of its own). A large frame (a produce request's
-        batches) gets its own buffer, filled straight from the socket: its
-        bytes are copied once, by the kernel, and it takes a scheduling round
-        per socket buffer's worth, not per 64 KiB."""
+        has no more, or while the connection waits for the pool: an idle or
+        held-back connection holds none (a frame part read then moves to a
+        buffer of its own). A large frame (a produce request's batches) gets
+        its own buffer, filled straight from the socket: its bytes are
+        copied once, by the kernel, and it takes a scheduling round per
+        socket buffer's worth, not per 64 KiB."""
         limit = self.broker.config.socket_request_max_bytes
         pool = self.broker.memory_pool
         spares = self.broker.read_buffers
         scratch: bytearray | None = None
         view = memoryview(b"")
         start = end = 0  # unread bytes are scratch[start:end]
-        carry = b""  # unread bytes (< 4: part of a size prefix) while no buffer is held
-        head_reserved = False  # the frame at scratch[start] has its memory from the pool
-        since = 0.0  # when the bytes at scratch[start] began: a request must arrive whole within the idle limit
+        carry = b""  # unread bytes while no buffer is held
+        # When the bytes at scratch[start] began, or the broker stopped holding
+        # the client back, if later: a request must arrive whole within the idle limit.
+        since = 0.0
         waited = False
         try:
             while True:
-                while self.bytes_in_flight >= limit:
-                    await self._answered.park()
+                if self.bytes_in_flight >= limit:
+                    while self.bytes_in_flight >= limit:
+                        await self._answered.park()
+                    since = trio.current_time()  # the client was held back, not slow
                 if scratch is None:
                     scratch = spares.take()
                     view = memoryview(scratch)
@@ -181,24 +194,15 @@ class Connection:
                     view[:end] = carry
                 n = _read_now(self._fd, view[end:])
                 if n is None:  # the socket has nothing more now: wait without holding the buffer
-                    if end - start >= 4:  # a frame part read (its memory reserved): into its own buffer
-                        size = read_frame_size(scratch, start, limit)
-                        buf, filled = _frame_buffer(size, view[start + 4 : end])
-                        carry, start, end = b"", 0, 0
-                        view.release()
-                        spares.give(scratch)
-                        scratch = None
-                        head_reserved = False
-                        frame = await self._receive_rest(buf, filled, size, since)
-                        if frame is None:
+                    carry = _unlend(spares, scratch, view, start, end)
+                    scratch, start, end = None, 0, 0
+                    if len(carry) >= 4:  # a frame part read: into its own buffer
+                        if not await self._receive_large(carry, limit, since, send, nursery):
                             return  # peer closed in the middle of a frame
-                        await self._accept(frame, send, nursery)
-                        continue
-                    carry, start, end = bytes(view[start:end]), 0, 0
-                    view.release()
-                    spares.give(scratch)
-                    scratch = None
-                    await self._wait_readable(since if carry else None)
+                        carry = b""
+                        since = trio.current_time()
+                    else:
+                        await self._wait_readable(since if carry else None)
                     waited = True
                     continue
                 if not waited:
@@ -206,36 +210,41 @@ class Connection:
                 waited = False
                 if not n:
                     return  # peer closed; responses already queued still go out
+                now = trio.current_time()
                 if start == end:
-                    since = trio.current_time()
-                self.last_active = trio.current_time()
+                    since = now
+                self.last_active = now
                 end += n
                 while end - start >= 4:
                     size = read_frame_size(scratch, start, limit)
-                    if not head_reserved:
-                        if not pool.try_reserve(size):
-                            await pool.reserve(size)  # backpressure: the client waits, the socket stays open
-                            since = trio.current_time()  # the frame's clock starts once it may be read
-                        self.reserved_bytes += size
-                        head_reserved = True
-                    if end - start - 4 >= size:
-                        frame: bytes | bytearray | None = bytes(view[start + 4 : start + 4 + size])
-                        start += 4 + size
-                        since = self.last_active
-                    elif 4 + size > len(scratch):  # the read buffer goes back meanwhile
-                        buf, filled = _frame_buffer(size, view[start + 4 : end])
-                        carry, start, end = b"", 0, 0
-                        view.release()
-                        spares.give(scratch)
-                        scratch = None
-                        frame = await self._receive_rest(buf, filled, size, since)
-                        if frame is None:
+                    if 4 + size > len(scratch):  # the read buffer goes back meanwhile
+                        carry = _unlend(spares, scratch, view, start, end)
+                        scratch, start, end = None, 0, 0
+                        if not await self._receive_large(carry, limit, since, send, nursery):
                             return  # peer closed in the middle of a frame
-                    else:
+                        carry = b""
+                        since = trio.current_time()
+                        waited = True  # _receive_large took its scheduling rounds
                         break
-                    head_reserved = False
+                    if end - start - 4 < size:
+                        break
+                    if not pool.try_reserve(size):
+                        # Wait for the pool without the read buffer, then cut the frame.
+                        carry = _unlend(spares, scratch, view, start, end)
+                        scratch = None  # lent back: a cancel while waiting must not give it twice
+                        await self._charge(size)
+                        scratch = spares.take()
+                        view = memoryview(scratch)
+                        start, end = 0, len(carry)
+                        view[:end] = carry
+                        carry = b""
+                    else:
+                        self.reserved_bytes += size
+                    frame = bytes(view[start + 4 : start + 4 + size])
+                    start += 4 + size
                     await self._accept(frame, send, nursery)
-                if start:
+                    since = trio.current_time()  # the next frame's clock: not while we were busy
+                if scratch is not None and start:
                     scratch[: end - start] = view[start:end]
                     end -= start
                     start = 0
@@ -244,13 +253,21 @@ class Connection:
             if scratch is not None:
                 spares.give(scratch)
 
+    async def _charge(self, size: int, held: int = 0) -> None:
+        """Take ``size`` bytes from the broker's memory pool, waiting while it
+        has none free (``held``: what this connection's partial frame holds)."""
+        pool = self.broker.memory_pool
+        if not pool.try_reserve(size):
+            await pool.reserve(size, held)
+        self.reserved_bytes += size  # only once granted: a cancel while waiting holds nothing
+
     async def _wait_readable(self, frame_since: float | None) -> None:
         """Wait for the peer's next bytes, up to connections.max.idle.ms: since
         its last request (or our last answer) between requests, or since the
         request began when it is part read. A trickle of bytes does not
         reset that clock, so a request must arrive whole within the limit;
         nor is a client idle while it waits for our answer."""
-        idle_s = self.broker.config.connections_max_idle_ms / 1000
+        idle_s = self._idle_s
         while True:
             since = frame_since if frame_since is not None else self.last_active
             with trio.move_on_at(since + idle_s):
@@ -262,17 +279,36 @@ class Connection:
             if self.outstanding:  # the client waits for us, not we for it
                 self.last_active = trio.current_time()
             elif trio.current_time() >= self.last_active + idle_s:
-                raise CloseConnection(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+                raise _Idle(f"idle for connections.max.idle.ms ({limit_ms} ms)")
 
-    async def _receive_rest(self, buf: bytearray, filled: int, size: int, since: float) -> bytearray | None:
-        """The rest of a frame into its own buffer; None if the peer closes first."""
-        with trio.move_on_at(since + self.broker.config.connections_max_idle_ms / 1000) as scope:
-            return await _receive_into(self.stream.socket, buf, filled, size)
-        assert scope.cancelled_caught
-        raise CloseConnection(
-            f"a request of {size} bytes not received whole within connections.max.idle.ms "
-            f"({self.broker.config.connections_max_idle_ms} ms)"
-        )
+    async def _receive_large(self, have: bytes, limit: int, since: float,
+                             send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> bool:  # fmt: skip
+        """A frame whose first bytes (size prefix included) are ``have``,
+        received into a buffer of its own and accepted; False if the peer
+        closes first. The buffer starts at the frame's size up to 1 MiB once
+        its bytes arrive and doubles as they do, each step charged to the
+        pool first: a size prefix alone (up to socket.request.max.bytes)
+        costs nothing. Waiting for the pool does not count against the
+        client's time to send the frame."""
+        size = read_frame_size(have, 0, limit)
+
+        async def charge(n: int, held: int) -> None:
+            scope.deadline, deadline = math.inf, scope.deadline
+            await self._charge(n, held)
+            scope.deadline = max(deadline, trio.current_time() + self._idle_s)
+
+        with trio.CancelScope(deadline=since + self._idle_s) as scope:
+            buf = await _receive_frame(self.stream.socket, memoryview(have)[4:], size, charge)
+            if buf is None:
+                return False
+        if scope.cancelled_caught:
+            raise CloseConnection(
+                f"a request of {size} bytes not received whole within connections.max.idle.ms "
+                f"({self.broker.config.connections_max_idle_ms} ms)"
+            )
+        self.last_active = trio.current_time()
+        await self._accept(buf, send, nursery)
+        return True
 
     async def _accept(self, frame: bytes | bytearray, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
         slot = _Slot(request_bytes=len(frame))
@@ -323,10 +359,7 @@ class Connection:
         except OSError as e:  # as send_all would say it: the peer is gone
             raise trio.BrokenResourceError(str(e)) from e
         if sent < len(data):
-            with trio.move_on_after(self.broker.config.connections_max_idle_ms / 1000) as scope:
-                await self.stream.send_all(memoryview(data)[sent:])
-            if scope.cancelled_caught:
-                raise CloseConnection(_NOT_TAKEN.format(self.broker.config.connections_max_idle_ms))
+            await _send_rest(self.stream.socket, memoryview(data)[sent:], self.broker.config.connections_max_idle_ms)
 
     async def _send_segments(self, body: SegmentedBuffer) -> None:
         """A response whose records come straight from log files, by sendfile."""
@@ -425,28 +458,54 @@ def _read_now(fd: int, room: memoryview) -> int | None:
         raise trio.BrokenResourceError(str(e)) from e
 
 
-def _frame_buffer(size: int, have: memoryview) -> tuple[bytearray, int]:
-    """A buffer for a ``size``-byte frame whose first bytes are ``have``. It
-    starts at the frame's size up to 1 MiB and grows by doubling as bytes
-    arrive, so a size prefix alone (up to socket.request.max.bytes) cannot
-    make the broker allocate it all."""
-    buf = bytearray(min(size, max(LARGE_FRAME_START, 2 * len(have))))
-    buf[: len(have)] = have
-    return buf, len(have)
+def _unlend(spares: ReadBuffers, scratch: bytearray, view: memoryview, start: int, end: int) -> bytes:
+    """The unread bytes of a read buffer, copied out; the buffer goes back to the spares."""
+    carry = bytes(view[start:end])
+    view.release()
+    spares.give(scratch)
+    return carry
 
 
-async def _receive_into(sock: trio.socket.SocketType, buf: bytearray, filled: int, size: int) -> bytearray | None:
-    """Fill ``buf`` from the socket to ``size`` bytes, growing it by doubling;
-    None if the peer closes first."""
+async def _receive_frame(sock: trio.socket.SocketType, have: memoryview, size: int,
+                         charge: Callable[[int, int], Awaitable[None]]) -> bytearray | None:  # fmt: skip
+    """A ``size``-byte frame whose first bytes are ``have``, the rest from
+    the socket into a buffer of its own; None if the peer closes first. The
+    buffer is allocated once bytes arrive, at the frame's size up to 1 MiB,
+    and grows by doubling as they do, each step ``charge``d first (its size,
+    and what the buffer holds already): a size prefix alone (up to
+    socket.request.max.bytes) costs nothing."""
+    filled = len(have)
+    if not filled:
+        await trio.lowlevel.wait_readable(sock)
+    first = min(size, max(LARGE_FRAME_START, 2 * filled))
+    await charge(first, 0)
+    buf = bytearray(first)
+    buf[:filled] = have
     while filled < size:
         if filled == len(buf):
-            buf += bytes(min(len(buf), size - len(buf)))
+            grow = min(len(buf), size - len(buf))
+            await charge(grow, len(buf))
+            buf += bytes(grow)
         with memoryview(buf) as whole, whole[filled:] as room:
             n = await _recv_into(sock, room)
         if not n:
             return None
         filled += n
     return buf
+
+
+async def _send_rest(sock: trio.socket.SocketType, data: memoryview, stall_ms: int) -> None:
+    """``data`` to the socket; the client must take some of it every
+    ``stall_ms`` (any bytes moved are activity, as for ``_sendfile``)."""
+    while data:
+        with trio.move_on_after(stall_ms / 1000) as scope:
+            try:
+                sent = await sock.send(data)
+            except OSError as e:  # as send_all would say it: the peer is gone
+                raise trio.BrokenResourceError(str(e)) from e
+        if scope.cancelled_caught:
+            raise CloseConnection(_NOT_TAKEN.format(stall_ms))
+        data = data[sent:]
 
 
 async def _sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int, stall_ms: int) -> None:

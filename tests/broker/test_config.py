@@ -113,12 +113,21 @@ def test_connection_limits_have_kafkas_names_and_round_trip():
     assert config.max_connections_per_ip == 2**31 - 1 and config.max_connections_per_ip_overrides == {}
     config = BrokerConfig.from_properties({
         "queued.max.request.bytes": "-1", "connections.max.idle.ms": "1000", "max.connections.per.ip": "5",
-        "max.connections.per.ip.overrides": "127.0.0.1:200, [::1]:3,host.example:0",
+        "max.connections.per.ip.overrides": "127.0.0.1:200, [::1]:3,[::ffff:10.0.0.1]:0",
     })  # fmt: skip
     assert config.queued_max_request_bytes == -1 and config.connections_max_idle_ms == 1000
     assert config.max_connections_per_ip == 5
-    assert config.max_connections_per_ip_overrides == {"127.0.0.1": 200, "::1": 3, "host.example": 0}
+    # An IPv4-mapped address is its IPv4 one, as the accept loop names such a peer.
+    assert config.max_connections_per_ip_overrides == {"127.0.0.1": 200, "::1": 3, "10.0.0.1": 0}
     assert config.with_overrides({}) == config
+
+
+def test_peers_are_named_as_the_per_ip_limits_name_them():
+    from broker.config import canonical_ip
+
+    assert canonical_ip("::ffff:127.0.0.2") == "127.0.0.2"  # a dual-stack listener's IPv4 peer
+    assert canonical_ip("0:0::1") == "::1" and canonical_ip("127.0.0.1") == "127.0.0.1"
+    assert canonical_ip("host.example") is None
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -127,6 +136,7 @@ def test_connection_limits_have_kafkas_names_and_round_trip():
     ("connections.max.idle.ms", "0", "between 1"),
     ("max.connections.per.ip.overrides", "127.0.0.1", "HOST:COUNT"),
     ("max.connections.per.ip.overrides", "127.0.0.1:x", "must be an integer"),
+    ("max.connections.per.ip.overrides", "host.example:3", "not an IP address"),
 ])  # fmt: skip
 def test_bad_connection_limits_are_refused_by_name(name, value, message):
     with pytest.raises(ConfigError, match=f"{name}.*{message}"):

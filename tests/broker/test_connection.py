@@ -268,19 +268,28 @@ class _TrickleSocket:
 
 
 async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_prefix():
-    from broker.net.connection import LARGE_FRAME_START, _frame_buffer, _receive_into
+    from broker.net.connection import LARGE_FRAME_START, _receive_frame
+
+    charged: list[tuple[int, int]] = []  # (bytes charged to the pool, what the buffer held before)
+
+    async def charge(n: int, held: int) -> None:
+        assert held == sum(c for c, _ in charged)  # each step charged before the buffer grows
+        charged.append((n, held))
 
     async def _receive_large(sock, size, have):
-        return await _receive_into(sock, *_frame_buffer(size, have), size)
+        return await _receive_frame(sock, have, size, charge)
 
     size = 64 << 20
     sock = _TrickleSocket(b"\1" * (3 << 20), chunk=256 << 10)  # 3 MiB arrive, then the peer is gone
     assert await _receive_large(sock, size, memoryview(b"\1" * 100)) is None
     assert sock.buffer_sizes[0] == LARGE_FRAME_START
     assert max(sock.buffer_sizes) <= 2 * (3 << 20) + LARGE_FRAME_START  # never the 64 MiB announced
+    assert sum(c for c, _ in charged) <= 2 * (3 << 20) + LARGE_FRAME_START  # the pool is charged what is allocated
+    charged.clear()
     body = os.urandom(5 << 20)
     whole = await _receive_large(_TrickleSocket(body[1000:], chunk=300_000), len(body), memoryview(body[:1000]))
     assert whole == body
+    assert sum(c for c, _ in charged) == len(body)
 
 
 async def test_requests_arriving_a_few_bytes_at_a_time_are_served(broker):
@@ -296,3 +305,36 @@ async def test_requests_arriving_a_few_bytes_at_a_time_are_served(broker):
     with trio.fail_after(10):
         got = [(await _response(stream, 18, 3))[0] for _ in range(3)]
     assert got == [20, 21, 22]
+
+
+async def test_a_large_answer_taken_slowly_but_steadily_is_sent_whole():
+    """A response far larger than the socket buffers, to a client that takes
+    a little of it at a time for longer than connections.max.idle.ms in all:
+    any bytes taken are activity (as for records sent by sendfile), so it is
+    sent whole rather than the connection closed."""
+    import socket
+    from types import SimpleNamespace
+
+    from broker.net.connection import Connection
+
+    a, b = trio.socket.socketpair()
+    for s in (a, b):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    config = SimpleNamespace(connections_max_idle_ms=300)
+    conn = SimpleNamespace(_fd=a.fileno(), stream=trio.SocketStream(a), broker=SimpleNamespace(config=config))
+    data = os.urandom(256 * 1024)
+    got = bytearray()
+
+    async def take_slowly() -> None:
+        while len(got) < len(data):
+            got.extend(await b.recv(16 * 1024))
+            await trio.sleep(0.05)  # 1 s or more in all, each piece well within 300 ms
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(take_slowly)
+        with trio.fail_after(60):
+            await Connection._send(conn, data)
+    assert got == data
+    a.close()
+    b.close()

@@ -105,20 +105,20 @@ async def test_a_connection_waiting_for_its_answer_is_not_idle(tmp_path, nursery
 
 
 async def test_partly_read_requests_are_bounded_by_queued_max_request_bytes(tmp_path, nursery):
-    """Two requests of 600 KB with a pool of 1 MB: the second is not read
-    (its sender is held back, the socket stays open) until the first has
-    been answered or its connection closed; then it is served."""
+    """A pool of 1 MB taken whole by the first 1 MiB of a request part sent:
+    a second request of 600 KB is not read (its sender is held back, the
+    socket stays open) until the first's memory comes back; then it is
+    served."""
     b = await _start(tmp_path, nursery, queued_max_request_bytes=str(1_000_000),
                      socket_request_max_bytes=str(4 << 20))  # fmt: skip
-    size = 600_000
     first = await _connect(b)
-    await first.send_all(struct.pack(">i", size) + bytes(1000))  # announced; most of it never sent
-    await _wait_for(lambda: b.memory_pool.reserved == size)
+    await first.send_all(struct.pack(">i", 1_200_000) + bytes(1000))  # announced; most of it never sent
+    await _wait_for(lambda: b.memory_pool.reserved == 1 << 20)  # its buffer's first 1 MiB
     second = await _connect(b)
     async with trio.open_nursery() as senders:
-        senders.start_soon(second.send_all, encode_frame(_api_versions_of_size(size, 2)))
+        senders.start_soon(second.send_all, encode_frame(_api_versions_of_size(600_000, 2)))
         await _wait_for(lambda: b.memory_pool.waiting == 1)
-        assert b.memory_pool.reserved == size  # the second frame has no memory yet
+        assert b.memory_pool.reserved == 1 << 20  # the second frame has no memory yet
         await first.aclose()
         with trio.fail_after(10):
             corr, answer = await _response(second, 18, 3)
@@ -135,6 +135,117 @@ async def test_a_request_larger_than_the_whole_pool_is_served_when_the_pool_is_f
         corr, answer = await _response(peer, 18, 3)
     assert corr == 7 and answer["error_code"] == 0
     await _wait_for(lambda: b.memory_pool.reserved == 0)
+
+
+async def test_frames_announced_and_never_sent_hold_back_no_other_request(tmp_path, nursery):
+    """Three connections announce a 100 MiB request each (the default
+    socket.request.max.bytes) and send nothing more; with the default pool
+    (256 MiB) they must cost nothing until their bytes arrive, and another
+    connection's small requests are answered at once."""
+    b = await _start(tmp_path, nursery)
+    hogs = [await _connect(b) for _ in range(3)]
+    for hog in hogs:
+        await hog.send_all(struct.pack(">i", 100 * 1024 * 1024))
+    await _wait_for(lambda: b.connections == 3)
+    peer = await _connect(b)
+    with trio.fail_after(10):
+        for i in range(3):
+            assert (await _call(peer, 18, 3, {}, correlation_id=i))[1]["error_code"] == 0
+
+
+async def test_small_requests_are_served_while_a_large_one_cannot_have_the_pool(tmp_path, nursery):
+    """A request larger than the whole pool, part sent, and another part
+    sent: neither may hold back a small request while the pool has memory
+    left (memory is given to whoever asks while some is free, never in a
+    line behind a large request)."""
+    b = await _start(tmp_path, nursery, queued_max_request_bytes=str(4_000_000),
+                     socket_request_max_bytes=str(16 << 20))  # fmt: skip
+    large = await _connect(b)
+    await large.send_all(struct.pack(">i", 8_000_000) + bytes(100_000))
+    await _wait_for(lambda: b.memory_pool.reserved > 0)
+    other = await _connect(b)
+    await other.send_all(struct.pack(">i", 2_000_000) + bytes(1000))
+    await _wait_for(lambda: b.connections == 2)
+    peer = await _connect(b)
+    with trio.fail_after(10):
+        for i in range(3):
+            assert (await _call(peer, 18, 3, {}, correlation_id=i))[1]["error_code"] == 0
+    await large.aclose()
+    await other.aclose()
+    await _wait_for(lambda: b.memory_pool.reserved == 0)
+
+
+async def test_time_held_back_by_the_pool_does_not_count_against_the_next_request(tmp_path, nursery):
+    """A request whole and the first half of the next, sent together, while
+    the pool is taken: the broker holds the client back longer than
+    connections.max.idle.ms. Once memory is back the first is answered, and
+    the client, sending the rest of the second at once, is not closed for
+    having taken too long over it."""
+    b = await _start(tmp_path, nursery, connections_max_idle_ms="1000", queued_max_request_bytes=str(1_000_000),
+                     socket_request_max_bytes=str(4 << 20))  # fmt: skip
+    hog = await _connect(b)
+    await hog.send_all(struct.pack(">i", 1_200_000) + bytes(1000))  # its buffer's first 1 MiB takes the pool
+    await _wait_for(lambda: b.memory_pool.reserved >= 1_000_000)
+    peer = await _connect(b)
+    second = encode_frame(_api_versions_of_size(40_000, 2))
+    await peer.send_all(encode_frame(_api_versions_of_size(40_000, 1)) + second[:20_000])
+    await _wait_for(lambda: b.memory_pool.waiting == 1)
+    await trio.sleep(1.5)  # held back past connections.max.idle.ms (the hog is not idle: part of a request)
+    await hog.aclose()
+    with trio.fail_after(10):
+        assert (await _response(peer, 18, 3))[0] == 1
+        await peer.send_all(second[20_000:])
+        corr, answer = await _response(peer, 18, 3)
+    assert corr == 2 and answer["error_code"] == 0
+
+
+async def test_connections_held_back_by_the_pool_hold_no_read_buffer(tmp_path, nursery):
+    """Fifty connections each with a request whole in their read buffer,
+    waiting for the pool: what the connection module keeps for them is far
+    below one 64 KiB read buffer each."""
+    b = await _start(tmp_path, nursery, queued_max_request_bytes=str(1_000_000),
+                     socket_request_max_bytes=str(4 << 20))  # fmt: skip
+    hog = await _connect(b)
+    await hog.send_all(struct.pack(">i", 1_200_000) + bytes(1000))
+    await _wait_for(lambda: b.memory_pool.reserved >= 1_000_000)
+    only_connections = [tracemalloc.Filter(True, "*/broker/net/*")]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces(only_connections)
+        peers = [await _connect(b) for _ in range(50)]
+        for i, peer in enumerate(peers):
+            await peer.send_all(encode_frame(_api_versions_of_size(1000, i)))
+        await _wait_for(lambda: b.memory_pool.waiting == 50)
+        held = tracemalloc.take_snapshot().filter_traces(only_connections)
+        grown = sum(s.size_diff for s in held.compare_to(before, "filename"))
+        per_connection = (grown - len(b.read_buffers._spares) * RECEIVE_BYTES) / 50
+        assert per_connection < 8 * 1024, f"{per_connection:.0f} bytes a connection"
+    finally:
+        tracemalloc.stop()
+    await hog.aclose()
+    with trio.fail_after(10):
+        for i, peer in enumerate(peers):
+            assert (await _response(peer, 18, 3))[0] == i
+
+
+async def test_a_broker_stopped_while_connections_wait_for_the_pool_lends_no_buffer_twice(tmp_path):
+    """Connections waiting for the pool when the broker stops: each read
+    buffer goes back to the spares once (twice, two later connections would
+    share one)."""
+    async with trio.open_nursery() as nursery:
+        b = await _start(tmp_path, nursery, queued_max_request_bytes=str(1_000_000),
+                         socket_request_max_bytes=str(4 << 20))  # fmt: skip
+        hog = await _connect(b)
+        await hog.send_all(struct.pack(">i", 1_200_000) + bytes(1000))
+        await _wait_for(lambda: b.memory_pool.reserved >= 1_000_000)
+        peers = [await _connect(b) for _ in range(3)]
+        for i, peer in enumerate(peers):
+            await peer.send_all(encode_frame(_api_versions_of_size(1000, i)))
+        await _wait_for(lambda: b.memory_pool.waiting == 3)
+        nursery.cancel_scope.cancel()
+    spares = b.read_buffers._spares
+    assert len({id(buf) for buf in spares}) == len(spares)
 
 
 # -- max.connections.per.ip ------------------------------------------------------------

@@ -3,6 +3,7 @@ three voters (and an observer) in one Trio run."""
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import pytest
@@ -223,30 +224,56 @@ async def test_the_controller_listener_closes_idle_and_trickling_connections(tmp
     assert closed
 
 
-async def test_the_controller_listener_reserves_requests_from_its_memory_pool(tmp_path, nursery):
+async def test_the_controller_listener_charges_what_it_reads_to_its_memory_pool(tmp_path, nursery):
+    """What a connection has read is charged to the pool (a size prefix
+    alone costs nothing); once the pool is taken, another connection reads
+    nothing more until memory comes back."""
     from broker.net.memory_pool import MemoryPool
 
     pool = MemoryPool(1 << 20)
     c = Cluster(tmp_path, nursery, voters=(1,), memory_pool=pool)
     await c.start(1)
+
+    async def wait_for(condition) -> None:
+        with trio.fail_after(5):
+            while not condition():
+                await trio.sleep(0.01)
+
     first = await trio.open_tcp_stream(*c.addresses[1])
-    await first.send_all(struct.pack(">i", 900_000) + bytes(1000))  # announced, never finished
-    with trio.fail_after(5):
-        while pool.reserved != 900_000:
-            await trio.sleep(0.01)
+    await first.send_all(struct.pack(">i", 2_000_000) + bytes(1_100_000))  # more than the pool; never finished
+    await wait_for(lambda: pool.reserved == 1_100_004)  # it alone held memory, so it read on
     second = await trio.open_tcp_stream(*c.addresses[1])
     await second.send_all(struct.pack(">i", 900_000) + bytes(1000))
-    with trio.fail_after(5):
-        while pool.waiting != 1:
-            await trio.sleep(0.01)
+    await wait_for(lambda: pool.waiting == 1)
     await first.aclose()
-    with trio.fail_after(5):
-        while pool.waiting or pool.reserved != 900_000:  # the second has the memory now
-            await trio.sleep(0.01)
+    await wait_for(lambda: not pool.waiting and pool.reserved == 1004)  # the second has the memory now
     await second.aclose()
-    with trio.fail_after(5):
-        while pool.reserved:
-            await trio.sleep(0.01)
+    await wait_for(lambda: pool.reserved == 0)
+
+
+async def test_a_controller_connection_cancelled_waiting_for_the_pool_gives_back_only_what_it_holds():
+    """A connection waiting for the pool when its listener stops: it gives
+    back nothing it was never granted."""
+    import trio.testing
+
+    from broker.controller.quorum_rpc import serve_connection
+    from broker.net.memory_pool import MemoryPool
+
+    pool = MemoryPool(1000)
+    assert pool.try_reserve(1000)  # all of it held elsewhere
+    ours, theirs = trio.testing.memory_stream_pair()
+
+    async def never(header, body):
+        raise AssertionError("no request is whole")
+
+    async with trio.open_nursery() as listener:
+        listener.start_soon(functools.partial(serve_connection, theirs, never, 1 << 20, memory_pool=pool))
+        await ours.send_all(struct.pack(">i", 900_000) + bytes(100))
+        with trio.fail_after(5):
+            while not pool.waiting:
+                await trio.sleep(0.01)
+        listener.cancel_scope.cancel()
+    assert pool.reserved == 1000 and not pool.waiting
 
 
 async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, nursery):
@@ -264,3 +291,31 @@ async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, 
     c.stop(leader.node_id)
     successor = await c.leader(exclude=(leader.node_id,))
     assert await successor.propose([b"after"]) >= 0
+
+
+async def test_a_controller_connection_whose_peer_takes_no_answer_is_closed():
+    """A peer that sends a request and never reads: the answer cannot be
+    sent, and after connections.max.idle.ms the listener gives up on it
+    rather than hold the connection (and its memory) for ever."""
+    import trio.testing
+
+    from broker.controller.quorum_rpc import serve_connection
+    from client.protocol import encode_frame, encode_request
+    from client.protocol.headers import RequestHeader
+
+    ours, theirs = trio.testing.lockstep_stream_pair()  # a send waits for the peer's receive
+
+    async def never(header, body):
+        raise AssertionError("ApiVersions is answered by the listener")
+
+    await_done = trio.Event()
+
+    async def serve() -> None:
+        await serve_connection(theirs, never, 1 << 20, max_idle_ms=300)
+        await_done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        await ours.send_all(encode_frame(encode_request(RequestHeader(18, 3, 1, "t"), {})))
+        with trio.fail_after(10):
+            await await_done.wait()

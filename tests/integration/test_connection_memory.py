@@ -45,9 +45,10 @@ def _connect(port: int) -> socket.socket:
 
 def test_unfinished_large_requests_take_no_more_than_the_request_pool(tmp_path):
     """Twelve connections each announce a 24 MiB request and send 23 MiB of
-    it; with queued.max.request.bytes at 16 MiB the broker reads one of them
-    (a request larger than the pool goes alone) and holds the others back,
-    where without a pool it would hold all 276 MiB."""
+    it; with queued.max.request.bytes at 16 MiB the broker reads about that
+    much of them and then, as only connections waiting for more hold the
+    pool, one of them whole (the one holding most goes on), and holds the
+    others back, where without a pool it would hold all 276 MiB."""
     broker = BrokerProcess(tmp_path / "data", extra=[
         "--set", f"queued.max.request.bytes={16 * MiB}", "--set", f"socket.request.max.bytes={32 * MiB}",
     ]).start()  # fmt: skip
