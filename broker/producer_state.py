@@ -3,8 +3,8 @@
 For each producer id that wrote to a partition the broker keeps the producer
 epoch and the metadata of the last ``NUM_BATCHES_TO_RETAIN`` (5) batches of
 that epoch: (first sequence, last sequence, first offset, last offset). An
-incoming batch with a producer id >= 0 is judged by ``check`` (the pack's
-section 4.3, and Kafka's ``ProducerAppendInfo.checkProducerEpoch`` /
+incoming batch with a producer id >= 0 is judged by ``check`` (KIP-98 and KIP-360,
+as Kafka's ``ProducerAppendInfo.checkProducerEpoch`` /
 ``checkSequence`` after ``ProducerStateEntry.findDuplicateBatch``):
 
 1. same epoch and (first, last sequence) equal to a retained batch: a retry;

@@ -12,7 +12,7 @@ from client.protocol import ErrorCode
 
 API_KEY = 18
 MIN_VERSION = 0
-MAX_VERSION = 3  # v3 is the first flexible version; the pack's target max
+MAX_VERSION = 3  # v3 is the first flexible version (KIP-511); what today's clients send
 
 
 def api_keys(registry) -> list[dict]:

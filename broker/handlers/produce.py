@@ -89,7 +89,7 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     error, message = check_produce_batch(batch, version)
     if error != ErrorCode.NONE:
         return _result(index, error, message=message)
-    # Idempotence (the pack's 3.5 step 5, rules in broker/producer_state.py).
+    # Idempotence (KIP-98's sequence checks; the rules are in broker/producer_state.py).
     producer_id, producer_epoch, base_seq = _PRODUCER.unpack_from(batch, 43)
     state = None
     if producer_id >= 0:

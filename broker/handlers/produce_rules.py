@@ -1,8 +1,8 @@
 """Produce's per-batch header rules, as Kafka applies them (pure, headers only).
 
 The storage engine checks bounds, magic and CRC when it appends; these are
-the rules on top that a producer's batch must follow (the pack's section
-3.5, step 4): base offset 0, at least one record, lastOffsetDelta + 1 ==
+the rules on top that a producer's batch must follow (Kafka's
+LogValidator): base offset 0, at least one record, lastOffsetDelta + 1 ==
 recordsCount, not a control batch, a known codec, zstd only from Produce v7,
 a base sequence when a producer id is set.
 """

@@ -4,8 +4,8 @@ The cluster reports what each node does (a leader seen, a high watermark
 reached, a truncation, a hard state written, a vote sent, an entry handed
 to the state machine, a proposal acknowledged); each report is checked at
 once and the first broken rule raises ``Violation`` naming the seed, the
-simulated time and the rule. The rules are Raft's (and the pack's section
-6.7; Kafka's RaftEventSimulationTest checks the first three):
+simulated time and the rule. The rules are Raft's (Kafka's
+RaftEventSimulationTest checks the first three):
 
 - one leader per epoch, over all time;
 - epochs and high watermarks never go back on a live node, the durable

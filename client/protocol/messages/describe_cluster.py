@@ -1,7 +1,7 @@
 """DescribeCluster (key 60), from DescribeClusterRequest/Response.json, versions 0-2.
 
 Flexible from v0. v1 adds endpoint_type (1 brokers, 2 controllers). v2 is
-KIP-1073's (newer than the pack's 0-1): the request may ask for fenced
+KIP-1073's: the request may ask for fenced
 brokers too (include_fenced_brokers), and each broker says is_fenced.
 """
 
