@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from client.protocol import RequestHeader
+from client.protocol.api import decode_response, encode_request_frame
 
 
 def free_port() -> int:
@@ -92,3 +96,23 @@ class BrokerProcess(ServerProcess):
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "broker.cli", "broker", "start", "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir), *self.extra]  # fmt: skip
+
+
+def read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return bytes(data)
+
+
+def call(port: int, api_key: int, version: int, body: dict, timeout_s: float = 35.0) -> dict:
+    """One request to the broker on ``port`` itself (no client routing), its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall(encode_request_frame(RequestHeader(api_key, version, 7, "riverlog-tests"), body))
+        (size,) = struct.unpack(">i", read_exactly(sock, 4))
+        correlation_id, answer = decode_response(api_key, version, read_exactly(sock, size))
+    assert correlation_id == 7
+    return answer

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -24,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from client.protocol import ErrorCode, RequestHeader
-from client.protocol.api import decode_response, encode_request_frame
+from client.protocol import ErrorCode
 
-from .broker_process import free_port
+from .broker_process import call, free_port
 
 METADATA, CREATE_TOPICS = 3, 19
 SESSION_TIMEOUT_MS = 2000
@@ -37,26 +34,6 @@ START_TIMEOUT_S = 60.0
 
 
 # ------------------------------------------------------------------ the wire
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        data += chunk
-    return bytes(data)
-
-
-def call(port: int, api_key: int, version: int, body: dict, timeout_s: float = 35.0) -> dict:
-    """One request to the broker on ``port`` itself (no client routing), its answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-        sock.sendall(encode_request_frame(RequestHeader(api_key, version, 7, "test-cluster"), body))
-        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-        correlation_id, answer = decode_response(api_key, version, _read_exactly(sock, size))
-    assert correlation_id == 7
-    return answer
 
 
 def metadata(port: int, timeout_s: float = 10.0) -> dict:

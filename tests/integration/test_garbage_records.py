@@ -10,7 +10,6 @@ read the partition before and after it.
 from __future__ import annotations
 
 import random
-import socket
 import struct
 import time
 
@@ -20,31 +19,14 @@ from crc32c import crc32c
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 
-from client.protocol import ErrorCode, RequestHeader
-from client.protocol.api import decode_response, encode_request_frame
+from client.protocol import ErrorCode
 from client.records import build_batch
+
+from .broker_process import call
 
 PRODUCE, CREATE_TOPICS = 0, 19
 GOOD_BEFORE = GOOD_AFTER = 5
 DEADLINE_S = 60.0  # generous: a consumer past the garbage gets every good record long before
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        data += chunk
-    return bytes(data)
-
-
-def _call(port: int, api_key: int, version: int, body: dict) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(encode_request_frame(RequestHeader(api_key, version, 1, "garbage-test"), body))
-        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-        _, answer = decode_response(api_key, version, _read_exactly(sock, size))
-    return answer
 
 
 def _garbage_batch(codec: int) -> bytes:
@@ -105,13 +87,13 @@ def _kafka_python_reads(bootstrap: str, topic: str, expected: int) -> list[bytes
 
 @pytest.mark.parametrize("codec", [0, 1], ids=["uncompressed", "gzip-flagged"])
 def test_a_garbage_batch_is_refused_and_consumers_read_the_good_records_past_it(broker, codec):
-    created = _call(broker.port, CREATE_TOPICS, 4, {
+    created = call(broker.port, CREATE_TOPICS, 4, {
         "topics": [{"name": "events", "num_partitions": 1, "replication_factor": 1, "assignments": [],
                     "configs": []}], "timeout_ms": 30_000, "validate_only": False})  # fmt: skip
     assert created["topics"][0]["error_code"] == ErrorCode.NONE
     _produce_good(broker.bootstrap, "events", 0, GOOD_BEFORE)
 
-    answer = _call(broker.port, PRODUCE, 7, {"transactional_id": None, "acks": -1, "timeout_ms": 30_000,
+    answer = call(broker.port, PRODUCE, 7, {"transactional_id": None, "acks": -1, "timeout_ms": 30_000,
         "topic_data": [{"name": "events", "partition_data": [{"index": 0, "records": _garbage_batch(codec)}]}]})  # fmt: skip
     result = answer["responses"][0]["partition_responses"][0]
     assert result["error_code"] in (ErrorCode.INVALID_RECORD, ErrorCode.CORRUPT_MESSAGE), result

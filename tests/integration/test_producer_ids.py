@@ -20,7 +20,8 @@ import time
 from client.protocol import ErrorCode, RequestHeader
 from client.protocol.api import decode_response, encode_request_frame
 
-from .test_cluster import _read_exactly, consume, create_topics, leaders, metadata, new_cluster, wait_for  # noqa: F401
+from .broker_process import read_exactly
+from .test_cluster import consume, create_topics, leaders, metadata, new_cluster, wait_for  # noqa: F401
 
 INIT_PRODUCER_ID = 22
 RECORDS_PER_PRODUCER = 50
@@ -79,8 +80,8 @@ class _Peer:
         self.correlation += 1
         body = {"transactional_id": None, "transaction_timeout_ms": 60_000}
         self.sock.sendall(encode_request_frame(RequestHeader(INIT_PRODUCER_ID, 1, self.correlation, "pids"), body))
-        (size,) = struct.unpack(">i", _read_exactly(self.sock, 4))
-        correlation, answer = decode_response(INIT_PRODUCER_ID, 1, _read_exactly(self.sock, size))
+        (size,) = struct.unpack(">i", read_exactly(self.sock, 4))
+        correlation, answer = decode_response(INIT_PRODUCER_ID, 1, read_exactly(self.sock, size))
         assert correlation == self.correlation
         return answer
 

@@ -47,3 +47,19 @@ def assert_same(name: str, *args) -> tuple:
     expected = outcome(getattr(twin, name), *args)
     assert outcome(getattr(require_compiled(), name), *args) == expected
     return expected
+
+
+DAMAGES = st.sampled_from(["cut", "set", "insert", "count+1", "count-1"])
+
+
+def damage(data: bytes, count: int, where: int, byte: int, how: str) -> tuple[bytes, int]:
+    """A records area (and its record count) damaged one way: cut short at,
+    a byte set at, a byte inserted at ``where``, or the count off by one."""
+    at = where % len(data)
+    if how == "cut":
+        return data[:at], count
+    if how == "set":
+        return data[:at] + bytes([byte]) + data[at + 1 :], count
+    if how == "insert":
+        return data[:at] + bytes([byte]) + data[at:], count
+    return data, count + (1 if how == "count+1" else -1)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from native import twin
 
-from .equivalence import BUFFER_KINDS, INT64, assert_same, equivalence_settings
+from .equivalence import BUFFER_KINDS, DAMAGES, damage, INT64, assert_same, equivalence_settings
 
 # ---- encode_records
 
@@ -179,18 +179,9 @@ def test_decode_records_matches_twin_on_random_bytes(data, kind, count):
 
 @equivalence_settings
 @given(records=RECORDS.filter(bool), where=st.integers(0, 10**6), byte=st.integers(0, 255),
-       how=st.sampled_from(["cut", "set", "insert", "count+1", "count-1"]))
+       how=DAMAGES)
 def test_decode_records_matches_twin_on_damaged_bytes(records, where, byte, how):
-    data, count = twin.encode_records(*columns(records)), len(records)
-    at = where % len(data)
-    if how == "cut":
-        data = data[:at]
-    elif how == "set":
-        data = data[:at] + bytes([byte]) + data[at + 1 :]
-    elif how == "insert":
-        data = data[:at] + bytes([byte]) + data[at:]
-    else:
-        count += 1 if how == "count+1" else -1
+    data, count = damage(twin.encode_records(*columns(records)), len(records), where, byte, how)
     assert_same("decode_records", data, count)
 
 
