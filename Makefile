@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -c "import native; assert native.NATIVE, 'native module did not build'"
+	$(PY) -c "from riverlog import native; assert native.NATIVE, 'native module did not build'"
 	touch $(STAMP)
 
 install: $(STAMP)

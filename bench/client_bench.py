@@ -44,7 +44,7 @@ SIZES = (100, 1024)
 def _produce_riverlog(a: dict) -> dict:
     import trio
 
-    from client.producer import Producer
+    from riverlog.client.producer import Producer
 
     value = b"x" * a["size"]
     n = a["records"]
@@ -93,8 +93,8 @@ def _produce_confluent(a: dict) -> dict:
 def _consume_riverlog(a: dict) -> dict:
     import trio
 
-    from client.consumer import Consumer
-    from client.types import TopicPartition
+    from riverlog.client.consumer import Consumer
+    from riverlog.client.types import TopicPartition
 
     n = a["records"]
 

@@ -47,8 +47,8 @@ import threading
 import time
 
 from bench.workers import ROOT, fmt, machine, median, work_dir, write_report
-from client.protocol import RequestHeader
-from client.protocol.api import decode_response, encode_request_frame
+from riverlog.client.protocol import RequestHeader
+from riverlog.client.protocol.api import decode_response, encode_request_frame
 from tests.integration.test_cluster import METADATA, Cluster, create_topics, metadata, wait_for
 
 DEFAULTS = {"broker.session.timeout.ms": "9000", "broker.heartbeat.interval.ms": "2000",

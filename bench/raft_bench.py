@@ -68,9 +68,9 @@ def emit(event: str, **fields) -> None:
 async def run_node(args) -> None:
     import trio
 
-    from broker.controller.raft.core import NotLeaderError
-    from broker.controller.raft.roles import RaftConfig
-    from broker.controller.raft_driver import RaftDriver
+    from riverlog.broker.controller.raft.core import NotLeaderError
+    from riverlog.broker.controller.raft.roles import RaftConfig
+    from riverlog.broker.controller.raft_driver import RaftDriver
 
     ports = [int(p) for p in args.ports.split(",")]
     peers = {v: ("127.0.0.1", ports[v - 1]) for v in VOTERS}

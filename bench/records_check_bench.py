@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 from bench.workers import ROOT, fmt, machine, median, write_report
-from broker.storage import log as log_module
-from broker.storage.batches import check_records, max_uncompressed_bytes, validate_batches
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import Compression, build_batch
-from client.records import compression as codecs
+from riverlog.broker.storage import log as log_module
+from riverlog.broker.storage.batches import check_records, max_uncompressed_bytes, validate_batches
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import Compression, build_batch
+from riverlog.client.records import compression as codecs
 
 BATCH_BYTES = 1_000_000  # librdkafka's batch.size
 MAX_MESSAGE_BYTES = LogConfig().max_message_bytes

@@ -28,9 +28,9 @@ import asyncio
 import signal
 import struct
 
-from client.protocol.api import decode_request, encode_response
-from client.protocol.errors import UnsupportedApi
-from client.protocol.framing import FrameDecoder, encode_frame
+from riverlog.client.protocol.api import decode_request, encode_response
+from riverlog.client.protocol.errors import UnsupportedApi
+from riverlog.client.protocol.framing import FrameDecoder, encode_frame
 
 API_VERSIONS, METADATA, PRODUCE, FETCH = 18, 3, 0, 1
 RANGES = {PRODUCE: (0, 7), METADATA: (0, 6), API_VERSIONS: (0, 3)}

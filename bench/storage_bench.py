@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import build_batch
-from native import compiled, twin
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import build_batch
+from riverlog.native import compiled, twin
 
 MIB = 1024 * 1024
 

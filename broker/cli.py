@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from client.cli import CLIENT_COMMANDS, StrictGroup, cluster
+from riverlog.client.cli import CLIENT_COMMANDS, StrictGroup, cluster
 
 
 @click.group(cls=StrictGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,12 +59,12 @@ def broker_start(node_id, listen, advertised, controller_listen, controller_quor
 
     import trio
 
-    from broker.config import BrokerConfig, load_properties
-    from broker.meta_properties import check_new_voter
-    from broker.producer_ids import legacy_producer_id_floor
-    from broker.server import run_until_signalled
-    from broker.storage.checkpoint import CorruptCheckpointError
-    from broker.storage.log_config import ConfigError
+    from riverlog.broker.config import BrokerConfig, load_properties
+    from riverlog.broker.meta_properties import check_new_voter
+    from riverlog.broker.producer_ids import legacy_producer_id_floor
+    from riverlog.broker.server import run_until_signalled
+    from riverlog.broker.storage.checkpoint import CorruptCheckpointError
+    from riverlog.broker.storage.log_config import ConfigError
 
     props: dict[str, str] = load_properties(config_file) if config_file else {}
     flags = {"node.id": node_id, "listeners": listen, "advertised.listeners": advertised, "log.dirs": data_dir,
@@ -93,7 +93,7 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
 
     Exits with status 1 if a file holds a corrupt or torn batch.
     """
-    from client.records import CorruptRecordError, RecordBatch  # not at import: --help stays fast
+    from riverlog.client.records import CorruptRecordError, RecordBatch  # not at import: --help stays fast
 
     bad = False
     for path in files:
@@ -144,7 +144,7 @@ def cluster_up(brokers: int, data_dir: Path, base_port: int) -> None:
     Prints the bootstrap string, then every node's log lines prefixed
     [node N]. Exits 1 if a node exits on its own (the others are stopped).
     """
-    from broker import cluster_up as up
+    from riverlog.broker import cluster_up as up
 
     try:
         up.check_fresh_start(up.plan(brokers, data_dir, base_port))

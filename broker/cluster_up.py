@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from broker.controller.raft_store import METADATA_DIR
+from riverlog.broker.controller.raft_store import METADATA_DIR
 
 MAX_BROKERS = 9
 CONTROLLER_PORT_OFFSET = 100
@@ -65,7 +65,7 @@ def node_argv(node: Node, nodes: list[Node], host: str = "127.0.0.1") -> list[st
     first start. A node whose data is gone while others have theirs is
     refused by ``check_fresh_start`` instead (it must not rejoin empty)."""
     quorum = ",".join(f"{n.node_id}@{host}:{n.controller_port}" for n in nodes)
-    return [sys.executable, "-m", "broker.cli", "broker", "start", "--node-id", str(node.node_id),
+    return [sys.executable, "-m", "riverlog.broker.cli", "broker", "start", "--node-id", str(node.node_id),
             "--listen", f"{host}:{node.port}", "--controller-listen", f"{host}:{node.controller_port}",
             "--controller-quorum", quorum, "--data-dir", str(node.data_dir),
             *(["--initial-cluster"] if all(is_new(n.data_dir) for n in nodes) else [])]  # fmt: skip

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.storage.log_config import ConfigError, LogConfig
+from riverlog.broker.storage.log_config import ConfigError, LogConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from broker.controller.raft_store import METADATA_DIR
-from broker.storage.checkpoint import fsync_dir
-from broker.storage.log_config import ConfigError
+from riverlog.broker.controller.raft_store import METADATA_DIR
+from riverlog.broker.storage.checkpoint import fsync_dir
+from riverlog.broker.storage.log_config import ConfigError
 
 FILE_NAME = "meta.properties"
 

@@ -44,10 +44,10 @@ from pathlib import Path
 
 import trio
 
-from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
-from broker.metadata.records import PRODUCER_ID_END
-from broker.storage.checkpoint import CorruptCheckpointError, read_checkpoint
-from client.protocol import ErrorCode
+from riverlog.broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
+from riverlog.broker.metadata.records import PRODUCER_ID_END
+from riverlog.broker.storage.checkpoint import CorruptCheckpointError, read_checkpoint
+from riverlog.client.protocol import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -40,11 +40,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from client.protocol import ErrorCode
-from client.records.layout import INT32_MAX, LAST_OFFSET_DELTA_OFFSET, PRODUCER_ID_OFFSET
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records.layout import INT32_MAX, LAST_OFFSET_DELTA_OFFSET, PRODUCER_ID_OFFSET
 
 if TYPE_CHECKING:
-    from broker.storage.log import Log
+    from riverlog.broker.storage.log import Log
 
 NUM_BATCHES_TO_RETAIN = 5
 MAX_PRODUCERS = 1000  # per partition

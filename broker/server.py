@@ -14,32 +14,32 @@ import logging
 
 import trio
 
-from broker.config import BrokerConfig, canonical_ip, format_voters
-from broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
-from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
-from broker.controller.raft.roles import RaftConfig
-from broker.controller.raft_driver import RaftDriver
-from broker.controller.registration import BrokerRegistration
-from broker.group.service import GroupService
-from broker.handlers import build_registry, default_modules
-from broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
-from broker.metadata.controller import NotControllerError, QuorumController
-from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults, TopicResult
-from broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
-from broker.metadata.image_machine import MetadataStateMachine
-from broker.net.connection import Connection, ReadBuffers
-from broker.net.memory_pool import MemoryPool
-from broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
-from broker.producer_state import ProducerStateManager, log_producer_batches
-from broker.storage.errors import StorageError, TooManyOpenFilesError
-from broker.storage.log import Log, now_ms, parse_partition_dir
-from broker.storage import open_files
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import LogManager
-from broker.storage.space_reserve import SpaceReserve
-from broker.storage.partition_metadata import read_topic_id, write_topic_id
-from broker.throttled_log import ThrottledLog
-from client.protocol import ErrorCode, RequestHeader
+from riverlog.broker.config import BrokerConfig, canonical_ip, format_voters
+from riverlog.broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
+from riverlog.broker.controller.forwarding import ControllerChannel, ControllerUnavailable
+from riverlog.broker.controller.raft.roles import RaftConfig
+from riverlog.broker.controller.raft_driver import RaftDriver
+from riverlog.broker.controller.registration import BrokerRegistration
+from riverlog.broker.group.service import GroupService
+from riverlog.broker.handlers import build_registry, default_modules
+from riverlog.broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
+from riverlog.broker.metadata.controller import NotControllerError, QuorumController
+from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults, TopicResult
+from riverlog.broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
+from riverlog.broker.metadata.image_machine import MetadataStateMachine
+from riverlog.broker.net.connection import Connection, ReadBuffers
+from riverlog.broker.net.memory_pool import MemoryPool
+from riverlog.broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
+from riverlog.broker.producer_state import ProducerStateManager, log_producer_batches
+from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError
+from riverlog.broker.storage.log import Log, now_ms, parse_partition_dir
+from riverlog.broker.storage import open_files
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import LogManager
+from riverlog.broker.storage.space_reserve import SpaceReserve
+from riverlog.broker.storage.partition_metadata import read_topic_id, write_topic_id
+from riverlog.broker.throttled_log import ThrottledLog
+from riverlog.client.protocol import ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
 

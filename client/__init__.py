@@ -12,17 +12,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Producer": "client.producer",
-    "Consumer": "client.consumer",
-    "Admin": "client.admin",
-    "NewTopic": "client.admin",
-    "SyncProducer": "client.sync",
-    "SyncConsumer": "client.sync",
-    "SyncAdmin": "client.sync",
-    "TopicPartition": "client.types",
-    "RecordMetadata": "client.types",
-    "ConsumerRecord": "client.types",
-    "OffsetAndTimestamp": "client.types",
+    "Producer": "riverlog.client.producer",
+    "Consumer": "riverlog.client.consumer",
+    "Admin": "riverlog.client.admin",
+    "NewTopic": "riverlog.client.admin",
+    "SyncProducer": "riverlog.client.sync",
+    "SyncConsumer": "riverlog.client.sync",
+    "SyncAdmin": "riverlog.client.sync",
+    "TopicPartition": "riverlog.client.types",
+    "RecordMetadata": "riverlog.client.types",
+    "ConsumerRecord": "riverlog.client.types",
+    "OffsetAndTimestamp": "riverlog.client.types",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -31,7 +31,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'client' has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

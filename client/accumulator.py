@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from client.records.builder import build_batch_columns
-from client.records.layout import Compression
-from client.types import RecordMetadata
+from riverlog.client.records.builder import build_batch_columns
+from riverlog.client.records.layout import Compression
+from riverlog.client.types import RecordMetadata
 
 log = logging.getLogger("riverlog.client")
 

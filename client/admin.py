@@ -32,16 +32,16 @@ from typing import Any, NamedTuple, TypeVar
 
 import trio
 
-from client import offsets
-from client.base import ClientBase
-from client.cluster import BrokerInfo
-from client.config import AdminConfig
-from client.connection import BrokerConnection, jittered_backoff
-from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
-from client.group.consumer_protocol import ConsumerProtocolError, decode_assignment
-from client.protocol.errors import ErrorCode, KafkaError, error_for_code
-from client.protocol.messages import APIS
-from client.types import OffsetAndTimestamp, TopicPartition
+from riverlog.client import offsets
+from riverlog.client.base import ClientBase
+from riverlog.client.cluster import BrokerInfo
+from riverlog.client.config import AdminConfig
+from riverlog.client.connection import BrokerConnection, jittered_backoff
+from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
+from riverlog.client.group.consumer_protocol import ConsumerProtocolError, decode_assignment
+from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
+from riverlog.client.protocol.messages import APIS
+from riverlog.client.types import OffsetAndTimestamp, TopicPartition
 
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20

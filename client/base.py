@@ -11,9 +11,9 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from client.cluster import Cluster
-from client.config import ClientConfig, build_config
-from client.errors import ClosedError
+from riverlog.client.cluster import Cluster
+from riverlog.client.config import ClientConfig, build_config
+from riverlog.client.errors import ClosedError
 
 C = TypeVar("C", bound=ClientConfig)
 

@@ -94,9 +94,9 @@ def run_client_command(async_fn: Callable[..., Coroutine[Any, Any, T]], *args: A
     """
     import trio
 
-    from client.errors import ClientError, ConfigError
-    from client.protocol.errors import KafkaError
-    from client.records import CorruptRecordError
+    from riverlog.client.errors import ClientError, ConfigError
+    from riverlog.client.protocol.errors import KafkaError
+    from riverlog.client.records import CorruptRecordError
 
     user_world = (ClientError, KafkaError, CorruptRecordError)  # a corrupt batch is the data's fault
     try:
@@ -188,8 +188,8 @@ def topic_create(name, partitions, replication_factor, configs, if_not_exists, b
     new_configs = parse_pairs(configs, "--config")
 
     async def run() -> bool:
-        from client.admin import Admin, NewTopic
-        from client.protocol.errors import ErrorCode, KafkaError
+        from riverlog.client.admin import Admin, NewTopic
+        from riverlog.client.protocol.errors import ErrorCode, KafkaError
 
         new = NewTopic(name, partitions or -1, replication_factor or -1, new_configs)
         async with Admin(**settings) as admin:
@@ -213,7 +213,7 @@ def topic_list(include_internal, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run() -> list[str]:
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             return await admin.list_topics(include_internal=include_internal)
@@ -231,7 +231,7 @@ def topic_describe(name, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             description = (await admin.describe_topics([name]))[name]
@@ -256,7 +256,7 @@ def topic_delete(name, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run() -> None:
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             await admin.delete_topics([name], timeout_ms=settings["default_api_timeout_ms"])
@@ -283,7 +283,7 @@ def topic_alter_config(name, sets, deletes, bootstrap, timeout) -> None:
             raise ArgumentError(f"--delete {key} given more than once")
 
     async def run() -> None:
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             await admin.alter_configs(name, set=changes, delete=list(deletes))
@@ -303,8 +303,8 @@ def offsets(topic_name, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
-        from client.types import TopicPartition
+        from riverlog.client.admin import Admin
+        from riverlog.client.types import TopicPartition
 
         async with Admin(**settings) as admin:
             description = (await admin.describe_topics([topic_name]))[topic_name]
@@ -331,7 +331,7 @@ def cluster_describe(bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             return await admin.describe_cluster(include_fenced=True), await admin.describe_quorum()
@@ -385,7 +385,7 @@ def group_list(bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             return await admin.list_groups()
@@ -403,8 +403,8 @@ def group_describe(group_id, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
-        from client.offsets import list_offsets
+        from riverlog.client.admin import Admin
+        from riverlog.client.offsets import list_offsets
 
         async with Admin(**settings) as admin:
             description = (await admin.describe_groups([group_id]))[group_id]
@@ -469,9 +469,9 @@ def group_reset_offsets(group_id, topic_name, partition, target, to_offset, dry_
     settings = client_settings(bootstrap, timeout)
 
     async def run():
-        from client.admin import Admin
-        from client.protocol.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
-        from client.types import TopicPartition
+        from riverlog.client.admin import Admin
+        from riverlog.client.protocol.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
+        from riverlog.client.types import TopicPartition
 
         async with Admin(**settings) as admin:
             try:
@@ -516,7 +516,7 @@ def group_delete(group_id, bootstrap, timeout) -> None:
     settings = client_settings(bootstrap, timeout)
 
     async def run() -> None:
-        from client.admin import Admin
+        from riverlog.client.admin import Admin
 
         async with Admin(**settings) as admin:
             await admin.delete_groups([group_id])
@@ -695,7 +695,7 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
 
         import trio
 
-        from client.producer import Producer
+        from riverlog.client.producer import Producer
 
         with trio.open_signal_receiver(signal.SIGINT) as signals:
             async with Producer(**settings) as producer:
@@ -713,7 +713,7 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
                     await producer.close(timeout=0)
 
     async def send_lines(producer) -> None:
-        from client.protocol.errors import MessageTooLargeError
+        from riverlog.client.protocol.errors import MessageTooLargeError
 
         send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
         sep_len = len(separator) if separator is not None else 0
@@ -905,7 +905,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
 
         import trio
 
-        from client.consumer import Consumer
+        from riverlog.client.consumer import Consumer
 
         nonlocal reading
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -928,9 +928,9 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
 
     async def assign(consumer) -> dict | None:
         """Assign and position the partitions; their ends if --exit-at-end."""
-        from client.offsets import list_offsets
-        from client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
-        from client.types import TopicPartition
+        from riverlog.client.offsets import list_offsets
+        from riverlog.client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
+        from riverlog.client.types import TopicPartition
 
         info = await consumer.cluster.topic(topic_name)
         if partition is not None and partition not in info.partitions:
@@ -1052,7 +1052,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
     async def read_to_ends(consumer, ends: dict) -> bool:
         """-e with a group: pause each assigned partition read up to its end;
         True once every one is (none assigned: at once)."""
-        from client.offsets import list_offsets
+        from riverlog.client.offsets import list_offsets
 
         assignment = consumer.assignment()
         new = [tp for tp in assignment if tp not in ends]
@@ -1068,7 +1068,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
         """The records before their partition's end; a partition with records
         past it goes back to the first of them, so its position (what is
         committed) stays just past what was printed."""
-        from client.types import TopicPartition
+        from riverlog.client.types import TopicPartition
 
         kept, back = [], {}
         for r in records:
@@ -1084,8 +1084,8 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
     async def commit(consumer) -> None:
         """Commit every assigned partition's position. Losing partitions to a
         rebalance first is a warning: their new owner reads them again."""
-        from client.consumer import CommitFailedError
-        from client.protocol.errors import ErrorCode, KafkaError
+        from riverlog.client.consumer import CommitFailedError
+        from riverlog.client.protocol.errors import ErrorCode, KafkaError
 
         try:
             await consumer.commit()

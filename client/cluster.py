@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import trio
 
-from client.config import ClientConfig
-from client.connection import BrokerConnection, connect, jittered_backoff
-from client.errors import KafkaConnectionError, KafkaTimeoutError, raise_for_code
-from client.protocol.errors import ErrorCode
+from riverlog.client.config import ClientConfig
+from riverlog.client.connection import BrokerConnection, connect, jittered_backoff
+from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, raise_for_code
+from riverlog.client.protocol.errors import ErrorCode
 
 METADATA = 3
 

@@ -12,8 +12,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from client.errors import ConfigError
-from client.records.layout import Compression
+from riverlog.client.errors import ConfigError
+from riverlog.client.records.layout import Compression
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -144,7 +144,7 @@ class ConsumerConfig(ClientConfig):
 
 
     def _check_group(self) -> None:
-        from client.group.assignors import ASSIGNORS  # the group package imports config
+        from riverlog.client.group.assignors import ASSIGNORS  # the group package imports config
 
         strategies = self.partition_assignment_strategy
         if isinstance(strategies, str):

@@ -25,12 +25,12 @@ import struct
 
 import trio
 
-from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.protocol import RequestHeader, decode_response
-from client.protocol.api import encode_request_frame
-from client.protocol.framing import read_frame_size
-from client.protocol.errors import ErrorCode, ProtocolError
-from client.protocol.messages import APIS
+from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.protocol import RequestHeader, decode_response
+from riverlog.client.protocol.api import encode_request_frame
+from riverlog.client.protocol.framing import read_frame_size
+from riverlog.client.protocol.errors import ErrorCode, ProtocolError
+from riverlog.client.protocol.messages import APIS
 
 API_VERSIONS = 18
 _CID = struct.Struct(">i")
@@ -38,7 +38,7 @@ _READ_AHEAD = 65536  # frames up to this size are cut from one read-ahead buffer
 
 
 try:  # a large frame's buffer without zeroing it first: recv_into fills it all
-    from native._native_api import ffi as _ffi
+    from riverlog.native._native_api import ffi as _ffi
 
     _uninit = _ffi.new_allocator(should_clear_after_alloc=False)
 

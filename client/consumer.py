@@ -22,15 +22,15 @@ from collections.abc import Callable, Iterable, Mapping
 
 import trio
 
-from client.allocator import keep_freed_memory
-from client.base import ClientBase
-from client.config import ConsumerConfig
-from client.errors import ClosedError, ConfigError
-from client.fetcher import Fetcher, NoOffsetForPartitionError
-from client.group.membership import Callback, CommitFailedError, GroupMembership, IllegalStateError, Listener
-from client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError  # type: ignore[attr-defined]
-from client.records import CorruptRecordError
-from client.types import ConsumerRecord, TopicPartition
+from riverlog.client.allocator import keep_freed_memory
+from riverlog.client.base import ClientBase
+from riverlog.client.config import ConsumerConfig
+from riverlog.client.errors import ClosedError, ConfigError
+from riverlog.client.fetcher import Fetcher, NoOffsetForPartitionError
+from riverlog.client.group.membership import Callback, CommitFailedError, GroupMembership, IllegalStateError, Listener
+from riverlog.client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError  # type: ignore[attr-defined]
+from riverlog.client.records import CorruptRecordError
+from riverlog.client.types import ConsumerRecord, TopicPartition
 
 
 class Consumer(ClientBase[ConsumerConfig]):

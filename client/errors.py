@@ -7,7 +7,7 @@ reaching a broker at all, is one of these.
 
 from __future__ import annotations
 
-from client.protocol.errors import KafkaError, error_for_code
+from riverlog.client.protocol.errors import KafkaError, error_for_code
 
 
 class ClientError(Exception):

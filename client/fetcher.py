@@ -44,20 +44,20 @@ from itertools import islice, repeat
 
 import trio
 
-from client.cluster import Cluster, TopicInfo
-from client.config import ConsumerConfig
-from client.connection import jittered_backoff
-from client.errors import ClientError, ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.offsets import list_offsets
-from client.protocol.errors import ErrorCode, KafkaError, OffsetOutOfRangeError, error_for_code
-from client.records import Compression, CorruptRecordError, RecordBatch, decompress, iter_batches
-from client.records.layout import ATTR_TIMESTAMP_TYPE, BATCH_HEADER_BYTES, MIN_RECORD_BYTES
-from client.types import ConsumerRecord, TopicPartition
+from riverlog.client.cluster import Cluster, TopicInfo
+from riverlog.client.config import ConsumerConfig
+from riverlog.client.connection import jittered_backoff
+from riverlog.client.errors import ClientError, ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.offsets import list_offsets
+from riverlog.client.protocol.errors import ErrorCode, KafkaError, OffsetOutOfRangeError, error_for_code
+from riverlog.client.records import Compression, CorruptRecordError, RecordBatch, decompress, iter_batches
+from riverlog.client.records.layout import ATTR_TIMESTAMP_TYPE, BATCH_HEADER_BYTES, MIN_RECORD_BYTES
+from riverlog.client.types import ConsumerRecord, TopicPartition
 
 try:  # the compiled decoder, read without a tuple per record (see _decode_native)
-    import native
-    from native._native_api import ffi as _ffi
-    from native._native_api import lib as _lib
+    from riverlog import native
+    from riverlog.native._native_api import ffi as _ffi
+    from riverlog.native._native_api import lib as _lib
 except ImportError:  # pragma: no cover - no extension: RecordBatch.records() does it
     _ffi = _lib = None
 _NATIVE = _lib is not None and native.NATIVE

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import trio
 
-from client.cluster import Cluster
-from client.connection import jittered_backoff
-from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
-from client.protocol.errors import ErrorCode, KafkaError, error_for_code
-from client.types import OffsetAndTimestamp, TopicPartition
+from riverlog.client.cluster import Cluster
+from riverlog.client.connection import jittered_backoff
+from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
+from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
+from riverlog.client.types import OffsetAndTimestamp, TopicPartition
 
 LIST_OFFSETS = 2
 EARLIEST = -2

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 
 import trio
 
-from client.accumulator import (
+from riverlog.client.accumulator import (
     BATCH_OVERHEAD,
     RECORD_OVERHEAD,
     Delivery,
@@ -46,13 +46,13 @@ from client.accumulator import (
     PartitionQueue,
     ProducerBatch,
 )
-from client.allocator import keep_freed_memory
-from client.base import ClientBase
-from client.config import ProducerConfig
-from client.connection import jittered_backoff
-from client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.partitioner import StickyPartitioner, partition_for_key
-from client.protocol.errors import (
+from riverlog.client.allocator import keep_freed_memory
+from riverlog.client.base import ClientBase
+from riverlog.client.config import ProducerConfig
+from riverlog.client.connection import jittered_backoff
+from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.partitioner import StickyPartitioner, partition_for_key
+from riverlog.client.protocol.errors import (
     ErrorCode,
     KafkaError,
     MessageTooLargeError,

@@ -30,13 +30,13 @@ from typing import Any
 
 import trio
 
-from client.accumulator import DeliveryCallback
-from client.admin import Admin
-from client.consumer import Consumer
-from client.errors import ClosedError
-from client.producer import Producer, check_record
-from client.trio_thread import TrioThread
-from client.types import ConsumerRecord, OffsetAndTimestamp, RecordMetadata, TopicPartition
+from riverlog.client.accumulator import DeliveryCallback
+from riverlog.client.admin import Admin
+from riverlog.client.consumer import Consumer
+from riverlog.client.errors import ClosedError
+from riverlog.client.producer import Producer, check_record
+from riverlog.client.trio_thread import TrioThread
+from riverlog.client.types import ConsumerRecord, OffsetAndTimestamp, RecordMetadata, TopicPartition
 
 _QUEUE_LIMIT = 10_000  # records handed over but not yet in the producer
 

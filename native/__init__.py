@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import os
 
-from native.common import (  # noqa: F401  (re-exported)
+from riverlog.native.common import (  # noqa: F401  (re-exported)
     RECORDS_BAD_HEADER_KEY,
     RECORDS_BAD_OFFSET_DELTA,
     RECORDS_MALFORMED,
@@ -61,7 +61,7 @@ from native.common import (  # noqa: F401  (re-exported)
     BatchInfo,
     RecordDecodeError,
 )
-from native import twin
+from riverlog.native import twin
 
 _forced_twin = os.environ.get("RIVERLOG_NO_NATIVE", "") not in ("", "0")
 
@@ -69,7 +69,7 @@ _impl = twin
 NATIVE = False
 if not _forced_twin:
     try:
-        from native import compiled as _compiled
+        from riverlog.native import compiled as _compiled
     except ImportError:  # not built: the twins keep riverlog working, only slower
         pass
     else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
-from native._native import ffi  # noqa: F401  (re-exported; ImportError propagates)
-from native._native import lib as _lib
+from riverlog.native._native import ffi  # noqa: F401  (re-exported; ImportError propagates)
+from riverlog.native._native import lib as _lib
 
 CData = Any  # a cffi pointer or array
 

@@ -1,4 +1,4 @@
-"""cffi builder for ``native._native`` (out-of-line API mode).
+"""cffi builder for ``riverlog.native._native`` (out-of-line API mode).
 
 Used two ways:
 
@@ -6,7 +6,7 @@ Used two ways:
   current directory is then the project root);
 * by hand for a dev build, ``python native/build_native.py``, which compiles
   in a scratch directory and puts ``native/_native*.so`` where
-  ``import native._native`` finds it.
+  ``import riverlog.native._native`` finds it.
 
 Paths are derived from this file, not from the current directory. The
 declarations come from the marked part of ``riverlog_native.h``, so the C
@@ -40,7 +40,7 @@ def make_builder(native_dir: str) -> FFI:
     builder = FFI()
     builder.cdef(_cdef_from_header())
     builder.set_source(
-        "native._native",
+        "riverlog.native._native",
         '#include "riverlog_native.h"',
         sources=[os.path.join(native_dir, "riverlog_native.c"), os.path.join(native_dir, "py_records.c")],
         include_dirs=[native_dir],

@@ -13,10 +13,10 @@ import threading
 from itertools import chain
 from collections.abc import Sequence
 
-from native import twin
-from native._native_api import CData, ffi, lib
-from native.common import BATCH_HEADER_BYTES, BatchInfo, RecordDecodeError
-from native.twin import INT64_MAX, INT64_MIN, Buffer, Record
+from riverlog.native import twin
+from riverlog.native._native_api import CData, ffi, lib
+from riverlog.native.common import BATCH_HEADER_BYTES, BatchInfo, RecordDecodeError
+from riverlog.native.twin import INT64_MAX, INT64_MIN, Buffer, Record
 
 # Output arrays are fully written by C before Python reads them: skip zeroing.
 _new_uninit = ffi.new_allocator(should_clear_after_alloc=False)
@@ -328,7 +328,7 @@ def check_records(buf: Buffer, count: int) -> tuple[int, int]:
 def _attach_python_functions() -> tuple:
     """(consumer_records, plain_records) from native/py_records.c, or Nones
     if the extension could not add them."""
-    import native._native as module
+    import riverlog.native._native as module
 
     if lib.rl_attach_python_functions() != 0:
         return None, None

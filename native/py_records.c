@@ -8,7 +8,7 @@
  * So this file uses CPython's own API and is compiled into the same
  * extension as riverlog_native.c; rl_attach_python_functions(), called once
  * through cffi when native.compiled is imported, adds `consumer_records` and
- * `plain_records` to the module `native._native` as built-in functions.
+ * `plain_records` to the module `riverlog.native._native` as built-in functions.
  *
  * The full (not the limited) API: the extension is built on the machine that
  * runs it, for the interpreter that runs it (py_limited_api=False in
@@ -278,7 +278,7 @@ int rl_attach_python_functions(void)
     /* Called through cffi, which let go of the GIL for the call. */
     PyGILState_STATE gil = PyGILState_Ensure();
     int rc = -1;
-    PyObject *module = PyImport_ImportModule("native._native");
+    PyObject *module = PyImport_ImportModule("riverlog.native._native");
     if (module != NULL) {
         rc = PyModule_AddFunctions(module, methods);
         Py_DECREF(module);

@@ -108,7 +108,7 @@ int rl_decode_records(const uint8_t *buf, size_t len, size_t count,
  * keeping anything: returns RL_RECORDS_OK or the first fault, and in *at the
  * index of the record where it was found (count for RL_RECORDS_TOO_MANY). */
 int rl_check_records(const uint8_t *buf, size_t len, size_t count, size_t *at);
-/* Adds native._native.consumer_records and plain_records, built-in functions
+/* Adds riverlog.native._native.consumer_records and plain_records, built-in functions
  * that make records from and into Python objects (native/py_records.c); 0 on
  * success. */
 int rl_attach_python_functions(void);

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from native.common import (
+from riverlog.native.common import (
     BATCH_HEADER_BYTES,
     LOG_OVERHEAD,
     RECORDS_BAD_HEADER_KEY,

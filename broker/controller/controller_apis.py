@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from broker.metadata.controller import NotControllerError
-from client.protocol import ErrorCode, RequestHeader
+from riverlog.broker.metadata.controller import NotControllerError
+from riverlog.client.protocol import ErrorCode, RequestHeader
 
 from .quorum_rpc import Extra
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from riverlog.broker.server import Broker
 
 # CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs, DescribeQuorum
 FORWARDED = (19, 20, 33, 37, 44, 55)
@@ -91,7 +91,7 @@ def _admin(broker: Broker, api_key: int) -> Handler:
     async def handle(header: RequestHeader, body: dict) -> dict | None:
         if not broker.is_active_controller():
             return None
-        from broker.handlers import RequestContext
+        from riverlog.broker.handlers import RequestContext
 
         try:
             return await broker.registry[api_key].call(RequestContext(broker, header, "controller listener"), body)

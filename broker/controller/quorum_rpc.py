@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from broker.net.memory_pool import MemoryPool
-from client.protocol import (
+from riverlog.broker.net.memory_pool import MemoryPool
+from riverlog.client.protocol import (
     FrameDecoder,
     ProtocolError,
     RequestHeader,

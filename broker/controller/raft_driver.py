@@ -31,8 +31,8 @@ from typing import Protocol
 
 import trio
 
-from broker.net.memory_pool import MemoryPool
-from client.protocol import RequestHeader
+from riverlog.broker.net.memory_pool import MemoryPool
+from riverlog.client.protocol import RequestHeader
 
 from . import wire
 from .quorum_rpc import DEFAULT_MAX_IDLE_MS, Extra, PeerLink, serve_connection

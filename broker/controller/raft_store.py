@@ -43,12 +43,12 @@ from pathlib import Path
 
 from crc32c import crc32c
 
-from broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
-from broker.storage.checkpoint import fsync_dir, write_atomically
-from broker.storage.errors import StorageError
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import iter_batches
+from riverlog.broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
+from riverlog.broker.storage.checkpoint import fsync_dir, write_atomically
+from riverlog.broker.storage.errors import StorageError
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import iter_batches
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .forwarding import ControllerChannel, ControllerUnavailable
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from riverlog.broker.server import Broker
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from broker.controller.raft.messages import (
+from riverlog.broker.controller.raft.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
     EndQuorumEpochRequest,
@@ -49,7 +49,7 @@ from broker.controller.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from client.records import NewRecord, build_batch, iter_batches
+from riverlog.client.records import NewRecord, build_batch, iter_batches
 
 __all__ = [
     "METADATA_TOPIC", "METADATA_TOPIC_ID", "METADATA_PARTITION", "READ_VERSIONS", "SEND_VERSIONS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .outcome import Outcome
 from .state import GroupState

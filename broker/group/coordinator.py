@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from . import admin, offsets
 from .config import GroupConfig

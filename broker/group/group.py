@@ -6,7 +6,7 @@ class keeps the membership maps consistent and answers questions about them.
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .member import Member
 from .records_model import OffsetAndMetadata

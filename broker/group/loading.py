@@ -12,14 +12,14 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from client.records import CorruptRecordError, iter_batches
+from riverlog.client.records import CorruptRecordError, iter_batches
 
 from . import record_codec
 from .coordinator import GroupCoordinator
 from .record_codec import OFFSETS_TOPIC
 
 if TYPE_CHECKING:
-    from broker.storage.log import Log
+    from riverlog.broker.storage.log import Log
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .group import Group
 from .outcome import Outcome

@@ -11,7 +11,7 @@ OffsetCommit, per group for the batched APIs. Pure functions: the driver
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .admin import _NO_AUTHORIZED_OPERATIONS
 from .responses import error_only, join_response, sync_response

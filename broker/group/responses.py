@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 
 def join_response(version: int, error: ErrorCode, member_id: str, *, generation_id: int = -1,

@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
-from broker.storage.errors import STORAGE_FAULTS, StorageError
-from client.protocol import ErrorCode
-from client.records import build_batch
+from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
+from riverlog.broker.storage.errors import STORAGE_FAULTS, StorageError
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch
 
 from . import record_codec, refusals
 from .config import GroupConfig
@@ -52,10 +52,10 @@ from .outcome import Outcome
 from .record_codec import OFFSETS_TOPIC, partition_for
 
 if TYPE_CHECKING:
-    from broker.handlers import RequestContext
-    from broker.metadata.image import MetadataImage
-    from broker.server import Broker
-    from broker.storage.log import Log
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.metadata.image import MetadataImage
+    from riverlog.broker.server import Broker
+    from riverlog.broker.storage.log import Log
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from client.protocol.headers import RequestHeader
-from client.protocol.messages import APIS
+from riverlog.client.protocol.headers import RequestHeader
+from riverlog.client.protocol.messages import APIS
 
 if TYPE_CHECKING:
-    from broker.server import Broker
+    from riverlog.broker.server import Broker
 
 
 class RequestContext(NamedTuple):  # a tuple: made for every request
@@ -78,7 +78,7 @@ def build_registry(modules: Iterable[ModuleType]) -> dict[int, HandlerSpec]:
 
 
 def default_modules() -> list[Any]:
-    from broker.handlers import (
+    from riverlog.broker.handlers import (
         alter_configs,
         api_versions,
         create_partitions,

@@ -8,9 +8,9 @@ resource named twice in one request, are INVALID_REQUEST too.
 
 from __future__ import annotations
 
-from broker.handlers.config_resources import alter_each, duplicate_keys_error
+from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
 
-from broker.handlers.forward import forwarded
+from riverlog.broker.handlers.forward import forwarded
 
 API_KEY = 33
 MIN_VERSION = 0

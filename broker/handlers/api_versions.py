@@ -8,7 +8,7 @@ which sends it before any body is decoded).
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 18
 MIN_VERSION = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 TOPIC = 2
 BROKER = 4

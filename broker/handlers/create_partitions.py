@@ -9,10 +9,10 @@ manual placement is refused with INVALID_REQUEST, as CreateTopics does.
 
 from __future__ import annotations
 
-from broker.metadata.decisions import decide_create_partitions
-from client.protocol import ErrorCode
+from riverlog.broker.metadata.decisions import decide_create_partitions
+from riverlog.client.protocol import ErrorCode
 
-from broker.handlers.forward import forwarded
+from riverlog.broker.handlers.forward import forwarded
 
 API_KEY = 37
 MIN_VERSION = 0

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
-from broker.handlers.forward import forwarded
+from riverlog.broker.handlers.forward import forwarded
 
 API_KEY = 19
 MIN_VERSION = 0

@@ -12,9 +12,9 @@ disk, say) is KAFKA_STORAGE_ERROR. v0 = v1; v2 is flexible.
 
 from __future__ import annotations
 
-from broker.metadata.internal_topics import delete_records_error
-from broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
-from client.protocol import ErrorCode
+from riverlog.broker.metadata.internal_topics import delete_records_error
+from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 21
 MIN_VERSION = 0

@@ -6,7 +6,7 @@ was refused (an internal one, say).
 
 from __future__ import annotations
 
-from broker.handlers.forward import forwarded
+from riverlog.broker.handlers.forward import forwarded
 
 API_KEY = 20
 MIN_VERSION = 0

@@ -12,7 +12,7 @@ are not computed: Kafka's "not provided" sentinel is answered either way.
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 60
 MIN_VERSION = 0

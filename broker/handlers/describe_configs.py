@@ -10,11 +10,11 @@ adds synonyms when asked (most specific first, as Kafka lists them).
 
 from __future__ import annotations
 
-from broker.config import BrokerConfig, broker_names_of_topic_configs
-from broker.handlers.config_resources import BROKER, TOPIC
-from broker.metadata.validation import topic_name_error
-from broker.storage.log_config import LogConfig
-from client.protocol import ErrorCode
+from riverlog.broker.config import BrokerConfig, broker_names_of_topic_configs
+from riverlog.broker.handlers.config_resources import BROKER, TOPIC
+from riverlog.broker.metadata.validation import topic_name_error
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 32
 MIN_VERSION = 0

@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from broker.handlers.forward import forwarded
-from client.protocol import ErrorCode
+from riverlog.broker.handlers.forward import forwarded
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 55
 MIN_VERSION = 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import trio
 
-from broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
-from client.protocol import ErrorCode
+from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 1
 MIN_VERSION = 4  # batch v2 (every examined client sends 4+)

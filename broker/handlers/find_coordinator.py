@@ -8,7 +8,7 @@ so. v4 answers several keys at once (librdkafka 2.x batches them).
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 10
 MIN_VERSION = 0

@@ -10,10 +10,10 @@ operations on one resource apply together or not at all. v1 is flexible.
 
 from __future__ import annotations
 
-from broker.handlers.config_resources import alter_each, duplicate_keys_error
-from client.protocol import ErrorCode
+from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
+from riverlog.client.protocol import ErrorCode
 
-from broker.handlers.forward import forwarded
+from riverlog.broker.handlers.forward import forwarded
 
 API_KEY = 44
 MIN_VERSION = 0

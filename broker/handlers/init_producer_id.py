@@ -18,8 +18,8 @@ max is 1).
 
 from __future__ import annotations
 
-from broker.producer_ids import NoProducerIdBlock
-from client.protocol import ErrorCode
+from riverlog.broker.producer_ids import NoProducerIdBlock
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 22
 MIN_VERSION = 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker.storage.errors import STORAGE_FAULTS
-from client.protocol import ErrorCode
+from riverlog.broker.storage.errors import STORAGE_FAULTS
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 2
 MIN_VERSION = 1

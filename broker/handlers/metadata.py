@@ -8,10 +8,10 @@ synchronous, so the answer already lists the new topic.
 
 from __future__ import annotations
 
-from broker.group.record_codec import OFFSETS_TOPIC
-from broker.metadata.internal_topics import is_internal
-from broker.metadata.validation import topic_name_error
-from client.protocol import ErrorCode
+from riverlog.broker.group.record_codec import OFFSETS_TOPIC
+from riverlog.broker.metadata.internal_topics import is_internal
+from riverlog.broker.metadata.validation import topic_name_error
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 3
 MIN_VERSION = 0

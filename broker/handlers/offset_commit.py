@@ -7,7 +7,7 @@ v9's member epochs belong to the new consumer protocol (KIP-848), not served.
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 8
 MIN_VERSION = 0

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import struct
 
-from broker.handlers.produce_rules import check_produce_batch
-from broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
-from broker.producer_state import last_sequence
-from broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
-from client.protocol import ErrorCode
+from riverlog.broker.handlers.produce_rules import check_produce_batch
+from riverlog.broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
+from riverlog.broker.producer_state import last_sequence
+from riverlog.broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
+from riverlog.client.protocol import ErrorCode
 
 API_KEY = 0
 MIN_VERSION = 0

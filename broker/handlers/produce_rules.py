@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 _HEADER = struct.Struct(">qi4xbI h i 16x q h i i")  # see client/records/layout.py for the offsets
 _ZSTD = 4

@@ -26,15 +26,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from broker.metadata.image import MetadataImage, PartitionImage, TopicImage
-from broker.metadata.records import (
+from riverlog.broker.metadata.image import MetadataImage, PartitionImage, TopicImage
+from riverlog.broker.metadata.records import (
     FenceBrokerRecord,
     MetadataRecord,
     PartitionRecord,
     RegisterBrokerRecord,
     UnfenceBrokerRecord,
 )
-from client.protocol.errors import ErrorCode
+from riverlog.client.protocol.errors import ErrorCode
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 NO_LEADER = -1

@@ -37,11 +37,11 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import trio
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
-from broker.controller.raft.core import NotLeaderError
-from broker.controller.raft_driver import Proposal, RaftDriver
-from broker.metadata.broker_lifecycle import (
+from riverlog.broker.controller.raft.core import NotLeaderError
+from riverlog.broker.controller.raft_driver import Proposal, RaftDriver
+from riverlog.broker.metadata.broker_lifecycle import (
     BrokerHeartbeatTracker,
     HeartbeatResult,
     RegistrationResult,
@@ -49,7 +49,7 @@ from broker.metadata.broker_lifecycle import (
     decide_heartbeat,
     decide_register,
 )
-from broker.metadata.decisions import (
+from riverlog.broker.metadata.decisions import (
     BrokerResult,
     ConfigResult,
     ProducerIdsResult,
@@ -62,9 +62,9 @@ from broker.metadata.decisions import (
     decide_delete_topics,
     decide_register_broker,
 )
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import Listener, MetadataStateMachine, encode_entry
-from broker.metadata.records import MetadataRecord
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import Listener, MetadataStateMachine, encode_entry
+from riverlog.broker.metadata.records import MetadataRecord
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
-from broker.metadata import internal_topics
-from broker.metadata.image import MetadataImage
-from broker.metadata.placement import broker_order, place_replicas
-from broker.metadata.records import (
+from riverlog.broker.metadata import internal_topics
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.placement import broker_order, place_replicas
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     METADATA_TOPIC,
     PRODUCER_ID_END,
@@ -28,15 +28,15 @@ from broker.metadata.records import (
     RemoveTopicRecord,
     TopicRecord,
 )
-from broker.metadata.validation import (
+from riverlog.broker.metadata.validation import (
     TOPIC_CONFIG_NAMES,
     collision_error,
     config_error,
     partition_dir_error,
     topic_name_error,
 )
-from broker.storage.log_config import LogConfig
-from client.protocol.errors import ErrorCode
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.protocol.errors import ErrorCode
 
 
 # The largest replication factor the broker accepts: 1 until partitions

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from broker.metadata.records import (
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     FenceBrokerRecord,
     MetadataRecord,

@@ -28,9 +28,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from broker.controller.raft.messages import Entry
-from broker.metadata.image import MetadataImage
-from broker.metadata.records import (
+from riverlog.broker.controller.raft.messages import Entry
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     MetadataRecord,
     PartitionRecord,

@@ -23,8 +23,8 @@ may read it (Metadata says ``is_internal``) but not change it:
 
 from __future__ import annotations
 
-from broker.group.record_codec import OFFSETS_TOPIC
-from broker.storage.log_config import LogConfig
+from riverlog.broker.group.record_codec import OFFSETS_TOPIC
+from riverlog.broker.storage.log_config import LogConfig
 
 # Kafka's Topic.INTERNAL_TOPICS also names __transaction_state and
 # __share_group_state; riverlog has no transactions or share groups, so no

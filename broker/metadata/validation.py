@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from broker.storage.log import MAX_FILE_NAME_BYTES
-from broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log import MAX_FILE_NAME_BYTES
+from riverlog.broker.storage.log_config import LogConfig
 
 MAX_TOPIC_NAME_CHARS = 249  # Kafka's Topic.MAX_NAME_LENGTH
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")

@@ -47,13 +47,13 @@ from dataclasses import dataclass
 
 import trio
 
-from broker.handlers import HandlerSpec, RequestContext, api_versions
-from client.protocol import ProtocolError, codec
-from client.protocol.api import encode_response, encode_response_segments
-from client.protocol.framing import encode_frame, read_frame_size
-from client.protocol.primitives import SegmentedBuffer
-from client.protocol.headers import decode_request_header
-from client.protocol.messages import APIS
+from riverlog.broker.handlers import HandlerSpec, RequestContext, api_versions
+from riverlog.client.protocol import ProtocolError, codec
+from riverlog.client.protocol.api import encode_response, encode_response_segments
+from riverlog.client.protocol.framing import encode_frame, read_frame_size
+from riverlog.client.protocol.primitives import SegmentedBuffer
+from riverlog.client.protocol.headers import decode_request_header
+from riverlog.client.protocol.messages import APIS
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ import struct
 
 from crc32c import crc32c
 
-import native
-from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
-from client.records import compression
-from client.records.errors import CorruptRecordError as StreamError
-from client.records.errors import DecompressedTooLargeError
-from client.records.layout import ATTR_TIMESTAMP_TYPE as TIMESTAMP_TYPE_BIT
-from client.records.layout import ATTR_CODEC_MASK, ATTRIBUTES_OFFSET, BATCH_HEADER_BYTES, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
-from native import BatchInfo
+from riverlog import native
+from riverlog.broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
+from riverlog.client.records import compression
+from riverlog.client.records.errors import CorruptRecordError as StreamError
+from riverlog.client.records.errors import DecompressedTooLargeError
+from riverlog.client.records.layout import ATTR_TIMESTAMP_TYPE as TIMESTAMP_TYPE_BIT
+from riverlog.client.records.layout import ATTR_CODEC_MASK, ATTRIBUTES_OFFSET, BATCH_HEADER_BYTES, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
+from riverlog.native import BatchInfo
 
 _INT64 = struct.Struct(">q")
 _UINT32 = struct.Struct(">I")

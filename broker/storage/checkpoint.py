@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from broker.storage import faults
-from broker.storage.open_files import opened
+from riverlog.broker.storage import faults
+from riverlog.broker.storage.open_files import opened
 
 VERSION = 0
 

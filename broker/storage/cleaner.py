@@ -38,11 +38,11 @@ import os
 import time
 from dataclasses import dataclass
 
-from broker.storage import cleaner_choice
-from broker.storage.batches import validate_batches
-from broker.storage.log import CLEANED_SUFFIX, Log, now_ms
-from broker.storage.log_segment import LogSegment, segment_file_name
-from client.records import RecordBatch, build_batch
+from riverlog.broker.storage import cleaner_choice
+from riverlog.broker.storage.batches import validate_batches
+from riverlog.broker.storage.log import CLEANED_SUFFIX, Log, now_ms
+from riverlog.broker.storage.log_segment import LogSegment, segment_file_name
+from riverlog.client.records import RecordBatch, build_batch
 
 DEFAULT_MAX_MAP_ENTRIES = 128 * 1024 * 1024 // 24  # log.cleaner.dedupe.buffer.size / entry size
 

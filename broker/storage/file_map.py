@@ -27,7 +27,7 @@ import os
 import weakref
 from pathlib import Path
 
-from broker.storage.open_files import open_fd
+from riverlog.broker.storage.open_files import open_fd
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p

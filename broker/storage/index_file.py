@@ -25,10 +25,10 @@ import os
 import struct
 from pathlib import Path
 
-import native
-from broker.storage import faults
-from broker.storage.file_map import FileMap
-from broker.storage.open_files import opened
+from riverlog import native
+from riverlog.broker.storage import faults
+from riverlog.broker.storage.file_map import FileMap
+from riverlog.broker.storage.open_files import opened
 
 ALLOCATION_STEP_BYTES = 16 * mmap.PAGESIZE  # allocated ahead of the entries: one fallocate per 64 KiB
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
-from broker.storage.checkpoint import CorruptCheckpointError, read_checkpoint, write_checkpoint
+from riverlog.broker.storage.checkpoint import CorruptCheckpointError, read_checkpoint, write_checkpoint
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
 
-from broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
-from broker.storage.checkpoint import fsync_dir
-from broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
-from broker.storage.index_file import CorruptIndexError
-from broker.storage.leader_epoch_cache import LeaderEpochCache
-from broker.storage.log_dir_failure import LogDirFailures
-from broker.storage.log_config import LogConfig
-from broker.storage.log_segment import MAX_RELATIVE_OFFSET, FileSlice, LogSegment
+from riverlog.broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
+from riverlog.broker.storage.checkpoint import fsync_dir
+from riverlog.broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
+from riverlog.broker.storage.index_file import CorruptIndexError
+from riverlog.broker.storage.leader_epoch_cache import LeaderEpochCache
+from riverlog.broker.storage.log_dir_failure import LogDirFailures
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_segment import MAX_RELATIVE_OFFSET, FileSlice, LogSegment
 
 log = logging.getLogger(__name__)
 
@@ -466,7 +466,7 @@ class Log:
         return None
 
     def _first_at_or_after(self, timestamp: int, start: int) -> tuple[int, int] | None:
-        from client.records import RecordBatch
+        from riverlog.client.records import RecordBatch
 
         for seg in self._segments[self._segment_for(start) :]:
             for header in seg.walk(0):

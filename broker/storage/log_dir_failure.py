@@ -29,7 +29,7 @@ import logging
 from pathlib import Path
 from typing import NoReturn
 
-from broker.storage.errors import OUT_OF_DESCRIPTORS_ERRNOS, StorageError, TooManyOpenFilesError
+from riverlog.broker.storage.errors import OUT_OF_DESCRIPTORS_ERRNOS, StorageError, TooManyOpenFilesError
 
 log = logging.getLogger(__name__)
 

@@ -31,15 +31,15 @@ import shutil
 import uuid
 from pathlib import Path
 
-from broker.storage.cleaner import clean_log, log_facts
-from broker.storage.cleaner_choice import logs_to_clean
-from broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
-from broker.storage.errors import StorageError, TooManyOpenFilesError, is_out_of_descriptors
-from broker.storage.log import MAX_FILE_NAME_BYTES, Log, now_ms, parse_partition_dir
-from broker.storage.log_config import LogConfig
-from broker.storage.log_dir_failure import LogDirFailures, errno_of
-from broker.storage.space_reserve import SpaceReserve, allocate
-from broker.throttled_log import ThrottledLog
+from riverlog.broker.storage.cleaner import clean_log, log_facts
+from riverlog.broker.storage.cleaner_choice import logs_to_clean
+from riverlog.broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
+from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError, is_out_of_descriptors
+from riverlog.broker.storage.log import MAX_FILE_NAME_BYTES, Log, now_ms, parse_partition_dir
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_dir_failure import LogDirFailures, errno_of
+from riverlog.broker.storage.space_reserve import SpaceReserve, allocate
+from riverlog.broker.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ from pathlib import Path
 
 from crc32c import crc32c
 
-import native
-from broker.storage import faults
-from broker.storage.errors import SegmentClosedError, StorageError
-from broker.storage.index_file import CorruptIndexError
-from broker.storage.log_config import LogConfig
-from broker.storage.offset_index import OffsetIndex
-from broker.storage.open_files import CACHE as OPEN_FILES
-from broker.storage.open_files import OpenFile, open_fd
-from broker.storage.time_index import NO_TIMESTAMP, TimeIndex
-from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
-from client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
-from native import BatchInfo
+from riverlog import native
+from riverlog.broker.storage import faults
+from riverlog.broker.storage.errors import SegmentClosedError, StorageError
+from riverlog.broker.storage.index_file import CorruptIndexError
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.offset_index import OffsetIndex
+from riverlog.broker.storage.open_files import CACHE as OPEN_FILES
+from riverlog.broker.storage.open_files import OpenFile, open_fd
+from riverlog.broker.storage.time_index import NO_TIMESTAMP, TimeIndex
+from riverlog.client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
+from riverlog.client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
+from riverlog.native import BatchInfo
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ class LogSegment:
 
     def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with timestamp >= ``timestamp``."""
-        from client.records import RecordBatch  # decoding is only needed here, off the hot path
+        from riverlog.client.records import RecordBatch  # decoding is only needed here, off the hot path
 
         self._check_open()
         _, offset = self.time_index.lookup(timestamp)

@@ -29,8 +29,8 @@ from collections import OrderedDict, deque
 from contextlib import contextmanager
 from pathlib import Path
 
-from broker.storage.errors import TooManyOpenFilesError, is_out_of_descriptors
-from broker.throttled_log import ThrottledLog
+from riverlog.broker.storage.errors import TooManyOpenFilesError, is_out_of_descriptors
+from riverlog.broker.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 _SHORTAGE = ThrottledLog(log)  # every request that opens a file meets it: a line per 10 s, not per request

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.storage.checkpoint import write_atomically
+from riverlog.broker.storage.checkpoint import write_atomically
 
 FILE_NAME = "partition.metadata"
 

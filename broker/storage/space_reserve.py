@@ -17,9 +17,9 @@ import logging
 import os
 from pathlib import Path
 
-from broker.storage import faults
-from broker.storage.errors import TooManyOpenFilesError
-from broker.storage.open_files import opened
+from riverlog.broker.storage import faults
+from riverlog.broker.storage.errors import TooManyOpenFilesError
+from riverlog.broker.storage.open_files import opened
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import struct
 
-import native
-from broker.storage.index_file import CorruptIndexError, IndexFile
+from riverlog import native
+from riverlog.broker.storage.index_file import CorruptIndexError, IndexFile
 
 _ENTRY = struct.Struct(">qI")
 NO_TIMESTAMP = -1

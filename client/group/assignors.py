@@ -54,7 +54,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable, Mapping, Protocol
 
-from client.types import TopicPartition
+from riverlog.client.types import TopicPartition
 
 from .consumer_protocol import Assignment, Subscription
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from client.protocol import codec
-from client.protocol import primitives as p
-from client.protocol.errors import RemoteProtocolError, UnsupportedApi
-from client.protocol.schema import Message, array, f, message
-from client.types import TopicPartition
+from riverlog.client.protocol import codec
+from riverlog.client.protocol import primitives as p
+from riverlog.client.protocol.errors import RemoteProtocolError, UnsupportedApi
+from riverlog.client.protocol.schema import Message, array, f, message
+from riverlog.client.types import TopicPartition
 
 # Highest versions we know; Java's ConsumerProtocol writes these too.
 SUBSCRIPTION_VERSION = 3

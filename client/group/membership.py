@@ -34,17 +34,17 @@ from dataclasses import dataclass, field
 
 import trio
 
-from client.cluster import Cluster
-from client.config import ConsumerConfig
-from client.connection import BrokerConnection, jittered_backoff
-from client.errors import ClientError, KafkaConnectionError, KafkaTimeoutError
-from client.group.assignors import ASSIGNORS, COOPERATIVE, CooperativeStickyAssignor
-from client.group.consumer_protocol import Subscription, decode_assignment, decode_subscription, encode_assignment
-from client.group.consumer_protocol import encode_subscription
-from client.group.offset_requests import OFFSET_COMMIT, OFFSET_FETCH, commit_errors, commit_request
-from client.group.offset_requests import fetch_request, fetch_result
-from client.protocol.errors import ErrorCode, KafkaError, error_for_code
-from client.types import TopicPartition
+from riverlog.client.cluster import Cluster
+from riverlog.client.config import ConsumerConfig
+from riverlog.client.connection import BrokerConnection, jittered_backoff
+from riverlog.client.errors import ClientError, KafkaConnectionError, KafkaTimeoutError
+from riverlog.client.group.assignors import ASSIGNORS, COOPERATIVE, CooperativeStickyAssignor
+from riverlog.client.group.consumer_protocol import Subscription, decode_assignment, decode_subscription, encode_assignment
+from riverlog.client.group.consumer_protocol import encode_subscription
+from riverlog.client.group.offset_requests import OFFSET_COMMIT, OFFSET_FETCH, commit_errors, commit_request
+from riverlog.client.group.offset_requests import fetch_request, fetch_result
+from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
+from riverlog.client.types import TopicPartition
 
 log = logging.getLogger("riverlog.client")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from client.types import TopicPartition
+from riverlog.client.types import TopicPartition
 
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9

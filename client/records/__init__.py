@@ -9,11 +9,11 @@
 - :mod:`client.records.layout` has the header offsets and attribute bits.
 """
 
-from client.records.batch import Record, RecordBatch, iter_batches
-from client.records.builder import NewRecord, build_batch
-from client.records.compression import DEFAULT_MAX_OUTPUT_BYTES, compress, decompress
-from client.records.errors import CorruptRecordError
-from client.records.layout import (
+from riverlog.client.records.batch import Record, RecordBatch, iter_batches
+from riverlog.client.records.builder import NewRecord, build_batch
+from riverlog.client.records.compression import DEFAULT_MAX_OUTPUT_BYTES, compress, decompress
+from riverlog.client.records.errors import CorruptRecordError
+from riverlog.client.records.layout import (
     ATTR_CODEC_MASK,
     ATTR_CONTROL,
     ATTR_DELETE_HORIZON,

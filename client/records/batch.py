@@ -20,11 +20,11 @@ from typing import NamedTuple
 
 import crc32c
 
-import native
-from client.records import layout
-from client.records.compression import DEFAULT_MAX_OUTPUT_BYTES, decompress
-from client.records.errors import CorruptRecordError
-from client.records.layout import (
+from riverlog import native
+from riverlog.client.records import layout
+from riverlog.client.records.compression import DEFAULT_MAX_OUTPUT_BYTES, decompress
+from riverlog.client.records.errors import CorruptRecordError
+from riverlog.client.records.layout import (
     BATCH_HEADER_BYTES,
     LOG_OVERHEAD,
     MAGIC,

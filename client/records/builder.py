@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import crc32c
 
-import native
-from client.records.compression import compress
-from client.records.layout import (
+from riverlog import native
+from riverlog.client.records.compression import compress
+from riverlog.client.records.layout import (
     ATTR_CONTROL,
     ATTR_TIMESTAMP_TYPE,
     ATTR_TRANSACTIONAL,

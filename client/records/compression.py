@@ -48,8 +48,8 @@ import zlib
 
 import cramjam
 
-from client.records.errors import CorruptRecordError, DecompressedTooLargeError
-from client.records.layout import Compression
+from riverlog.client.records.errors import CorruptRecordError, DecompressedTooLargeError
+from riverlog.client.records.layout import Compression
 
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 

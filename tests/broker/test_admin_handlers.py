@@ -7,10 +7,10 @@ import errno
 
 import pytest
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from broker.storage.faults import injected
-from client.protocol import ErrorCode
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.broker.storage.faults import injected
+from riverlog.client.protocol import ErrorCode
 
 from .test_connection import _call, _connect
 from .test_produce_fetch import _batch, _produce

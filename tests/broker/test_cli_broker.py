@@ -11,10 +11,10 @@ import time
 
 from click.testing import CliRunner
 
-from broker.cli import main
-from client.protocol import FrameDecoder, encode_frame
-from client.protocol.api import decode_response, encode_request
-from client.protocol.headers import RequestHeader
+from riverlog.broker.cli import main
+from riverlog.client.protocol import FrameDecoder, encode_frame
+from riverlog.client.protocol.api import decode_response, encode_request
+from riverlog.client.protocol.headers import RequestHeader
 
 
 def _free_port() -> int:
@@ -39,7 +39,7 @@ def _wait_for_line(proc, needle: str, timeout: float = 20) -> str:
 def test_broker_start_serves_and_stops_cleanly_on_sigterm(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "broker", "start", "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "riverlog.broker.cli", "broker", "start", "--listen", f"127.0.0.1:{port}",
          "--data-dir", str(tmp_path / "data"), "--set", "num.partitions=3"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

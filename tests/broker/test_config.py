@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import BrokerConfig, load_properties
-from broker.storage.log_config import ConfigError, LogConfig
+from riverlog.broker.config import BrokerConfig, load_properties
+from riverlog.broker.storage.log_config import ConfigError, LogConfig
 
 
 def test_defaults_are_a_single_local_broker():
@@ -123,7 +123,7 @@ def test_connection_limits_have_kafkas_names_and_round_trip():
 
 
 def test_peers_are_named_as_the_per_ip_limits_name_them():
-    from broker.config import canonical_ip
+    from riverlog.broker.config import canonical_ip
 
     assert canonical_ip("::ffff:127.0.0.2") == "127.0.0.2"  # a dual-stack listener's IPv4 peer
     assert canonical_ip("0:0::1") == "::1" and canonical_ip("127.0.0.1") == "127.0.0.1"

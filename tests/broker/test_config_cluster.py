@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from broker.cli import main
-from broker.config import BrokerConfig
-from broker.storage.log_config import ConfigError
+from riverlog.broker.cli import main
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.storage.log_config import ConfigError
 
 VOTERS = "1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194"
 
@@ -116,7 +116,7 @@ def test_the_cluster_flags_map_onto_the_kafka_configs(monkeypatch, tmp_path):
     async def fake_run(config):
         seen.append(config)
 
-    monkeypatch.setattr("broker.server.run_until_signalled", fake_run)
+    monkeypatch.setattr("riverlog.broker.server.run_until_signalled", fake_run)
     result = CliRunner().invoke(main, [
         "broker", "start", "--node-id", "3", "--listen", "127.0.0.1:9094", "--controller-listen", "127.0.0.1:9194",
         "--controller-quorum", VOTERS, "--data-dir", str(tmp_path), "--set", "broker.session.timeout.ms=12000",

@@ -9,11 +9,11 @@ import struct
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from client.protocol import ErrorCode, FrameDecoder, encode_frame
-from client.protocol.api import decode_response, encode_request
-from client.protocol.headers import RequestHeader
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import ErrorCode, FrameDecoder, encode_frame
+from riverlog.client.protocol.api import decode_response, encode_request
+from riverlog.client.protocol.headers import RequestHeader
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ async def test_an_inline_answer_waits_behind_an_earlier_parked_request(broker):
     """Produce is answered inline, at once, but its response still goes out
     after that of the long-polling Fetch pipelined before it, which the
     produce itself completes."""
-    from client.records import build_batch, iter_batches
+    from riverlog.client.records import build_batch, iter_batches
 
     stream = await _connect(broker)
     _, body = await _call(stream, 19, 4, {"topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1}]})
@@ -194,7 +194,7 @@ class _FaultyInline:
 
 
 async def test_a_fault_in_an_inline_handler_closes_only_its_connection(tmp_path, nursery):
-    from broker.handlers import metadata
+    from riverlog.broker.handlers import metadata
 
     config = BrokerConfig.from_properties({"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d")})
     b = await nursery.start(Broker(config, handler_modules=[_FaultyInline, metadata]).serve)
@@ -207,7 +207,7 @@ async def test_a_fault_in_an_inline_handler_closes_only_its_connection(tmp_path,
 
 
 def test_a_handler_that_parks_must_be_async():
-    from broker.handlers import build_registry
+    from riverlog.broker.handlers import build_registry
 
     class Parks(_FaultyInline):
         PARKS = True
@@ -219,7 +219,7 @@ def test_a_handler_that_parks_must_be_async():
 async def test_a_large_request_arriving_in_pieces_is_served(tmp_path, nursery):
     """A frame beyond the read-ahead buffer is received into its own buffer,
     however the bytes are cut on the way."""
-    from client.records import build_batch, iter_batches
+    from riverlog.client.records import build_batch, iter_batches
 
     config = BrokerConfig.from_properties(
         {"listeners": "127.0.0.1:0", "log.dirs": str(tmp_path / "d"), "message.max.bytes": str(8 << 20)}
@@ -268,7 +268,7 @@ class _TrickleSocket:
 
 
 async def test_a_large_frame_buffer_grows_with_what_arrives_not_with_its_size_prefix():
-    from broker.net.connection import LARGE_FRAME_START, _receive_frame
+    from riverlog.broker.net.connection import LARGE_FRAME_START, _receive_frame
 
     charged: list[tuple[int, int]] = []  # (bytes charged to the pool, what the buffer held before)
 
@@ -315,7 +315,7 @@ async def test_a_large_answer_taken_slowly_but_steadily_is_sent_whole():
     import socket
     from types import SimpleNamespace
 
-    from broker.net.connection import Connection
+    from riverlog.broker.net.connection import Connection
 
     a, b = trio.socket.socketpair()
     for s in (a, b):

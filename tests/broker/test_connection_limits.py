@@ -13,12 +13,12 @@ import tracemalloc
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.net.connection import RECEIVE_BYTES
-from broker.server import Broker
-from client.protocol import encode_frame
-from client.protocol.api import encode_request
-from client.protocol.headers import RequestHeader
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.net.connection import RECEIVE_BYTES
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import encode_frame
+from riverlog.client.protocol.api import encode_request
+from riverlog.client.protocol.headers import RequestHeader
 
 from .test_connection import _call, _connect, _is_closed, _response
 

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from client.protocol import ErrorCode
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import ErrorCode
 
 from .test_connection import _call, _connect
 

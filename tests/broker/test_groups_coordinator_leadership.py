@@ -15,13 +15,13 @@ import itertools
 import pytest
 import trio
 
-import broker.group.loading as loading_module
-import broker.group.service as service_module
-from broker.config import BrokerConfig
-from broker.group.record_codec import OFFSETS_TOPIC, partition_for
-from broker.metadata.records import PartitionRecord
-from broker.server import Broker
-from client.protocol import ErrorCode, RequestHeader, encode_frame, encode_request
+import riverlog.broker.group.loading as loading_module
+import riverlog.broker.group.service as service_module
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.group.record_codec import OFFSETS_TOPIC, partition_for
+from riverlog.broker.metadata.records import PartitionRecord
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import ErrorCode, RequestHeader, encode_frame, encode_request
 
 from .test_connection import _call, _connect, _response
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.group.record_codec import OFFSETS_TOPIC, java_string_hash, partition_for
-from broker.server import Broker
-from client.protocol import ErrorCode
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.group.record_codec import OFFSETS_TOPIC, java_string_hash, partition_for
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import ErrorCode
 
 from .test_connection import _call, _connect
 
@@ -116,7 +116,7 @@ async def test_a_parked_join_does_not_hold_a_request_slot(tmp_path, nursery):
             "group_instance_id": None, "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}
     _, first = await _call(joiner, JOIN, 5, join)
     parked = {**join, "member_id": first["member_id"]}
-    from client.protocol import RequestHeader, encode_frame, encode_request
+    from riverlog.client.protocol import RequestHeader, encode_frame, encode_request
 
     await joiner.send_all(encode_frame(encode_request(RequestHeader(JOIN, 5, 2, "t"), parked)))  # parks ~3 s
     await trio.sleep(0.2)
@@ -126,8 +126,8 @@ async def test_a_parked_join_does_not_hold_a_request_slot(tmp_path, nursery):
 
 
 async def test_a_damaged_record_in_consumer_offsets_does_not_stop_the_broker(tmp_path, nursery):
-    from broker.storage.log_manager import LogManager
-    from client.records import build_batch
+    from riverlog.broker.storage.log_manager import LogManager
+    from riverlog.client.records import build_batch
 
     config = _config(tmp_path / "data")
     async with trio.open_nursery() as first:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.controller.forwarding import ControllerUnavailable
-from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
-from broker.producer_ids import ProducerIdBlocks
-from broker.server import Broker
-from broker.storage.checkpoint import write_checkpoint
-from client.protocol import ErrorCode
-from client.records import build_batch
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.controller.forwarding import ControllerUnavailable
+from riverlog.broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE
+from riverlog.broker.producer_ids import ProducerIdBlocks
+from riverlog.broker.server import Broker
+from riverlog.broker.storage.checkpoint import write_checkpoint
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch
 
 from .test_connection import _call, _connect
 from .test_produce_fetch import _fetch, _produce

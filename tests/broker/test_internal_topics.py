@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from broker.config import BrokerConfig
-from broker.group.record_codec import OFFSETS_TOPIC
-from broker.server import Broker
-from broker.storage.log_config import LogConfig
-from client.protocol import ErrorCode
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.group.record_codec import OFFSETS_TOPIC
+from riverlog.broker.server import Broker
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.protocol import ErrorCode
 
 from .test_connection import _call, _connect
 from .test_produce_fetch import _batch

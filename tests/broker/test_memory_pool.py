@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from broker.net.memory_pool import MemoryPool
+from riverlog.broker.net.memory_pool import MemoryPool
 
 
 async def _settle() -> None:

@@ -7,8 +7,8 @@ import errno
 
 import trio
 
-from broker.config import BrokerConfig
-from broker.server import Broker
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
 
 from .test_connection import _call, _connect
 

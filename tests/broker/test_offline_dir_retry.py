@@ -10,11 +10,11 @@ import os
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from broker.storage.faults import injected
-from client.protocol import ErrorCode
-from client.records import build_batch
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.broker.storage.faults import injected
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch
 
 from .test_connection import _call, _connect
 
@@ -62,7 +62,7 @@ async def test_partitions_made_while_every_directory_was_offline_are_made_when_o
     metadata and the missing ones made. Out of descriptors reading a topic id
     there, that check raised out of the retry, and a partition created while
     the directories were offline was never made (NOT_LEADER_OR_FOLLOWER for good)."""
-    import broker.server as server
+    import riverlog.broker.server as server
 
     peer = await _connect(broker)
     _, body = await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 2, "replication_factor": 1}]})

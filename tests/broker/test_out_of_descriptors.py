@@ -10,11 +10,11 @@ import os
 import pytest
 import trio
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from broker.storage import open_files
-from client.protocol import ErrorCode
-from client.records import build_batch, iter_batches
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.broker.storage import open_files
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch, iter_batches
 
 from ..descriptors import no_descriptors_left
 from .test_connection import Peer, _call, _connect

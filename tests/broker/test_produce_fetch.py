@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from client.protocol import ErrorCode
-from client.records import build_batch, iter_batches
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch, iter_batches
 
 from .test_connection import _call, _connect
 
@@ -81,7 +81,7 @@ async def test_a_batch_over_message_max_bytes_is_refused(broker):
 async def test_produce_v0_to_v2_and_zstd_before_v7_are_refused(broker):
     peer = await _connect(broker)
     assert (await _produce(peer, _batch(), version=2))["error_code"] == ErrorCode.UNSUPPORTED_VERSION
-    from client.records import Compression
+    from riverlog.client.records import Compression
 
     zstd = build_batch([(b"k", b"v", 1, [])], compression=Compression.ZSTD)
     assert (await _produce(peer, zstd, version=6))["error_code"] == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
@@ -160,7 +160,7 @@ async def test_a_graceful_stop_lets_a_request_in_flight_finish(tmp_path):
 
 
 async def test_a_fetch_answer_whose_file_vanished_closes_only_that_connection(broker, monkeypatch):
-    from broker.net import connection
+    from riverlog.broker.net import connection
 
     peer = await _connect(broker)
     await _produce(peer, _batch())
@@ -172,9 +172,9 @@ async def test_a_fetch_answer_whose_file_vanished_closes_only_that_connection(br
     request = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
                "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0,
                                                           "partition_max_bytes": 1 << 20}]}]}  # fmt: skip
-    from client.protocol import encode_frame
-    from client.protocol.api import encode_request
-    from client.protocol.headers import RequestHeader
+    from riverlog.client.protocol import encode_frame
+    from riverlog.client.protocol.api import encode_request
+    from riverlog.client.protocol.headers import RequestHeader
 
     await peer.send_all(encode_frame(encode_request(RequestHeader(1, 10, 7, "t"), request)))
     import trio
@@ -219,7 +219,7 @@ def _garbage(n: int = 200, seed: int = 13) -> bytes:
 
 def _records_at(offset_deltas: list[int]) -> bytes:
     """A records area of well-formed records at the given offset deltas."""
-    from native.twin import write_varint
+    from riverlog.native.twin import write_varint
 
     out = bytearray()
     for delta in offset_deltas:
@@ -233,7 +233,7 @@ def _records_at(offset_deltas: list[int]) -> bytes:
 
 
 def _compressed(codec: int, area: bytes) -> bytes:
-    from client.records import compress
+    from riverlog.client.records import compress
 
     return compress(codec, area)
 
@@ -305,7 +305,7 @@ async def test_a_decompression_bomb_is_refused_without_decompressing_it_whole(br
     """message.max.bytes is 2000 here: a zstd batch under it whose records
     inflate to 16 MiB is past the bound tied to it (64 x 2000 bytes) and is
     refused; the decompressor is never asked for more than the bound."""
-    from client.records import compression
+    from riverlog.client.records import compression
 
     asked = []
     real = compression.decompress

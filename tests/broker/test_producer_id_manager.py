@@ -9,11 +9,11 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 
-from broker.cli import main
+from riverlog.broker.cli import main
 
-from broker.producer_ids import NoProducerIdBlock, ProducerIdBlocks, ProducerIdManager, legacy_producer_id_floor
-from broker.storage.checkpoint import CorruptCheckpointError, write_checkpoint
-from client.protocol import ErrorCode
+from riverlog.broker.producer_ids import NoProducerIdBlock, ProducerIdBlocks, ProducerIdManager, legacy_producer_id_floor
+from riverlog.broker.storage.checkpoint import CorruptCheckpointError, write_checkpoint
+from riverlog.client.protocol import ErrorCode
 
 
 def test_ids_come_from_the_current_block_then_the_prefetched_one():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker.producer_state import ProducerStateManager, last_sequence, next_sequence
-from client.protocol import ErrorCode
+from riverlog.broker.producer_state import ProducerStateManager, last_sequence, next_sequence
+from riverlog.client.protocol import ErrorCode
 
 NONE = ErrorCode.NONE
 OOO = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER

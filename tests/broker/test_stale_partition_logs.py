@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import trio
 
-from broker.config import BrokerConfig
-from broker.server import Broker
-from broker.storage.partition_metadata import read_topic_id, write_topic_id
-from client.records import build_batch
+from riverlog.broker.config import BrokerConfig
+from riverlog.broker.server import Broker
+from riverlog.broker.storage.partition_metadata import read_topic_id, write_topic_id
+from riverlog.client.records import build_batch
 
 from .test_connection import _call, _connect
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from broker.throttled_log import ThrottledLog
+from riverlog.broker.throttled_log import ThrottledLog
 
 
 def test_repeats_within_the_interval_are_counted_and_told_with_the_next_line(caplog):

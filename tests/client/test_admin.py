@@ -7,18 +7,18 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client.admin import Admin, ConfigSource, NewTopic
-from client.connection import BrokerConnection
-from client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.protocol.errors import (
+from riverlog.client.admin import Admin, ConfigSource, NewTopic
+from riverlog.client.connection import BrokerConnection
+from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.protocol.errors import (
     InvalidConfigError,
     InvalidPartitionsError,
     OffsetOutOfRangeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from client.records import build_batch
-from client.types import TopicPartition
+from riverlog.client.records import build_batch
+from riverlog.client.types import TopicPartition
 from tests.client.test_connection import FakeBroker
 from tests.integration.broker_process import free_port
 

@@ -13,16 +13,16 @@ import trio
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as CkTopicPartition
 
-from client.admin import Admin, GroupListing, NewTopic, OffsetAndMetadata
-from client.errors import KafkaTimeoutError
-from client.group.consumer_protocol import Assignment, encode_assignment
-from client.protocol.errors import (
+from riverlog.client.admin import Admin, GroupListing, NewTopic, OffsetAndMetadata
+from riverlog.client.errors import KafkaTimeoutError
+from riverlog.client.group.consumer_protocol import Assignment, encode_assignment
+from riverlog.client.protocol.errors import (
     GroupIdNotFoundError,
     GroupSubscribedToTopicError,
     NonEmptyGroupError,
     UnknownMemberIdError,
 )
-from client.types import TopicPartition
+from riverlog.client.types import TopicPartition
 from tests.client.test_admin import produce
 from tests.client.test_connection import FakeBroker, _metadata_answer
 from tests.integration.broker_process import BrokerProcess
@@ -216,7 +216,7 @@ async def test_a_coordinator_that_never_answers_times_out_naming_the_error(nurse
 
 
 def test_sync_admin_group_methods(bootstrap):
-    from client.sync import SyncAdmin
+    from riverlog.client.sync import SyncAdmin
 
     make_topic(bootstrap, "sa-topic")
     tp0 = TopicPartition("sa-topic", 0)

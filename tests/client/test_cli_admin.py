@@ -11,8 +11,8 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from broker.cli import main
-from client.admin import Admin
+from riverlog.broker.cli import main
+from riverlog.client.admin import Admin
 from tests.client.test_admin import produce
 from tests.integration.broker_process import free_port
 
@@ -22,7 +22,7 @@ def riverlog(*args: str, env: dict | None = None):
 
 
 def riverlog_process(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "riverlog.broker.cli", *args], capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
 
 
@@ -162,10 +162,10 @@ def test_process_create_describe_and_errors(bootstrap):
     assert_one_line_error(proc.stderr, "--config expects KEY=VALUE")
 
 
-@pytest.mark.parametrize("module", ["broker.cli", "client.cli"])
+@pytest.mark.parametrize("module", ["riverlog.broker.cli", "riverlog.client.cli"])
 def test_the_command_line_loads_without_trio(module):
     # `riverlog --help` stays fast only while these import no client machinery.
-    heavy = ("trio", "client.admin", "client.records", "crc32c")
+    heavy = ("trio", "riverlog.client.admin", "riverlog.client.records", "crc32c")
     code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stdout.strip() == "[]", proc.stderr

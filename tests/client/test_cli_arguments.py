@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from broker.cli import main
+from riverlog.broker.cli import main
 from tests.client.test_cli_admin import assert_one_line_error
 
 NOWHERE = ["--bootstrap", "127.0.0.1:1", "--timeout", "0.5"]  # never reached: parsing fails first

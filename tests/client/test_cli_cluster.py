@@ -13,7 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from broker.cli import main
+from riverlog.broker.cli import main
 from tests.integration.broker_process import free_port
 
 
@@ -80,7 +80,7 @@ class _Lines:
 
 
 def _cluster_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, _Lines]:
-    proc = subprocess.Popen([sys.executable, "-m", "broker.cli", "cluster", "up", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "riverlog.broker.cli", "cluster", "up", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     return proc, _Lines(proc)

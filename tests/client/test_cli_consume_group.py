@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from client.protocol.errors import GroupIdNotFoundError  # type: ignore[attr-defined]
+from riverlog.client.protocol.errors import GroupIdNotFoundError  # type: ignore[attr-defined]
 from tests.client.test_admin_groups import GROUP_BROKER_SETTINGS, admin_call
 from tests.client.test_cli_admin import assert_one_line_error
 from tests.client.test_cli_produce_consume import RIVERLOG, create, riverlog, run_process

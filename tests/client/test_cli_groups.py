@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.types import TopicPartition
+from riverlog.client.types import TopicPartition
 from tests.client.test_admin_groups import GROUP_BROKER_SETTINGS, admin_call, make_topic, member
 from tests.client.test_cli_admin import assert_one_line_error, riverlog, riverlog_process
 from tests.integration.broker_process import BrokerProcess

@@ -12,13 +12,13 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from broker.cli import main
-from client.cli import compile_format
-from client.types import ConsumerRecord
+from riverlog.broker.cli import main
+from riverlog.client.cli import compile_format
+from riverlog.client.types import ConsumerRecord
 from tests.client.test_cli_admin import assert_one_line_error
 from tests.integration.broker_process import BrokerProcess, free_port
 
-RIVERLOG = [sys.executable, "-m", "broker.cli"]
+RIVERLOG = [sys.executable, "-m", "riverlog.broker.cli"]
 
 
 def riverlog(*args: str, input: bytes | str | None = None):
@@ -344,12 +344,12 @@ def test_review_fixes_too_large_line_offset_past_end_with_e(bootstrap):
 async def test_the_line_reader_drops_overlong_lines_as_it_reads():
     import io
 
-    from client.cli import _LineTooLong, _read_lines
+    from riverlog.client.cli import _LineTooLong, _read_lines
 
     data = b"ok\n" + b"x" * 50 + b"\nfine\n" + b"y" * 3000 + b"\n" + b"z" * 40  # 3000: over several chunks
     stream = io.BytesIO(data)
     out = []
-    import client.cli as cli
+    import riverlog.client.cli as cli
 
     old = cli._READ_CHUNK_BYTES
     cli._READ_CHUNK_BYTES = 64  # many small reads, so long lines span chunks

@@ -10,12 +10,12 @@ from functools import partial
 import pytest
 import trio
 
-from client.cluster import Cluster
-from client.config import ClientConfig
-from client.connection import connect
-from client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
-from client.protocol import FrameDecoder, decode_request, encode_frame, encode_response
-from client.protocol.errors import UnknownTopicOrPartitionError
+from riverlog.client.cluster import Cluster
+from riverlog.client.config import ClientConfig
+from riverlog.client.connection import connect
+from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.protocol import FrameDecoder, decode_request, encode_frame, encode_response
+from riverlog.client.protocol.errors import UnknownTopicOrPartitionError
 from tests.integration.broker_process import free_port
 
 METADATA, API_VERSIONS, CREATE_TOPICS = 3, 18, 19
@@ -192,9 +192,9 @@ async def test_cluster_unreachable_gives_a_clear_error_after_the_timeout(nursery
 
 
 async def test_list_offsets_earliest_latest_and_unknown(bootstrap, nursery):
-    from client.offsets import list_offsets
-    from client.records import build_batch
-    from client.types import TopicPartition
+    from riverlog.client.offsets import list_offsets
+    from riverlog.client.records import build_batch
+    from riverlog.client.types import TopicPartition
 
     cluster = Cluster(ClientConfig(bootstrap_servers=bootstrap), nursery)
     await cluster.refresh()

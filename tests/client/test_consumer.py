@@ -8,19 +8,19 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client.connection import BrokerConnection, connect
-from client.consumer import (
+from riverlog.client.connection import BrokerConnection, connect
+from riverlog.client.consumer import (
     Consumer,
     CorruptRecordError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     UnknownTopicOrPartitionError,
 )
-from client import fetcher
-from client.fetcher import CompletedFetch, PartitionState
-from client.protocol import ErrorCode
-from client.records import Compression, TimestampType, build_batch
-from client.types import TopicPartition
+from riverlog.client import fetcher
+from riverlog.client.fetcher import CompletedFetch, PartitionState
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import Compression, TimestampType, build_batch
+from riverlog.client.types import TopicPartition
 from tests.client.test_connection import FakeBroker
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS = 0, 1, 2, 3, 18
@@ -517,7 +517,7 @@ def test_fast_decoder_agrees_with_record_batch_records(monkeypatch, codec, ts_ty
 def test_a_header_key_that_is_not_utf8_is_a_corrupt_batch(monkeypatch):
     import crc32c
 
-    from client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
+    from riverlog.client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
 
     data = bytearray(build_batch([(None, b"v", 1, [("\u00e9", b"x")])], base_offset=0))
     data[data.index("\u00e9".encode())] = 0xFF  # no longer UTF-8; the CRC made to match
@@ -535,7 +535,7 @@ def test_a_header_key_that_is_not_utf8_is_a_corrupt_batch(monkeypatch):
 
 
 async def test_broker_down_at_start_is_a_clear_error_from_poll_after_the_timeout():
-    from client.errors import KafkaConnectionError, KafkaTimeoutError
+    from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError
     from tests.integration.broker_process import free_port
 
     port = free_port()
@@ -555,7 +555,7 @@ async def test_broker_down_is_named_even_when_the_event_loop_stalls_past_the_tim
     first is 10 ms before the second): the error still names the broker."""
     import time
 
-    from client.errors import KafkaConnectionError, KafkaTimeoutError
+    from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError
     from tests.integration.broker_process import free_port
 
     port = free_port()

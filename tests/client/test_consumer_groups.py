@@ -15,11 +15,11 @@ import time
 import pytest
 import trio
 
-from client.consumer import CommitFailedError, Consumer, IllegalStateError
-from client.errors import ConfigError
-from client.producer import Producer
-from client.sync import SyncConsumer
-from client.types import TopicPartition
+from riverlog.client.consumer import CommitFailedError, Consumer, IllegalStateError
+from riverlog.client.errors import ConfigError
+from riverlog.client.producer import Producer
+from riverlog.client.sync import SyncConsumer
+from riverlog.client.types import TopicPartition
 from tests.client.test_consumer import admin, create_topic, wait_until
 from tests.integration.broker_process import BrokerProcess
 
@@ -574,10 +574,10 @@ async def test_a_retried_commit_never_lands_after_a_newer_one_of_the_same_partit
     """The first commit's answer is a retriable error that arrives after a
     second commit of the same partition succeeded: its retry must not send
     the older offset again (it would move the group's offset back)."""
-    from client.cluster import Cluster
-    from client.config import ConsumerConfig
-    from client.group.membership import GroupMembership as Membership
-    from client.protocol import ErrorCode
+    from riverlog.client.cluster import Cluster
+    from riverlog.client.config import ConsumerConfig
+    from riverlog.client.group.membership import GroupMembership as Membership
+    from riverlog.client.protocol import ErrorCode
 
     tp = TopicPartition("t", 0)
     release = trio.Event()
@@ -618,10 +618,10 @@ async def test_a_superseded_commit_returns_only_once_the_newer_commit_has_finish
     """A commit whose partitions a newer commit claimed sends nothing more,
     but returns only when that newer commit is done: a caller reading
     committed() right after its commit() must not see an older offset."""
-    from client.cluster import Cluster
-    from client.config import ConsumerConfig
-    from client.group.membership import GroupMembership as Membership
-    from client.protocol import ErrorCode
+    from riverlog.client.cluster import Cluster
+    from riverlog.client.config import ConsumerConfig
+    from riverlog.client.group.membership import GroupMembership as Membership
+    from riverlog.client.protocol import ErrorCode
 
     tp = TopicPartition("t", 0)
     gates = {100: trio.Event(), 150: trio.Event()}

@@ -27,11 +27,11 @@ import kafka
 import pytest
 import trio
 
-from client.admin import Admin, NewTopic
-from client.consumer import Consumer
-from client.records import Compression, iter_batches
-from client.sync import SyncAdmin, SyncProducer
-from client.types import ConsumerRecord, TopicPartition
+from riverlog.client.admin import Admin, NewTopic
+from riverlog.client.consumer import Consumer
+from riverlog.client.records import Compression, iter_batches
+from riverlog.client.sync import SyncAdmin, SyncProducer
+from riverlog.client.types import ConsumerRecord, TopicPartition
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 2

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from client.group.assignors import (
+from riverlog.client.group.assignors import (
     ASSIGNORS,
     COOPERATIVE,
     EAGER,
@@ -29,7 +29,7 @@ from client.group.assignors import (
     RoundRobinAssignor,
     sticky_assign,
 )
-from client.group.consumer_protocol import (
+from riverlog.client.group.consumer_protocol import (
     Assignment,
     ConsumerProtocolError,
     Subscription,
@@ -38,7 +38,7 @@ from client.group.consumer_protocol import (
     encode_assignment,
     encode_subscription,
 )
-from client.types import TopicPartition as TP
+from riverlog.client.types import TopicPartition as TP
 
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor

@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # kafka-python's schema loading uses deprecated
     from kafka.partitioner.default import DefaultPartitioner
     from kafka.partitioner.default import murmur2 as kp_murmur2
 
-from client.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
+from riverlog.client.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 
 # From Kafka's UtilsTest.testMurmur2 (Java's signed results).
 JAVA_VECTORS = {

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client.admin import Admin, NewTopic
-from client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError
-from client.partitioner import partition_for_key
-from client.producer import Producer
-from client.protocol import ErrorCode
-from client.protocol.errors import MessageTooLargeError, UnknownTopicOrPartitionError
-from client.records import Compression, RecordBatch, iter_batches
+from riverlog.client.admin import Admin, NewTopic
+from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError
+from riverlog.client.partitioner import partition_for_key
+from riverlog.client.producer import Producer
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol.errors import MessageTooLargeError, UnknownTopicOrPartitionError
+from riverlog.client.records import Compression, RecordBatch, iter_batches
 from tests.integration.broker_process import BrokerProcess, free_port
 
 from .test_connection import METADATA, FakeBroker
@@ -28,8 +28,8 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 1, **configs
 
 async def read_batches(bootstrap: str, topic: str, partition: int = 0) -> list[RecordBatch]:
     """Every batch of a partition, by raw Fetch: no consumer in the way."""
-    from client.cluster import Cluster
-    from client.config import ClientConfig
+    from riverlog.client.cluster import Cluster
+    from riverlog.client.config import ClientConfig
 
     async with trio.open_nursery() as nursery:
         cluster = Cluster(ClientConfig(bootstrap_servers=bootstrap), nursery)

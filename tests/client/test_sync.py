@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from client.admin import NewTopic
-from client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError
-from client.protocol.errors import MessageTooLargeError, TopicAlreadyExistsError
-from client.sync import SyncAdmin, SyncConsumer, SyncProducer
-from client.types import TopicPartition
+from riverlog.client.admin import NewTopic
+from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError
+from riverlog.client.protocol.errors import MessageTooLargeError, TopicAlreadyExistsError
+from riverlog.client.sync import SyncAdmin, SyncConsumer, SyncProducer
+from riverlog.client.types import TopicPartition
 from tests.integration.broker_process import free_port
 
 
@@ -99,7 +99,7 @@ def test_sync_faces_cover_the_same_features(bootstrap, codec):
     keys = [b"key-%d" % i for i in range(30)]
     with SyncProducer(bootstrap_servers=bootstrap, compression_type=codec, acks=1, enable_idempotence=False) as p:
         placed = [p.send(topic, b"v", key=k).result(timeout=30).partition for k in keys]
-    from client.partitioner import partition_for_key
+    from riverlog.client.partitioner import partition_for_key
 
     assert placed == [partition_for_key(k, 3) for k in keys]
     with SyncProducer(bootstrap_servers=bootstrap, acks=0, enable_idempotence=False) as p:

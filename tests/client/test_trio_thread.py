@@ -13,7 +13,7 @@ from concurrent.futures import Future
 import pytest
 import trio
 
-from client.trio_thread import TrioThread
+from riverlog.client.trio_thread import TrioThread
 
 
 class Boom(Exception):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from broker.controller.raft.core import RaftCore
-from broker.controller.raft.messages import Entry, HardState, Message, Ready
-from broker.controller.raft.roles import RaftConfig, Role
+from riverlog.broker.controller.raft.core import RaftCore
+from riverlog.broker.controller.raft.messages import Entry, HardState, Message, Ready
+from riverlog.broker.controller.raft.roles import RaftConfig, Role
 
 
 class Quorum:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import trio
 
-from broker.controller.forwarding import ControllerChannel, ControllerUnavailable
+from riverlog.broker.controller.forwarding import ControllerChannel, ControllerUnavailable
 
 
 def _leading_driver():

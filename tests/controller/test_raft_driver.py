@@ -9,9 +9,9 @@ import struct
 import pytest
 import trio
 
-from broker.controller.raft.core import NotLeaderError
-from broker.controller.raft.roles import RaftConfig, Role
-from broker.controller.raft_driver import RaftDriver
+from riverlog.broker.controller.raft.core import NotLeaderError
+from riverlog.broker.controller.raft.roles import RaftConfig, Role
+from riverlog.broker.controller.raft_driver import RaftDriver
 from tests.integration.broker_process import free_ports
 
 FAST = {"tick_ms": 10, "election_timeout_ms": 200, "fetch_timeout_ms": 400, "fetch_max_wait_ms": 100,
@@ -169,7 +169,7 @@ async def test_garbage_on_the_controller_listener_closes_that_connection_only(tm
 
 
 async def test_the_controller_listener_refuses_connections_beyond_its_cap(tmp_path, nursery, monkeypatch):
-    from broker.controller import raft_driver
+    from riverlog.broker.controller import raft_driver
 
     monkeypatch.setattr(raft_driver, "MAX_PEER_CONNECTIONS", 2)
     c = Cluster(tmp_path, nursery, voters=(1,))
@@ -228,7 +228,7 @@ async def test_the_controller_listener_charges_what_it_reads_to_its_memory_pool(
     """What a connection has read is charged to the pool (a size prefix
     alone costs nothing); once the pool is taken, another connection reads
     nothing more until memory comes back."""
-    from broker.net.memory_pool import MemoryPool
+    from riverlog.broker.net.memory_pool import MemoryPool
 
     pool = MemoryPool(1 << 20)
     c = Cluster(tmp_path, nursery, voters=(1,), memory_pool=pool)
@@ -256,8 +256,8 @@ async def test_a_controller_connection_cancelled_waiting_for_the_pool_gives_back
     back nothing it was never granted."""
     import trio.testing
 
-    from broker.controller.quorum_rpc import serve_connection
-    from broker.net.memory_pool import MemoryPool
+    from riverlog.broker.controller.quorum_rpc import serve_connection
+    from riverlog.broker.net.memory_pool import MemoryPool
 
     pool = MemoryPool(1000)
     assert pool.try_reserve(1000)  # all of it held elsewhere
@@ -299,9 +299,9 @@ async def test_a_controller_connection_whose_peer_takes_no_answer_is_closed():
     rather than hold the connection (and its memory) for ever."""
     import trio.testing
 
-    from broker.controller.quorum_rpc import serve_connection
-    from client.protocol import encode_frame, encode_request
-    from client.protocol.headers import RequestHeader
+    from riverlog.broker.controller.quorum_rpc import serve_connection
+    from riverlog.client.protocol import encode_frame, encode_request
+    from riverlog.client.protocol.headers import RequestHeader
 
     ours, theirs = trio.testing.lockstep_stream_pair()  # a send waits for the peer's receive
 

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from broker.controller.raft.core import NotLeaderError, RaftCore
-from broker.controller.raft.messages import (
+from riverlog.broker.controller.raft.core import NotLeaderError, RaftCore
+from riverlog.broker.controller.raft.messages import (
     BeginQuorumEpochRequest,
     EndQuorumEpochRequest,
     Entry,
@@ -22,8 +22,8 @@ from broker.controller.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from broker.controller.raft.roles import RaftConfig, Role
-from client.protocol import ErrorCode
+from riverlog.broker.controller.raft.roles import RaftConfig, Role
+from riverlog.client.protocol import ErrorCode
 
 from .raft_harness import Quorum
 

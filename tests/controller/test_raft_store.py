@@ -11,17 +11,17 @@ import os
 
 import pytest
 
-from broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
-from broker.controller.raft_store import (
+from riverlog.broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
+from riverlog.broker.controller.raft_store import (
     METADATA_DIR,
     QUORUM_STATE_FILE,
     RAFT_LOG_CONFIG,
     RaftStore,
     snapshot_file_name,
 )
-from broker.storage.errors import StorageError
-from broker.storage.log_config import LogConfig
-from client.records import iter_batches
+from riverlog.broker.storage.errors import StorageError
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import iter_batches
 
 
 def entries(start: int, count: int, epoch: int, *, control: bool = False) -> list[Entry]:
@@ -327,8 +327,8 @@ def test_default_config_never_deletes_by_retention():
 @pytest.mark.parametrize("size", [0, 1, 63, 64, 127, 128, 16383, 16384, 100_000])
 @pytest.mark.parametrize("control", [False, True])
 def test_the_store_s_one_record_batch_is_byte_for_byte_what_build_batch_makes(size, control):
-    from broker.controller.raft_store import one_record_batch
-    from client.records import NewRecord, build_batch
+    from riverlog.broker.controller.raft_store import one_record_batch
+    from riverlog.client.records import NewRecord, build_batch
 
     value = bytes(range(256)) * (size // 256) + bytes(size % 256)
     expected = build_batch([NewRecord(None, value, 1_700_000_000_123)], base_offset=2**40 + 5,

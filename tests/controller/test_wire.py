@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.controller import wire
-from broker.controller.raft.messages import (
+from riverlog.broker.controller import wire
+from riverlog.broker.controller.raft.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
     EndQuorumEpochRequest,
@@ -25,10 +25,10 @@ from broker.controller.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from client.protocol.api import decode_request, decode_response, encode_request, encode_response
-from client.protocol.headers import RequestHeader
-from client.records import build_batch, iter_batches
-from client.records.layout import CRC_OFFSET
+from riverlog.client.protocol.api import decode_request, decode_response, encode_request, encode_response
+from riverlog.client.protocol.headers import RequestHeader
+from riverlog.client.records import build_batch, iter_batches
+from riverlog.client.records.layout import CRC_OFFSET
 
 CLUSTER = "rvl-cluster-0001"
 ENTRIES = (

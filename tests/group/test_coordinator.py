@@ -6,15 +6,15 @@ import itertools
 
 import pytest
 
-from broker.group import GroupConfig, GroupCoordinator, GroupState
-from broker.group.records_model import (
+from riverlog.broker.group import GroupConfig, GroupCoordinator, GroupState
+from riverlog.broker.group.records_model import (
     GroupMetadataRecord,
     GroupTombstone,
     OffsetCommitRecord,
     OffsetTombstone,
 )
-from broker.group.subscription import encode_subscription, subscription_topics
-from client.protocol import ErrorCode as E
+from riverlog.broker.group.subscription import encode_subscription, subscription_topics
+from riverlog.client.protocol import ErrorCode as E
 
 SUB = encode_subscription(["t1"])
 GEN = -1
@@ -344,7 +344,7 @@ def test_member_session_timeout_in_stable_group_triggers_rebalance():
 def test_removals_and_rebalances_are_logged_with_their_reason(caplog):
     """What a group went through is in the broker's log, as Kafka's coordinator logs it."""
     c = make()
-    with caplog.at_level("INFO", logger="broker.group.coordinator"):
+    with caplog.at_level("INFO", logger="riverlog.broker.group.coordinator"):
         a, b = two_member_stable(c)
         heartbeat(c, a, 2, now=9000)
         c.tick(10_000)  # b's session expires
@@ -759,9 +759,9 @@ def test_a_rebalance_timeout_of_zero_does_not_make_the_coordinator_spin():
 
 
 def test_a_huge_client_id_still_makes_a_member_id_the_group_record_can_hold():
-    from broker.group.coordinator import GroupCoordinator
-    from broker.group.record_codec import encode
-    from broker.group.records_model import GroupMetadataRecord
+    from riverlog.broker.group.coordinator import GroupCoordinator
+    from riverlog.broker.group.record_codec import encode
+    from riverlog.broker.group.records_model import GroupMetadataRecord
 
     c = GroupCoordinator(GroupConfig(group_initial_rebalance_delay_ms=0))
     h, out = join(c, "", 0, version=3, client_id="c" * 32_000)  # v3: an id at once, no handshake

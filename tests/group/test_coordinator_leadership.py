@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from broker.group import refusals
-from broker.group.records_model import OffsetAndMetadata, OffsetCommitRecord
-from client.protocol import ErrorCode as E
+from riverlog.broker.group import refusals
+from riverlog.broker.group.records_model import OffsetAndMetadata, OffsetCommitRecord
+from riverlog.client.protocol import ErrorCode as E
 
 from .test_coordinator import H, answer, commit, fetch, join, make, new_member, sync
 

@@ -13,9 +13,9 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.group import GroupConfig, GroupCoordinator
-from broker.group.subscription import encode_subscription
-from client.protocol import ErrorCode as E
+from riverlog.broker.group import GroupConfig, GroupCoordinator
+from riverlog.broker.group.subscription import encode_subscription
+from riverlog.client.protocol import ErrorCode as E
 
 N_CLIENTS = 4
 PROTOCOLS = [[("range", encode_subscription(["t"]))],

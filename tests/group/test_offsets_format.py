@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.group import offsets_format as fmt
-from broker.group.offsets_format import FormatError, GroupKey, GroupValue, MemberValue, OffsetKey, OffsetValue
+from riverlog.broker.group import offsets_format as fmt
+from riverlog.broker.group.offsets_format import FormatError, GroupKey, GroupValue, MemberValue, OffsetKey, OffsetValue
 
 
 def test_offset_key_and_value_bytes_are_kafkas():

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from client.protocol import RequestHeader
-from client.protocol.api import decode_response, encode_request_frame
+from riverlog.client.protocol import RequestHeader
+from riverlog.client.protocol.api import decode_response, encode_request_frame
 
 
 def free_port() -> int:
@@ -94,7 +94,7 @@ class BrokerProcess(ServerProcess):
         self.extra = extra or []
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "broker.cli", "broker", "start", "--listen", self.bootstrap,
+        return [sys.executable, "-m", "riverlog.broker.cli", "broker", "start", "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir), *self.extra]  # fmt: skip
 
 

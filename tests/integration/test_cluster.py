@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .broker_process import call, free_port
 
@@ -96,7 +96,7 @@ class Node:
 
     def argv(self) -> list[str]:
         quorum = ",".join(f"{n}@127.0.0.1:{p}" for n, p in sorted(self.voters.items()))
-        argv = [sys.executable, "-m", "broker.cli", "broker", "start", "--node-id", str(self.node_id),
+        argv = [sys.executable, "-m", "riverlog.broker.cli", "broker", "start", "--node-id", str(self.node_id),
                 "--listen", self.bootstrap, "--controller-quorum", quorum,
                 "--data-dir", str(self.data_dir)]  # fmt: skip
         if self.controller_port is not None:
@@ -503,7 +503,7 @@ def test_a_killed_broker_is_fenced_its_partitions_go_offline_and_come_back_with_
             assert parts[p]["leader_id"] == layout[p] and parts[p]["error_code"] == 0
     time.sleep(1)  # still offline a while later: no unclean election to another broker
     assert all(leaders(metadata(survivor.port), topic)[p] == -1 for p in theirs)
-    described = subprocess.run([sys.executable, "-m", "broker.cli", "cluster", "describe", "--bootstrap",
+    described = subprocess.run([sys.executable, "-m", "riverlog.broker.cli", "cluster", "describe", "--bootstrap",
                                 survivor.bootstrap], capture_output=True, text=True, timeout=60)  # fmt: skip
     states = {int(row.split()[0]): row.split()[-1] for row in described.stdout.splitlines()[3:6]}
     assert states[victim.node_id] == "fenced" and all(

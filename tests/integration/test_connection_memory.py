@@ -9,9 +9,9 @@ import socket
 import struct
 import time
 
-from client.protocol import FrameDecoder, encode_frame
-from client.protocol.api import decode_response, encode_request
-from client.protocol.headers import RequestHeader
+from riverlog.client.protocol import FrameDecoder, encode_frame
+from riverlog.client.protocol.api import decode_response, encode_request
+from riverlog.client.protocol.headers import RequestHeader
 
 from .broker_process import BrokerProcess
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from client.protocol import ErrorCode, FrameDecoder, RequestHeader, decode_response, encode_frame, encode_request
-from client.records import build_batch, iter_batches
+from riverlog.client.protocol import ErrorCode, FrameDecoder, RequestHeader, decode_response, encode_frame, encode_request
+from riverlog.client.records import build_batch, iter_batches
 
 from .broker_process import BrokerProcess
 

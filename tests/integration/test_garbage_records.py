@@ -19,8 +19,8 @@ from crc32c import crc32c
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 
-from client.protocol import ErrorCode
-from client.records import build_batch
+from riverlog.client.protocol import ErrorCode
+from riverlog.client.records import build_batch
 
 from .broker_process import call
 

@@ -15,7 +15,7 @@ OFFSETS_TOPIC = "__consumer_offsets"
 
 
 def riverlog(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "riverlog.broker.cli", *args], input=stdin, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
 
 

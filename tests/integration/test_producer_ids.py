@@ -17,8 +17,8 @@ import socket
 import struct
 import time
 
-from client.protocol import ErrorCode, RequestHeader
-from client.protocol.api import decode_response, encode_request_frame
+from riverlog.client.protocol import ErrorCode, RequestHeader
+from riverlog.client.protocol.api import decode_response, encode_request_frame
 
 from .broker_process import read_exactly
 from .test_cluster import consume, create_topics, leaders, metadata, new_cluster, wait_for  # noqa: F401

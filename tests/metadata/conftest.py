@@ -3,11 +3,11 @@ import itertools
 import pytest
 import trio
 
-from broker.controller.raft.roles import RaftConfig
-from broker.controller.raft_driver import RaftDriver
-from broker.metadata.controller import QuorumController
-from broker.metadata.decisions import TopicDefaults
-from broker.metadata.image_machine import MetadataStateMachine
+from riverlog.broker.controller.raft.roles import RaftConfig
+from riverlog.broker.controller.raft_driver import RaftDriver
+from riverlog.broker.metadata.controller import QuorumController
+from riverlog.broker.metadata.decisions import TopicDefaults
+from riverlog.broker.metadata.image_machine import MetadataStateMachine
 
 
 class RunningController(QuorumController):

@@ -5,16 +5,16 @@ import random
 
 import pytest
 
-from broker.metadata.broker_lifecycle import (
+from riverlog.broker.metadata.broker_lifecycle import (
     BrokerHeartbeatTracker,
     decide_fence,
     decide_heartbeat,
     decide_register,
 )
-from broker.metadata.decisions import TopicDefaults, decide_create_topics
-from broker.metadata.image import MetadataImage
-from broker.metadata.records import FenceBrokerRecord, PartitionRecord, RegisterBrokerRecord, UnfenceBrokerRecord
-from client.protocol.errors import ErrorCode as E
+from riverlog.broker.metadata.decisions import TopicDefaults, decide_create_topics
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.records import FenceBrokerRecord, PartitionRecord, RegisterBrokerRecord, UnfenceBrokerRecord
+from riverlog.client.protocol.errors import ErrorCode as E
 
 INC = [f"{i:032x}" for i in range(1, 100)]  # incarnation ids
 ALL = frozenset(range(100))
@@ -307,7 +307,7 @@ def check_invariants(old, new):
 def test_partitions_whose_directory_name_would_not_fit_are_refused():
     # <topic>-<partition> names a directory: 255 bytes at most. A 249-character
     # name leaves room for partitions up to 99999 (what Kafka's limit is for).
-    from broker.metadata.decisions import decide_create_partitions
+    from riverlog.broker.metadata.decisions import decide_create_partitions
 
     c = Cluster()
     c.start(1)

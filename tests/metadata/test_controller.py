@@ -5,12 +5,12 @@ import pytest
 import trio
 import trio.testing
 
-from broker.metadata.decisions import TopicDefaults
-from broker.controller.raft_store import METADATA_DIR
-from broker.metadata.controller import NotControllerError
-from broker.metadata.image_machine import encode_entry
-from broker.metadata.records import ProducerIdsRecord
-from client.protocol.errors import ErrorCode as E
+from riverlog.broker.metadata.decisions import TopicDefaults
+from riverlog.broker.controller.raft_store import METADATA_DIR
+from riverlog.broker.metadata.controller import NotControllerError
+from riverlog.broker.metadata.image_machine import encode_entry
+from riverlog.broker.metadata.records import ProducerIdsRecord
+from riverlog.client.protocol.errors import ErrorCode as E
 
 
 def codes(results):
@@ -203,7 +203,7 @@ async def test_torn_tail_loses_only_the_last_append(make_controller, tmp_path):
 
 
 async def test_partitions_beyond_the_cluster_limit_are_refused(make_controller):
-    from client.protocol import ErrorCode
+    from riverlog.client.protocol import ErrorCode
 
     controller = await make_controller(defaults=TopicDefaults(max_partitions=10))
     (huge,) = await controller.create_topics([("huge", 2**31 - 1, 1, {})])

@@ -1,7 +1,7 @@
 import pytest
 
-from broker.metadata.image import MetadataImage, changed_partitions
-from broker.metadata.records import (
+from riverlog.broker.metadata.image import MetadataImage, changed_partitions
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     FenceBrokerRecord,
     PartitionRecord,

@@ -1,8 +1,8 @@
 """The metadata image as the Raft log's state machine: entries, snapshots."""
 
-from broker.controller.raft.messages import Entry
-from broker.metadata.image_machine import MetadataStateMachine, decode_entry, encode_entry, image_records
-from broker.metadata.records import (
+from riverlog.broker.controller.raft.messages import Entry
+from riverlog.broker.metadata.image_machine import MetadataStateMachine, decode_entry, encode_entry, image_records
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     FenceBrokerRecord,
     PartitionRecord,

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import uuid
 
-from broker.metadata import internal_topics
-from broker.metadata.decisions import (
+from riverlog.broker.metadata import internal_topics
+from riverlog.broker.metadata.decisions import (
     TopicDefaults,
     decide_alter_configs,
     decide_create_partitions,
     decide_create_topics,
     decide_delete_topics,
 )
-from broker.metadata.image import MetadataImage
-from broker.metadata.records import RegisterBrokerRecord
-from broker.storage.log_config import LogConfig
-from client.protocol import ErrorCode
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.records import RegisterBrokerRecord
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.protocol import ErrorCode
 
 OFFSETS = "__consumer_offsets"
 

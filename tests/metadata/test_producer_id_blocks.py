@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from broker.metadata.broker_lifecycle import decide_register
-from broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE, decide_allocate_producer_ids
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import MetadataStateMachine, image_records
-from broker.metadata.records import ProducerIdsRecord, decode_record, encode_record
-from client.protocol.errors import ErrorCode as E
+from riverlog.broker.metadata.broker_lifecycle import decide_register
+from riverlog.broker.metadata.decisions import PRODUCER_ID_BLOCK_SIZE, decide_allocate_producer_ids
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import MetadataStateMachine, image_records
+from riverlog.broker.metadata.records import ProducerIdsRecord, decode_record, encode_record
+from riverlog.client.protocol.errors import ErrorCode as E
 
 
 def _commit(image: MetadataImage, records) -> MetadataImage:

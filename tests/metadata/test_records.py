@@ -1,6 +1,6 @@
 import pytest
 
-from broker.metadata.records import (
+from riverlog.broker.metadata.records import (
     ConfigRecord,
     FenceBrokerRecord,
     PartitionRecord,

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from native import twin
+from riverlog.native import twin
 
 try:
-    from native import compiled
+    from riverlog.native import compiled
 except ImportError as exc:
     compiled = None
     COMPILED_IMPORT_ERROR: ImportError | None = exc

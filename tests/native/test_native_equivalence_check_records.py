@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from native import (
+from riverlog.native import (
     RECORDS_BAD_HEADER_KEY,
     RECORDS_BAD_OFFSET_DELTA,
     RECORDS_MALFORMED,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from native import twin
+from riverlog.native import twin
 
 from .equivalence import BUFFER_KINDS, DAMAGES, damage, INT64, assert_same, equivalence_settings
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from native import twin
+from riverlog.native import twin
 
 from .equivalence import (
     BUFFER_KINDS,

@@ -12,7 +12,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FUNCTIONS = ["scan_batches", "offset_index_lookup", "time_index_lookup", "encode_records", "decode_records"]
 PROBE = f"""
-import native, native.twin
+from riverlog import native
+import riverlog.native.twin
 print(native.NATIVE, all(getattr(native, f) is getattr(native.twin, f) for f in {FUNCTIONS!r}))
 """
 

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from native import compiled, twin
+from riverlog.native import compiled, twin
 
 
 @pytest.mark.parametrize("impl", [compiled, twin], ids=["compiled", "twin"])

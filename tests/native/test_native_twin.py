@@ -12,8 +12,8 @@ import struct
 
 import pytest
 
-from native import twin
-from native.common import (
+from riverlog.native import twin
+from riverlog.native.common import (
     SCAN_BAD_LENGTH,
     SCAN_BAD_MAGIC,
     SCAN_OK,

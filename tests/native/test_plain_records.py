@@ -7,9 +7,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import native
-from client.records import build_batch, iter_batches
-from client.records.builder import build_batch_columns
+from riverlog import native
+from riverlog.client.records import build_batch, iter_batches
+from riverlog.client.records.builder import build_batch_columns
 
 _field = st.one_of(st.none(), st.binary(max_size=300))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from client.protocol.messages import APIS
-from client.protocol.schema import Field, Message, in_range
+from riverlog.client.protocol.messages import APIS
+from riverlog.client.protocol.schema import Field, Message, in_range
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
 _PRIMS = {

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from broker.handlers import build_registry, default_modules
-from client.protocol import codec
-from client.protocol.messages import APIS
-from client.protocol.schema import parse_versions
+from riverlog.broker.handlers import build_registry, default_modules
+from riverlog.client.protocol import codec
+from riverlog.client.protocol.messages import APIS
+from riverlog.client.protocol.schema import parse_versions
 
 def _names(message, version: int) -> list[str]:
     return [f.name for f in message.fields if f.versions[0] <= version <= f.versions[1]]

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.protocol import codec
-from client.protocol.errors import LocalProtocolError, ProtocolError
-from client.protocol.messages import APIS, metadata, produce
+from riverlog.client.protocol import codec
+from riverlog.client.protocol.errors import LocalProtocolError, ProtocolError
+from riverlog.client.protocol.messages import APIS, metadata, produce
 
 from .strategies import all_message_versions, expected, message_values
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.protocol.errors import (
+from riverlog.client.protocol.errors import (
     ErrorCode,
     KafkaError,
     LocalProtocolError,

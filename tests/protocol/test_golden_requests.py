@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from client.protocol.api import decode_request, encode_request
-from client.records import Compression, iter_batches
+from riverlog.client.protocol.api import decode_request, encode_request
+from riverlog.client.records import Compression, iter_batches
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = sorted(p.name for p in GOLDEN.glob("*.bin"))

@@ -41,11 +41,11 @@ from kafka.protocol.consumer.group import (
 )
 from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
 
-from client.protocol import codec
-from client.protocol.api import decode_request, decode_response, encode_request, encode_response
-from client.protocol.errors import LocalProtocolError
-from client.protocol.headers import RequestHeader, request_header_version, response_header_version
-from client.protocol.messages import (
+from riverlog.client.protocol import codec
+from riverlog.client.protocol.api import decode_request, decode_response, encode_request, encode_response
+from riverlog.client.protocol.errors import LocalProtocolError
+from riverlog.client.protocol.headers import RequestHeader, request_header_version, response_header_version
+from riverlog.client.protocol.messages import (
     APIS,
     find_coordinator,
     join_group,

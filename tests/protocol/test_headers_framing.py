@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kafka.protocol.metadata import ApiVersionsRequest
 
-from client.protocol import (
+from riverlog.client.protocol import (
     FrameDecoder,
     FrameTooLarge,
     ProtocolError,
@@ -17,7 +17,7 @@ from client.protocol import (
     encode_request,
     encode_response,
 )
-from client.protocol.headers import request_header_version, response_header_version
+from riverlog.client.protocol.headers import request_header_version, response_header_version
 
 
 def test_flexible_versions_use_request_header_v2_and_response_header_v1():

@@ -71,8 +71,8 @@ from kafka.protocol.metadata import (
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
 
-from client.protocol import codec
-from client.protocol.messages import APIS
+from riverlog.client.protocol import codec
+from riverlog.client.protocol.messages import APIS
 
 from .strategies import expected, message_values
 

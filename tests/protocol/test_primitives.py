@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.protocol import primitives as p
-from client.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from riverlog.client.protocol import primitives as p
+from riverlog.client.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 
 def _round(write, read, value):

@@ -7,7 +7,7 @@ import struct
 import crc32c
 from hypothesis import strategies as st
 
-from client.records import Compression, NewRecord
+from riverlog.client.records import Compression, NewRecord
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

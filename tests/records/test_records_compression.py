@@ -15,8 +15,8 @@ import lz4.frame
 import pytest
 import zstandard
 
-from client.records import Compression, CorruptRecordError, compress, decompress
-from client.records import compression as codecs
+from riverlog.client.records import Compression, CorruptRecordError, compress, decompress
+from riverlog.client.records import compression as codecs
 
 KIB, MIB = 1024, 1024 * 1024
 SIZES = [0, 1, 32 * KIB - 1, 32 * KIB, 32 * KIB + 1, 200 * KIB]

@@ -7,8 +7,8 @@ import struct
 import crc32c
 import pytest
 
-from client.records import Compression, CorruptRecordError, NewRecord, RecordBatch, build_batch
-from client.records import layout
+from riverlog.client.records import Compression, CorruptRecordError, NewRecord, RecordBatch, build_batch
+from riverlog.client.records import layout
 
 RECORDS = [
     NewRecord(b"key", b"value-%d" % i * 10, 1_700_000_000_000 + i, [("h", b"v"), ("n", None)]) for i in range(3)

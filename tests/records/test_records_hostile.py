@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import native
-from client.records import (
+from riverlog import native
+from riverlog.client.records import (
     BATCH_HEADER_BYTES,
     Compression,
     CorruptRecordError,
@@ -19,7 +19,7 @@ from client.records import (
     build_batch,
     iter_batches,
 )
-from client.records import layout
+from riverlog.client.records import layout
 from tests.records.records_strategies import reseal
 
 T0 = 1_700_000_000_000

@@ -19,7 +19,7 @@ with warnings.catch_warnings():  # kafka-python's schema loading uses deprecated
     from kafka.record.memory_records import MemoryRecords
     from kafka.record.util import calc_crc32c
 
-from client.records import Compression, NewRecord, RecordBatch, TimestampType, build_batch, iter_batches
+from riverlog.client.records import Compression, NewRecord, RecordBatch, TimestampType, build_batch, iter_batches
 
 T0 = 1_700_000_000_000
 # Compressible values: kafka-python sends uncompressed when a codec does not help.

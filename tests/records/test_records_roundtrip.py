@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import native.common
-from client.records import (
+from riverlog import native
+import riverlog.native.common
+from riverlog.client.records import (
     LOG_OVERHEAD,
     Compression,
     CorruptRecordError,
@@ -19,7 +20,7 @@ from client.records import (
     build_batch,
     iter_batches,
 )
-from client.records import layout
+from riverlog.client.records import layout
 from tests.records.records_strategies import as_expected, as_read, codecs, new_records, reseal
 
 T0 = 1_700_000_000_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from broker.controller.raft.core import Role
+from riverlog.broker.controller.raft.core import Role
 
 from tests.sim.checkers import Violation
 from tests.sim.cluster import SimOptions, Simulation

@@ -29,8 +29,8 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.metadata.broker_lifecycle import decide_heartbeat, decide_register
-from broker.metadata.decisions import (
+from riverlog.broker.metadata.broker_lifecycle import decide_heartbeat, decide_register
+from riverlog.broker.metadata.decisions import (
     ProducerIdsResult,
     TopicDefaults,
     decide_allocate_producer_ids,
@@ -38,7 +38,7 @@ from broker.metadata.decisions import (
     decide_create_topics,
     decide_delete_topics,
 )
-from client.protocol.errors import ErrorCode
+from riverlog.client.protocol.errors import ErrorCode
 
 from tests.sim.controller import Operation, SimController
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from broker.controller.raft.messages import Entry, HardState
+from riverlog.broker.controller.raft.messages import Entry, HardState
 
 Committed = tuple[int, bytes, bool]  # (epoch, data, control)
 

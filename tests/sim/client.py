@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.controller.raft.core import NotLeaderError, Role
+from riverlog.broker.controller.raft.core import NotLeaderError, Role
 
 if TYPE_CHECKING:
     from tests.sim.cluster import Simulation

@@ -25,8 +25,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.controller.raft.core import RaftConfig, Role
-from broker.controller.raft.messages import Message, Snapshot
+from riverlog.broker.controller.raft.core import RaftConfig, Role
+from riverlog.broker.controller.raft.messages import Message, Snapshot
 
 from tests.sim.checkers import Checker, Violation
 from tests.sim.client import Clients

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.controller.raft.core import NotLeaderError
-from broker.metadata.broker_lifecycle import BrokerHeartbeatTracker, decide_fence
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import encode_entry
-from broker.metadata.records import MetadataRecord
+from riverlog.broker.controller.raft.core import NotLeaderError
+from riverlog.broker.metadata.broker_lifecycle import BrokerHeartbeatTracker, decide_fence
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import encode_entry
+from riverlog.broker.metadata.records import MetadataRecord
 
 from tests.sim.client import entry_at
 from tests.sim.trace import describe_records

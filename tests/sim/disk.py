@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.controller.raft.messages import Entry, HardState, Ready, Snapshot
+from riverlog.broker.controller.raft.messages import Entry, HardState, Ready, Snapshot
 
 
 class ReadyContractError(AssertionError):

@@ -20,8 +20,8 @@
 
 from __future__ import annotations
 
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import decode_entry
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import decode_entry
 
 from tests.sim.checkers import Checker
 from tests.sim.metadata_machine import CLUSTER_ID

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from broker.controller.raft.messages import Snapshot
+from riverlog.broker.controller.raft.messages import Snapshot
 
 from tests.sim.brokers import Brokers
 from tests.sim.cluster import SimOptions, SimResult, Simulation

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.controller.raft.messages import Entry, Snapshot
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import MetadataStateMachine
+from riverlog.broker.controller.raft.messages import Entry, Snapshot
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import MetadataStateMachine
 
 from tests.sim.state_machine import Applied, StateMachine, decode
 

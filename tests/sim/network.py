@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.controller.raft.messages import Message
+from riverlog.broker.controller.raft.messages import Message
 
 from tests.sim.clock import SimClock
 

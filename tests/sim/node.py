@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from broker.controller.raft.core import RaftConfig, RaftCore, Role
-from broker.controller.raft.messages import Entry, Message, Ready, Snapshot, VoteResponse
+from riverlog.broker.controller.raft.core import RaftConfig, RaftCore, Role
+from riverlog.broker.controller.raft.messages import Entry, Message, Ready, Snapshot, VoteResponse
 
 from tests.sim.disk import SimDisk
 from tests.sim.state_machine import StateMachine

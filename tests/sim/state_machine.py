@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.controller.raft.messages import Entry, Snapshot, SnapshotId
+from riverlog.broker.controller.raft.messages import Entry, Snapshot, SnapshotId
 
 Applied = tuple[int, int, bytes]  # (offset, epoch, data)
 

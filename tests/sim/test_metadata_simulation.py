@@ -15,10 +15,10 @@ from types import MappingProxyType
 
 import pytest
 
-from broker.metadata import broker_lifecycle
-from broker.metadata.image import MetadataImage
-from broker.metadata.image_machine import MetadataStateMachine, encode_entry
-from broker.metadata.records import (
+from riverlog.broker.metadata import broker_lifecycle
+from riverlog.broker.metadata.image import MetadataImage
+from riverlog.broker.metadata.image_machine import MetadataStateMachine, encode_entry
+from riverlog.broker.metadata.records import (
     FenceBrokerRecord,
     PartitionRecord,
     RegisterBrokerRecord,
@@ -116,8 +116,8 @@ def test_producer_id_blocks_handed_out_without_a_record_are_caught(monkeypatch: 
 
 
 def test_a_snapshot_that_forgets_the_next_producer_id_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    from broker.metadata import image_machine
-    from broker.metadata.records import ProducerIdsRecord
+    from riverlog.broker.metadata import image_machine
+    from riverlog.broker.metadata.records import ProducerIdsRecord
 
     records = image_machine.image_records
     monkeypatch.setattr(image_machine, "image_records",
@@ -128,7 +128,7 @@ def test_a_snapshot_that_forgets_the_next_producer_id_is_caught(monkeypatch: pyt
 
 
 def test_a_controller_deciding_before_its_leader_change_is_applied_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    from broker.controller.raft.core import RaftCore
+    from riverlog.broker.controller.raft.core import RaftCore
 
     monkeypatch.setattr(RaftCore, "leader_epoch_start", property(lambda self: -1))
     rules = first_rules(range(40))

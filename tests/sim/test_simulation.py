@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from broker.controller.raft import core as raft_core
-from broker.controller.raft.messages import HardState
+from riverlog.broker.controller.raft import core as raft_core
+from riverlog.broker.controller.raft.messages import HardState
 
 from tests.sim.bench import election_ms
 from tests.sim.checkers import Checker, Violation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from broker.controller.raft.messages import FetchResponse, FetchSnapshotResponse, Message
+from riverlog.broker.controller.raft.messages import FetchResponse, FetchSnapshotResponse, Message
 
 SHORT = {
     "VoteRequest": "Vote", "VoteResponse": "Vote+",
@@ -37,7 +37,7 @@ def describe_message(message: Message) -> str:
 
 def describe_records(records: list, image: object) -> str:
     """One controller operation's records, short: topics by name where ``image`` (before them) knows them."""
-    from broker.metadata import records as r
+    from riverlog.broker.metadata import records as r
 
     names = {t.topic_id: t.name for t in getattr(image, "topics", {}).values()}
     names.update({rec.topic_id: rec.name for rec in records if isinstance(rec, r.TopicRecord)})

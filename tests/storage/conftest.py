@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import RecordBatch, build_batch, iter_batches
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import RecordBatch, build_batch, iter_batches
 
 BASE_TS = 1_700_000_000_000
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.storage import batches
-from broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
-from client.records import build_batch
+from riverlog.broker.storage import batches
+from riverlog.broker.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError, StorageError
+from riverlog.client.records import build_batch
 
 _ONE = build_batch([(b"k%d" % i, b"v" * (i * 7), 1_700_000_000_000 + i, [("h", b"x")]) for i in range(5)],
                    base_offset=0, partition_leader_epoch=4)  # fmt: skip

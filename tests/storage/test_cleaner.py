@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from broker.storage.cleaner import clean_log
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import Compression, build_batch, iter_batches
+from riverlog.broker.storage.cleaner import clean_log
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import Compression, build_batch, iter_batches
 
 from .conftest import BASE_TS, read_all
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.storage.cleaner_choice import (
+from riverlog.broker.storage.cleaner_choice import (
     LogFacts,
     SegmentFacts,
     first_dirty_offset,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from broker.cli import main
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
+from riverlog.broker.cli import main
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
 
 from .conftest import make_batch
 

@@ -13,12 +13,12 @@ import shutil
 
 import pytest
 
-from broker.storage import log_segment
-from broker.storage.errors import StorageError, TooManyOpenFilesError
-from broker.storage.faults import injected
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import LogManager
+from riverlog.broker.storage import log_segment
+from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError
+from riverlog.broker.storage.faults import injected
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import LogManager
 
 from .conftest import make_batch, read_all
 
@@ -129,8 +129,8 @@ def test_failed_log_creations_leak_nothing(tmp_path):
 def test_a_map_never_closed_is_unmapped_once_nothing_reads_it_and_never_before(tmp_path):
     """The finalizer behind the two leaks above, and its one hazard: a pinned
     view (what index lookups hold) keeps the memory mapped until it is let go."""
-    import native
-    from broker.storage.file_map import FileMap
+    from riverlog import native
+    from riverlog.broker.storage.file_map import FileMap
 
     path = tmp_path / "f"
     path.write_bytes(b"\1" * 4096)

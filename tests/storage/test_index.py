@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import build_batch
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import build_batch
 
 batches_strategy = st.lists(
     st.tuples(

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from broker.storage.faults import injected
-from broker.storage.index_file import ALLOCATION_STEP_BYTES
-from broker.storage.offset_index import OffsetIndex
-from broker.storage.time_index import TimeIndex
+from riverlog.broker.storage.faults import injected
+from riverlog.broker.storage.index_file import ALLOCATION_STEP_BYTES
+from riverlog.broker.storage.offset_index import OffsetIndex
+from riverlog.broker.storage.time_index import TimeIndex
 
 
 def test_index_pages_are_allocated_before_they_are_written(tmp_path):

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from broker.storage.errors import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError, StorageError
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from client.records import iter_batches
+from riverlog.broker.storage.errors import CorruptRecordError, OffsetOutOfRangeError, RecordTooLargeError, StorageError
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.client.records import iter_batches
 
 from .conftest import BASE_TS, make_batch, read_all
 
@@ -230,7 +230,7 @@ def test_follower_append_keeps_leader_offsets_and_epochs(open_log, tmp_path, sma
     follower.append_as_follower(data)
     assert follower.log_end_offset == 12
     assert follower.epoch_cache.entries() == [(1, 0), (2, 6)]
-    from broker.storage.errors import InvalidRecordError
+    from riverlog.broker.storage.errors import InvalidRecordError
 
     with pytest.raises(InvalidRecordError):
         follower.append_as_follower(data)  # offsets below the log end

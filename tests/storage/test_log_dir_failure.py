@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.storage.errors import STORAGE_FAULTS, StorageError
-from broker.storage.faults import injected
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
-from broker.storage.space_reserve import SpaceReserve
+from riverlog.broker.storage.errors import STORAGE_FAULTS, StorageError
+from riverlog.broker.storage.faults import injected
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
+from riverlog.broker.storage.space_reserve import SpaceReserve
 
 from .conftest import make_batch, read_all
 
@@ -325,7 +325,7 @@ def test_a_directory_that_fails_to_reload_stays_offline_and_the_retry_goes_on(ma
 def test_a_deleted_partition_whose_rename_cannot_be_synced_is_removed_where_it_is(manager, monkeypatch):
     """The rename to -delete succeeded, its fsync failed: the directory was
     looked for under its old name and the -delete one stayed."""
-    import broker.storage.log_manager as log_manager
+    import riverlog.broker.storage.log_manager as log_manager
 
     first, _ = _two_logs(manager)
     data_dir = first.dir.parent

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from broker.storage import log_segment
-from broker.storage.checkpoint import read_offsets
-from broker.storage.errors import StorageError
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CHECKPOINT, LogManager
+from riverlog.broker.storage import log_segment
+from riverlog.broker.storage.checkpoint import read_offsets
+from riverlog.broker.storage.errors import StorageError
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CHECKPOINT, LogManager
 
 from .conftest import make_batch, read_all
 
@@ -148,7 +148,7 @@ def test_flush_due_and_cleanup_run_over_every_log(tmp_path):
 def test_compact_runs_over_compacted_topics_only(tmp_path):
     import dataclasses
 
-    from client.records import build_batch
+    from riverlog.client.records import build_batch
 
     manager = LogManager([tmp_path], CONFIG)
     manager.startup()
@@ -177,7 +177,7 @@ def test_bytes_in_the_active_segment_at_a_pass_are_not_counted_as_clean(tmp_path
     the big batch, once rolled, was never compacted."""
     import dataclasses
 
-    from client.records import build_batch
+    from riverlog.client.records import build_batch
 
     ts = 1_700_000_000_000
     manager = LogManager([tmp_path], CONFIG)
@@ -202,7 +202,7 @@ def test_a_kept_tombstone_goes_once_delete_retention_ms_has_passed_without_furth
     import dataclasses
     import logging
 
-    from client.records import build_batch
+    from riverlog.client.records import build_batch
 
     ts = 1_700_000_000_000
     manager = LogManager([tmp_path], CONFIG)
@@ -215,7 +215,7 @@ def test_a_kept_tombstone_goes_once_delete_retention_ms_has_passed_without_furth
     lg.append_as_leader(build_batch([(b"k0", None, ts + 10, ())]), leader_epoch=0)
     for i in range(10):
         lg.append_as_leader(build_batch([(b"f%d" % i, b"." * 60, ts + 11, ())]), leader_epoch=0)
-    with caplog.at_level(logging.INFO, logger="broker.storage.log_manager"):
+    with caplog.at_level(logging.INFO, logger="riverlog.broker.storage.log_manager"):
         assert manager.compact(now=ts + 500) > 0  # the tombstone is younger than delete.retention.ms
     assert (b"k0", None) in [(r.key, r.value) for r in read_all(lg)]
     line = next(r.getMessage() for r in caplog.records if "cleaned log state-0" in r.getMessage())

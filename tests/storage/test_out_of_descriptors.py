@@ -11,14 +11,14 @@ import os
 
 import pytest
 
-from broker.storage import open_files
-from broker.storage.checkpoint import fsync_dir, write_atomically
-from broker.storage.errors import StorageError, TooManyOpenFilesError
-from broker.storage.faults import injected
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import LogManager
-from broker.storage.log_segment import LogSegment
-from client.records import build_batch
+from riverlog.broker.storage import open_files
+from riverlog.broker.storage.checkpoint import fsync_dir, write_atomically
+from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError
+from riverlog.broker.storage.faults import injected
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import LogManager
+from riverlog.broker.storage.log_segment import LogSegment
+from riverlog.client.records import build_batch
 
 from ..descriptors import no_descriptors_left
 from .conftest import BASE_TS, make_batch, read_all
@@ -116,7 +116,7 @@ def test_deleting_a_partition_out_of_descriptors_still_removes_it(manager):
 
 def test_out_of_descriptors_is_warned_once_in_a_while_not_at_every_open(tmp_path, caplog):
     open_files.CACHE.shrink(0)
-    with caplog.at_level(logging.WARNING, logger="broker.storage.open_files"):
+    with caplog.at_level(logging.WARNING, logger="riverlog.broker.storage.open_files"):
         with no_descriptors_left():
             for _ in range(20):  # as many requests, each opening a file
                 with pytest.raises(TooManyOpenFilesError):

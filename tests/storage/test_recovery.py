@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
 
 from .conftest import make_batch, read_all
 

@@ -8,13 +8,13 @@ import struct
 import pytest
 from crc32c import crc32c
 
-from broker.storage.cleaner import clean_log
-from broker.storage.errors import InvalidRecordError
-from broker.storage.leader_epoch_cache import FILE_NAME
-from broker.storage.log import Log
-from broker.storage.log_config import LogConfig
-from broker.storage.log_manager import LogManager
-from client.records import build_batch
+from riverlog.broker.storage.cleaner import clean_log
+from riverlog.broker.storage.errors import InvalidRecordError
+from riverlog.broker.storage.leader_epoch_cache import FILE_NAME
+from riverlog.broker.storage.log import Log
+from riverlog.broker.storage.log_config import LogConfig
+from riverlog.broker.storage.log_manager import LogManager
+from riverlog.client.records import build_batch
 
 from .conftest import BASE_TS, make_batch, read_all
 

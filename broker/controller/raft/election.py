@@ -7,7 +7,7 @@ write; kept apart so the election rules read on their own.
 
 from __future__ import annotations
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .leader import LeaderState
 from .messages import (

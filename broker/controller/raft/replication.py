@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from client.protocol import ErrorCode
+from riverlog.client.protocol import ErrorCode
 
 from .messages import (
     FetchRequest,
