@@ -4,7 +4,7 @@
                                   [--batch 50] [--propagation-topics 100] [--keep]
 
 Every node is a combined broker and controller voter of a 3-voter quorum
-(``python -m broker.cli broker start``, ports picked free on loopback, data
+(``python -m riverlog.broker.cli broker start``, ports picked free on loopback, data
 under bench/results/), with Kafka's default timings: broker.session.timeout.ms
 9000, broker.heartbeat.interval.ms 2000, controller.quorum.election.timeout.ms
 1000, controller.quorum.fetch.timeout.ms 2000.

@@ -4,7 +4,7 @@ active controller, fences a killed broker and brings its partitions back,
 keeps everything over a full stop and start, takes a broker-only node, and
 keeps waiting (without crashing) for a quorum it cannot reach.
 
-Every node is ``python -m broker.cli broker start`` with its own data
+Every node is ``python -m riverlog.broker.cli broker start`` with its own data
 directory under tmp_path, started by a fixture that stops it by PID. Short
 broker timings (session 2 s, heartbeat 200 ms) keep the fencing tests quick;
 the Raft timeouts stay at their defaults.
