@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .coordinator import GroupCoordinator
 
 E = ErrorCode
-_NO_AUTHORIZED_OPERATIONS = -(2**31)
+NO_AUTHORIZED_OPERATIONS = -(2**31)
 GROUP_TYPE = "classic"
 
 
@@ -25,7 +25,7 @@ def describe(coord: GroupCoordinator, handle: Any, request: dict, version: int) 
         group = coord.group(group_id)
         body = {"error_code": 0, "group_id": group_id, "group_state": str(GroupState.DEAD),
                 "protocol_type": "", "protocol_data": "", "members": [],
-                "authorized_operations": _NO_AUTHORIZED_OPERATIONS}
+                "authorized_operations": NO_AUTHORIZED_OPERATIONS}
         if group is not None:
             stable = group.state is GroupState.STABLE  # metadata and assignments only when stable
             body.update(
@@ -68,7 +68,7 @@ def delete(coord: GroupCoordinator, handle: Any, request: dict, version: int, no
         elif group is None or group.state is GroupState.DEAD:
             error = E.GROUP_ID_NOT_FOUND
         elif group.state is GroupState.EMPTY:
-            coord._remove_group(group, now_ms, out)
+            coord.remove_group(group, now_ms, out)
             error = E.NONE
         else:
             error = E.NON_EMPTY_GROUP

@@ -64,7 +64,7 @@ def commit(coord: GroupCoordinator, handle: Any, request: dict, version: int, no
     if group is None:
         if generation_id >= 0:
             return respond(E.ILLEGAL_GENERATION)  # a member of a generation this coordinator never saw
-        group = coord._get_or_create_group(group_id, now_ms)
+        group = coord.get_or_create_group(group_id, now_ms)
     error = _validate_commit(group, generation_id, member_id, instance_id)
     if error is E.NONE and group.state is GroupState.COMPLETING_REBALANCE:
         error = E.REBALANCE_IN_PROGRESS
@@ -162,7 +162,7 @@ def delete(coord: GroupCoordinator, handle: Any, request: dict, version: int, no
             if error is E.NONE and group.offsets.pop(tp, None) is not None:
                 out.records.append(OffsetTombstone(group.group_id, tp[0], tp[1]))
         if group.state is GroupState.EMPTY and not group.offsets and not group.pending_members:
-            coord._remove_group(group, now_ms, out)
+            coord.remove_group(group, now_ms, out)
         topics: dict[str, list[dict]] = {}
         for (topic, partition), error in errors.items():
             topics.setdefault(topic, []).append({"partition_index": partition, "error_code": int(error)})
@@ -181,4 +181,4 @@ def expire(coord: GroupCoordinator, now_ms: int, out: Outcome) -> None:
             del group.offsets[(topic, partition)]
             out.records.append(OffsetTombstone(group.group_id, topic, partition))
         if group.state is GroupState.EMPTY and not group.offsets and not group.pending_members:
-            coord._remove_group(group, now_ms, out)
+            coord.remove_group(group, now_ms, out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from riverlog.client.protocol import ErrorCode
 
-from .admin import _NO_AUTHORIZED_OPERATIONS
+from .admin import NO_AUTHORIZED_OPERATIONS
 from .responses import error_only, join_response, sync_response
 
 # APIs about several groups at once: each group is answered on its own.
@@ -90,7 +90,7 @@ def group_refusal(method: str, group_id: str, error: ErrorCode) -> dict:
     """One group's entry of a batched response, refused with `error`."""
     if method == "describe_groups":
         return {"error_code": int(error), "group_id": group_id, "group_state": "", "protocol_type": "",
-                "protocol_data": "", "members": [], "authorized_operations": _NO_AUTHORIZED_OPERATIONS}
+                "protocol_data": "", "members": [], "authorized_operations": NO_AUTHORIZED_OPERATIONS}
     if method == "delete_groups":
         return {"group_id": group_id, "error_code": int(error)}
     return {"group_id": group_id, "topics": [], "error_code": int(error)}

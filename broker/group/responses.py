@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from .group import Group
 
 
 def join_response(version: int, error: ErrorCode, member_id: str, *, generation_id: int = -1,
@@ -22,6 +27,16 @@ def join_response(version: int, error: ErrorCode, member_id: str, *, generation_
         "member_id": member_id,
         "members": members or [],
     }
+
+
+def join_ok(group: Group, member_id: str, version: int, *, as_leader: bool = True) -> dict:
+    """A successful JoinGroup of the group's current generation; the leader
+    (unless `as_leader` is False) gets the members' metadata to assign from."""
+    is_leader = as_leader and group.leader_id == member_id
+    return join_response(version, ErrorCode.NONE, member_id, generation_id=group.generation_id,
+                         protocol_type=group.protocol_type, protocol_name=group.protocol_name,
+                         leader=group.leader_id,
+                         members=group.current_member_metadata() if is_leader else [])
 
 
 def sync_response(error: ErrorCode, *, protocol_type: str | None = None,

@@ -344,7 +344,7 @@ def test_member_session_timeout_in_stable_group_triggers_rebalance():
 def test_removals_and_rebalances_are_logged_with_their_reason(caplog):
     """What a group went through is in the broker's log, as Kafka's coordinator logs it."""
     c = make()
-    with caplog.at_level("INFO", logger="riverlog.broker.group.coordinator"):
+    with caplog.at_level("INFO", logger="riverlog.broker.group"):
         a, b = two_member_stable(c)
         heartbeat(c, a, 2, now=9000)
         c.tick(10_000)  # b's session expires
