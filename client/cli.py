@@ -881,7 +881,26 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
 
     start, start_arg = parse_offset(offset_spec)
     render = compile_format(fmt) if fmt is not None else None
-    settings = client_settings(bootstrap, timeout)
+    settings = _consume_settings(client_settings(bootstrap, timeout), group_id, partition, start, offset_spec)
+    out = sys.stdout.buffer  # values are written as they are
+    command = _Consume(topic_name, group_id, partition, start, start_arg, exit_at_end,
+                       _Stops(max_messages, idle_timeout), _Printer(out, render), settings)  # fmt: skip
+    try:
+        run_client_command(command.run)
+    except BrokenPipeError:
+        # The reader went away (`riverlog consume t | head`): that ends the
+        # command, quietly; stdout must not be flushed again at exit.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _consume_settings(settings: dict[str, Any], group_id: str | None, partition: int | None, start: str,
+                      offset_spec: str) -> dict[str, Any]:  # fmt: skip
+    """The consumer's settings for `consume`; --group's argument checks."""
     # Fetches wait up to fetch_max_wait_ms at the broker: longer than --timeout is not a failure.
     settings["request_timeout_ms"] += 500
     settings["auto_offset_reset"] = {"beginning": "earliest", "offset": "none"}.get(start, "latest")
@@ -896,42 +915,108 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
         # learn of a rebalance (one of us starting or leaving) within a second.
         settings.update(group_id=group_id, enable_auto_commit=False, session_timeout_ms=10_000,
                         heartbeat_interval_ms=1_000)  # fmt: skip
-    out = sys.stdout.buffer  # values are written as they are
-    assigned = False  # --group: the group's assignment is in effect (not between a revoke and the next assign)
-    reading = False  # --group: a revoke commits only while reading; at exit the last commit is ours
+    return settings
 
-    async def run() -> None:
+
+class _Printer:
+    """`consume`'s output: each record's value and a newline, or --format's rendering."""
+
+    def __init__(self, out: Any, render: Callable[[Any], bytes] | None) -> None:
+        self.out = out
+        self.render = render
+
+    def __call__(self, records: list) -> None:
+        render, out = self.render, self.out
+        if render is None:
+            out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
+        else:
+            out.write(b"".join([render(r) for r in records]))
+        out.flush()
+
+
+class _Stops:
+    """--max-messages and --idle-timeout: how long a poll may wait and how
+    many records it may take, and whether reading is over."""
+
+    def __init__(self, max_messages: int | None, idle_timeout: float | None) -> None:
+        self.max_messages = max_messages
+        self.idle_timeout = idle_timeout
+        self.count = 0
+        self.idle_since = 0.0
+
+    def begin(self, now: float) -> None:
+        self.count = 0
+        self.idle_since = now
+
+    def poll_args(self, wait: float, now: float) -> tuple[float, int | None]:
+        """The poll's timeout (at most `wait`) and max_records."""
+        if self.idle_timeout is not None:
+            wait = min(wait, max(self.idle_since + self.idle_timeout - now, 0))
+        return wait, None if self.max_messages is None else self.max_messages - self.count
+
+    def took(self, n: int, now: float) -> None:
+        self.idle_since = now
+        self.count += n
+
+    @property
+    def enough(self) -> bool:
+        return self.max_messages is not None and self.count >= self.max_messages
+
+    def idle(self, now: float) -> bool:
+        return self.idle_timeout is not None and now - self.idle_since >= self.idle_timeout
+
+
+class _Consume:
+    """One `consume` run: the partitions assigned and positioned by --partition
+    and --offset (`read`), or as a member of --group (`read_group`), each
+    polled batch printed until a stop condition (`_Stops`, --exit-at-end)."""
+
+    def __init__(self, topic_name: str, group_id: str | None, partition: int | None, start: str, start_arg: int,
+                 exit_at_end: bool, stops: _Stops, write: _Printer, settings: dict[str, Any]) -> None:  # fmt: skip
+        self.topic_name = topic_name
+        self.group_id = group_id
+        self.partition = partition
+        self.start, self.start_arg = start, start_arg
+        self.exit_at_end = exit_at_end
+        self.stops = stops
+        self.write = write
+        self.settings = settings
+        self.assigned = False  # --group: the group's assignment is in effect (not between a revoke and the next assign)
+        self.reading = False  # --group: a revoke commits only while reading; at exit the last commit is ours
+
+    async def run(self) -> None:
         import signal
 
         import trio
 
         from riverlog.client.consumer import Consumer
 
-        nonlocal reading
+        group_id = self.group_id
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with Consumer(**settings) as consumer:
+            async with Consumer(**self.settings) as consumer:
                 with trio.CancelScope() as finishing:
                     with trio.CancelScope() as scope:
                         # A first Ctrl-C stops reading; with a group a second one skips the last commit.
                         scopes = [scope, finishing] if group_id is not None else [scope]
                         consumer.nursery.start_soon(_on_interrupt, signals, scopes)
                         if group_id is None:
-                            await read(consumer, await assign(consumer))
+                            await self.read(consumer, await self.assign(consumer))
                         else:
-                            reading = True
+                            self.reading = True
                             try:
-                                await read_group(consumer)
+                                await self.read_group(consumer)
                             finally:  # an error (a broken pipe): what poll gave may not be printed
-                                reading = False
+                                self.reading = False
                     if group_id is not None:
-                        await commit(consumer)
+                        await self.commit(consumer)
 
-    async def assign(consumer) -> dict | None:
+    async def assign(self, consumer) -> dict | None:
         """Assign and position the partitions; their ends if --exit-at-end."""
         from riverlog.client.offsets import list_offsets
         from riverlog.client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
         from riverlog.client.types import TopicPartition
 
+        topic_name, partition, start, start_arg = self.topic_name, self.partition, self.start, self.start_arg
         info = await consumer.cluster.topic(topic_name)
         if partition is not None and partition not in info.partitions:
             raise UnknownTopicOrPartitionError(
@@ -959,7 +1044,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                 found = {tp: by_time[tp].offset if by_time[tp].offset >= 0 else latest[tp].offset for tp in tps}
             for tp, offset in found.items():
                 consumer.seek(tp, offset)
-        if not exit_at_end:
+        if not self.exit_at_end:
             return None
         ends = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
         if start == "offset":  # past the end: an error, as without -e (which learns it from Fetch)
@@ -968,19 +1053,12 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                     raise OffsetOutOfRangeError(f"offset {start_arg} is out of range for {tp.topic}-{tp.partition}")
         return {tp: ends[tp].offset for tp in tps}
 
-    def write(records) -> None:
-        if render is None:
-            out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
-        else:
-            out.write(b"".join([render(r) for r in records]))
-        out.flush()
-
-    async def read(consumer, ends: dict | None) -> None:
+    async def read(self, consumer, ends: dict | None) -> None:
         import trio
 
+        stops = self.stops
         pending = set(ends or ())  # partitions not read to their end yet
-        count = 0
-        idle_since = trio.current_time()
+        stops.begin(trio.current_time())
         while True:
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:  # type: ignore[index]
@@ -989,66 +1067,58 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             if ends is not None and not pending:
                 return
             wait = 0.5 if ends is not None else float("inf")  # -e: look at positions now and then
-            if idle_timeout is not None:
-                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
-            limit = None if max_messages is None else max_messages - count
+            wait, limit = stops.poll_args(wait, trio.current_time())
             records = await consumer.poll(wait, max_records=limit)
             if ends is not None:
                 records = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
             if records:
-                idle_since = trio.current_time()
-                count += len(records)
-                write(records)
-                if max_messages is not None and count >= max_messages:
+                stops.took(len(records), trio.current_time())
+                self.write(records)
+                if stops.enough:
                     return
-            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+            elif stops.idle(trio.current_time()):
                 return
 
-    async def read_group(consumer) -> None:
+    async def read_group(self, consumer) -> None:
         """`read` as a member of the group: the group assigns partitions and
         says where they start; each printed batch is committed. A partition's
         end for -e is its log end offset when first seen assigned to us."""
         import trio
 
         def on_assigned(tps) -> None:
-            nonlocal assigned
-            assigned = True
+            self.assigned = True
 
         async def on_revoked(tps) -> None:
-            nonlocal assigned
-            assigned = False
-            if reading:  # a position a reset moved without printing: the next owner starts there too
-                await commit(consumer)
+            self.assigned = False
+            if self.reading:  # a position a reset moved without printing: the next owner starts there too
+                await self.commit(consumer)
 
         def on_lost(tps) -> None:  # someone else's already: nothing to commit
-            nonlocal assigned
-            assigned = False
+            self.assigned = False
 
-        await consumer.cluster.topic(topic_name)  # an unknown topic: the same error as without --group
+        await consumer.cluster.topic(self.topic_name)  # an unknown topic: the same error as without --group
         ends: dict = {}
-        consumer.subscribe([topic_name], on_assigned=on_assigned, on_revoked=on_revoked, on_lost=on_lost)
-        count = 0
-        idle_since = trio.current_time()
+        consumer.subscribe([self.topic_name], on_assigned=on_assigned, on_revoked=on_revoked, on_lost=on_lost)
+        stops, exit_at_end = self.stops, self.exit_at_end
+        stops.begin(trio.current_time())
         while True:
-            if exit_at_end and assigned and await read_to_ends(consumer, ends):
+            if exit_at_end and self.assigned and await self.read_to_ends(consumer, ends):
                 return
             wait = 0.5 if exit_at_end else float("inf")
-            if idle_timeout is not None:
-                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
-            limit = None if max_messages is None else max_messages - count
+            wait, limit = stops.poll_args(wait, trio.current_time())
             records = await consumer.poll(wait, max_records=limit)
             if exit_at_end:
-                records = keep_before_ends(consumer, records, ends)
+                records = self.keep_before_ends(consumer, records, ends)
             if records:
-                idle_since = trio.current_time()
-                count += len(records)
-                write(records)
-                await commit(consumer)  # the positions: just past what was printed
-                if max_messages is not None and count >= max_messages:
+                stops.took(len(records), trio.current_time())
+                self.write(records)
+                await self.commit(consumer)  # the positions: just past what was printed
+                if stops.enough:
                     return
-            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+            elif stops.idle(trio.current_time()):
                 return
 
+    @staticmethod
     async def read_to_ends(consumer, ends: dict) -> bool:
         """-e with a group: pause each assigned partition read up to its end;
         True once every one is (none assigned: at once)."""
@@ -1064,6 +1134,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                 consumer.pause(tp)
         return consumer.paused() >= assignment
 
+    @staticmethod
     def keep_before_ends(consumer, records: list, ends: dict) -> list:
         """The records before their partition's end; a partition with records
         past it goes back to the first of them, so its position (what is
@@ -1081,6 +1152,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             consumer.seek(tp, offset)
         return kept
 
+    @staticmethod
     async def commit(consumer) -> None:
         """Commit every assigned partition's position. Losing partitions to a
         rebalance first is a warning: their new owner reads them again."""
@@ -1093,18 +1165,6 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             if isinstance(exc, KafkaError) and exc.code != ErrorCode.REBALANCE_IN_PROGRESS:
                 raise
             click.echo(f"warning: {exc}", err=True)
-
-    try:
-        run_client_command(run)
-    except BrokenPipeError:
-        # The reader went away (`riverlog consume t | head`): that ends the
-        # command, quietly; stdout must not be flushed again at exit.
-        import os
-
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 # What broker/cli.py adds to the ``riverlog`` group.
