@@ -677,14 +677,7 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
     separator = os.fsencode(key_separator) if key_separator is not None else None
     # One header per --header, in order (Kafka allows a key twice).
     record_headers = [(k, os.fsencode(v)) for item in headers for k, v in parse_pairs((item,), "--header").items()]
-    settings = client_settings(bootstrap, timeout)
-    ms = settings["default_api_timeout_ms"]
-    settings.update(
-        acks=acks, compression_type=compression, enable_idempotence=acks == "all",
-        max_block_ms=ms + 500,  # metadata (an unknown topic) or buffer room; past "no broker reachable" at ms
-        delivery_timeout_ms=ms + 100,  # unanswered for --timeout: the record failed
-        linger_ms=10, batch_size=256 * 1024,  # bulk: fewer, larger requests
-    )  # fmt: skip
+    settings = _produce_settings(client_settings(bootstrap, timeout), acks, compression)
     stream = source if source is not None else sys.stdin.buffer  # bytes: lines are never decoded
     stderr = sys.stderr
     stats = _ProduceStats()
@@ -705,41 +698,13 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
                         producer.nursery.start_soon(_on_interrupt, signals, scopes, stats)
                         if stderr.isatty():
                             producer.nursery.start_soon(_show_progress, stats, started, stderr)
-                        await send_lines(producer)
+                        await _send_lines(producer, stream, topic_name, separator, record_headers, partition,
+                                          stats)  # fmt: skip
                     if len(scopes) == 2:  # input ended: a Ctrl-C now gives up on the delivering
                         scopes.pop(0)
                     await producer.flush()
                 if delivering.cancelled_caught:
                     await producer.close(timeout=0)
-
-    async def send_lines(producer) -> None:
-        from riverlog.client.protocol.errors import MessageTooLargeError
-
-        send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
-        sep_len = len(separator) if separator is not None else 0
-        line_number = 0
-        limit = producer.config.max_request_size
-        async for lines in _read_lines(stream, limit):
-            for line in lines:
-                line_number += 1
-                if isinstance(line, _LineTooLong):
-                    on_delivery(None, MessageTooLargeError(f"line {line_number} is over max_request_size ({limit})"))
-                    stats.sent += 1
-                    continue
-                key = None
-                if separator is not None:
-                    key, found, value = line.partition(separator)
-                    if not found:
-                        stats.bad_line = line_number
-                        return
-                else:
-                    value = line
-                try:
-                    await send(topic_name, value, key, hdrs, partition, None, on_delivery)
-                except MessageTooLargeError as exc:  # this line only: the others still go
-                    on_delivery(None, exc)
-                stats.sent += 1
-                stats.payload_bytes += len(line) - sep_len
 
     run_client_command(run)
     elapsed_s = time.monotonic() - started
@@ -752,6 +717,51 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
         raise CommandError(f"{stats.failed} of {_count(stats.sent, 'record')} failed; the first: {stats.first_error}")
     if stats.interrupted:
         raise click.exceptions.Exit(130)
+
+
+def _produce_settings(settings: dict[str, Any], acks: str, compression: str) -> dict[str, Any]:
+    """The producer's settings for `produce`: bulk sending, every wait bounded by --timeout."""
+    ms = settings["default_api_timeout_ms"]
+    settings.update(
+        acks=acks, compression_type=compression, enable_idempotence=acks == "all",
+        max_block_ms=ms + 500,  # metadata (an unknown topic) or buffer room; past "no broker reachable" at ms
+        delivery_timeout_ms=ms + 100,  # unanswered for --timeout: the record failed
+        linger_ms=10, batch_size=256 * 1024,  # bulk: fewer, larger requests
+    )  # fmt: skip
+    return settings
+
+
+async def _send_lines(producer: Any, stream: Any, topic_name: str, separator: bytes | None,
+                      record_headers: list[tuple[str, bytes]], partition: int | None,
+                      stats: _ProduceStats) -> None:  # fmt: skip
+    """`produce`'s loop: each line of `stream` a record; stops at a line without the key separator."""
+    from riverlog.client.protocol.errors import MessageTooLargeError
+
+    send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
+    sep_len = len(separator) if separator is not None else 0
+    line_number = 0
+    limit = producer.config.max_request_size
+    async for lines in _read_lines(stream, limit):
+        for line in lines:
+            line_number += 1
+            if isinstance(line, _LineTooLong):
+                on_delivery(None, MessageTooLargeError(f"line {line_number} is over max_request_size ({limit})"))
+                stats.sent += 1
+                continue
+            key = None
+            if separator is not None:
+                key, found, value = line.partition(separator)
+                if not found:
+                    stats.bad_line = line_number
+                    return
+            else:
+                value = line
+            try:
+                await send(topic_name, value, key, hdrs, partition, None, on_delivery)
+            except MessageTooLargeError as exc:  # this line only: the others still go
+                on_delivery(None, exc)
+            stats.sent += 1
+            stats.payload_bytes += len(line) - sep_len
 
 
 # kcat's -f directives (a subset); each renders one field of a record as bytes.
