@@ -182,3 +182,15 @@ class PartitionQueue:
         first = self.next_sequence
         self.next_sequence = (first + count) & 0x7FFFFFFF
         return first
+
+
+class TopicQueues:
+    """A topic the producer has sent to: one queue per partition, and the
+    partition records without a key stick to (-1: none chosen yet)."""
+
+    __slots__ = ("name", "queues", "sticky")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queues: list[PartitionQueue] = []
+        self.sticky = -1

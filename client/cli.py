@@ -677,14 +677,7 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
     separator = os.fsencode(key_separator) if key_separator is not None else None
     # One header per --header, in order (Kafka allows a key twice).
     record_headers = [(k, os.fsencode(v)) for item in headers for k, v in parse_pairs((item,), "--header").items()]
-    settings = client_settings(bootstrap, timeout)
-    ms = settings["default_api_timeout_ms"]
-    settings.update(
-        acks=acks, compression_type=compression, enable_idempotence=acks == "all",
-        max_block_ms=ms + 500,  # metadata (an unknown topic) or buffer room; past "no broker reachable" at ms
-        delivery_timeout_ms=ms + 100,  # unanswered for --timeout: the record failed
-        linger_ms=10, batch_size=256 * 1024,  # bulk: fewer, larger requests
-    )  # fmt: skip
+    settings = _produce_settings(client_settings(bootstrap, timeout), acks, compression)
     stream = source if source is not None else sys.stdin.buffer  # bytes: lines are never decoded
     stderr = sys.stderr
     stats = _ProduceStats()
@@ -705,41 +698,13 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
                         producer.nursery.start_soon(_on_interrupt, signals, scopes, stats)
                         if stderr.isatty():
                             producer.nursery.start_soon(_show_progress, stats, started, stderr)
-                        await send_lines(producer)
+                        await _send_lines(producer, stream, topic_name, separator, record_headers, partition,
+                                          stats)  # fmt: skip
                     if len(scopes) == 2:  # input ended: a Ctrl-C now gives up on the delivering
                         scopes.pop(0)
                     await producer.flush()
                 if delivering.cancelled_caught:
                     await producer.close(timeout=0)
-
-    async def send_lines(producer) -> None:
-        from riverlog.client.protocol.errors import MessageTooLargeError
-
-        send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
-        sep_len = len(separator) if separator is not None else 0
-        line_number = 0
-        limit = producer.config.max_request_size
-        async for lines in _read_lines(stream, limit):
-            for line in lines:
-                line_number += 1
-                if isinstance(line, _LineTooLong):
-                    on_delivery(None, MessageTooLargeError(f"line {line_number} is over max_request_size ({limit})"))
-                    stats.sent += 1
-                    continue
-                key = None
-                if separator is not None:
-                    key, found, value = line.partition(separator)
-                    if not found:
-                        stats.bad_line = line_number
-                        return
-                else:
-                    value = line
-                try:
-                    await send(topic_name, value, key, hdrs, partition, None, on_delivery)
-                except MessageTooLargeError as exc:  # this line only: the others still go
-                    on_delivery(None, exc)
-                stats.sent += 1
-                stats.payload_bytes += len(line) - sep_len
 
     run_client_command(run)
     elapsed_s = time.monotonic() - started
@@ -752,6 +717,51 @@ def produce(topic_name, source, key_separator, headers, acks, compression, parti
         raise CommandError(f"{stats.failed} of {_count(stats.sent, 'record')} failed; the first: {stats.first_error}")
     if stats.interrupted:
         raise click.exceptions.Exit(130)
+
+
+def _produce_settings(settings: dict[str, Any], acks: str, compression: str) -> dict[str, Any]:
+    """The producer's settings for `produce`: bulk sending, every wait bounded by --timeout."""
+    ms = settings["default_api_timeout_ms"]
+    settings.update(
+        acks=acks, compression_type=compression, enable_idempotence=acks == "all",
+        max_block_ms=ms + 500,  # metadata (an unknown topic) or buffer room; past "no broker reachable" at ms
+        delivery_timeout_ms=ms + 100,  # unanswered for --timeout: the record failed
+        linger_ms=10, batch_size=256 * 1024,  # bulk: fewer, larger requests
+    )  # fmt: skip
+    return settings
+
+
+async def _send_lines(producer: Any, stream: Any, topic_name: str, separator: bytes | None,
+                      record_headers: list[tuple[str, bytes]], partition: int | None,
+                      stats: _ProduceStats) -> None:  # fmt: skip
+    """`produce`'s loop: each line of `stream` a record; stops at a line without the key separator."""
+    from riverlog.client.protocol.errors import MessageTooLargeError
+
+    send, on_delivery, hdrs = producer.send, stats.delivered, record_headers or None
+    sep_len = len(separator) if separator is not None else 0
+    line_number = 0
+    limit = producer.config.max_request_size
+    async for lines in _read_lines(stream, limit):
+        for line in lines:
+            line_number += 1
+            if isinstance(line, _LineTooLong):
+                on_delivery(None, MessageTooLargeError(f"line {line_number} is over max_request_size ({limit})"))
+                stats.sent += 1
+                continue
+            key = None
+            if separator is not None:
+                key, found, value = line.partition(separator)
+                if not found:
+                    stats.bad_line = line_number
+                    return
+            else:
+                value = line
+            try:
+                await send(topic_name, value, key, hdrs, partition, None, on_delivery)
+            except MessageTooLargeError as exc:  # this line only: the others still go
+                on_delivery(None, exc)
+            stats.sent += 1
+            stats.payload_bytes += len(line) - sep_len
 
 
 # kcat's -f directives (a subset); each renders one field of a record as bytes.
@@ -881,7 +891,26 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
 
     start, start_arg = parse_offset(offset_spec)
     render = compile_format(fmt) if fmt is not None else None
-    settings = client_settings(bootstrap, timeout)
+    settings = _consume_settings(client_settings(bootstrap, timeout), group_id, partition, start, offset_spec)
+    out = sys.stdout.buffer  # values are written as they are
+    command = _Consume(topic_name, group_id, partition, start, start_arg, exit_at_end,
+                       _Stops(max_messages, idle_timeout), _Printer(out, render), settings)  # fmt: skip
+    try:
+        run_client_command(command.run)
+    except BrokenPipeError:
+        # The reader went away (`riverlog consume t | head`): that ends the
+        # command, quietly; stdout must not be flushed again at exit.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _consume_settings(settings: dict[str, Any], group_id: str | None, partition: int | None, start: str,
+                      offset_spec: str) -> dict[str, Any]:  # fmt: skip
+    """The consumer's settings for `consume`; --group's argument checks."""
     # Fetches wait up to fetch_max_wait_ms at the broker: longer than --timeout is not a failure.
     settings["request_timeout_ms"] += 500
     settings["auto_offset_reset"] = {"beginning": "earliest", "offset": "none"}.get(start, "latest")
@@ -896,42 +925,108 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
         # learn of a rebalance (one of us starting or leaving) within a second.
         settings.update(group_id=group_id, enable_auto_commit=False, session_timeout_ms=10_000,
                         heartbeat_interval_ms=1_000)  # fmt: skip
-    out = sys.stdout.buffer  # values are written as they are
-    assigned = False  # --group: the group's assignment is in effect (not between a revoke and the next assign)
-    reading = False  # --group: a revoke commits only while reading; at exit the last commit is ours
+    return settings
 
-    async def run() -> None:
+
+class _Printer:
+    """`consume`'s output: each record's value and a newline, or --format's rendering."""
+
+    def __init__(self, out: Any, render: Callable[[Any], bytes] | None) -> None:
+        self.out = out
+        self.render = render
+
+    def __call__(self, records: list) -> None:
+        render, out = self.render, self.out
+        if render is None:
+            out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
+        else:
+            out.write(b"".join([render(r) for r in records]))
+        out.flush()
+
+
+class _Stops:
+    """--max-messages and --idle-timeout: how long a poll may wait and how
+    many records it may take, and whether reading is over."""
+
+    def __init__(self, max_messages: int | None, idle_timeout: float | None) -> None:
+        self.max_messages = max_messages
+        self.idle_timeout = idle_timeout
+        self.count = 0
+        self.idle_since = 0.0
+
+    def begin(self, now: float) -> None:
+        self.count = 0
+        self.idle_since = now
+
+    def poll_args(self, wait: float, now: float) -> tuple[float, int | None]:
+        """The poll's timeout (at most `wait`) and max_records."""
+        if self.idle_timeout is not None:
+            wait = min(wait, max(self.idle_since + self.idle_timeout - now, 0))
+        return wait, None if self.max_messages is None else self.max_messages - self.count
+
+    def took(self, n: int, now: float) -> None:
+        self.idle_since = now
+        self.count += n
+
+    @property
+    def enough(self) -> bool:
+        return self.max_messages is not None and self.count >= self.max_messages
+
+    def idle(self, now: float) -> bool:
+        return self.idle_timeout is not None and now - self.idle_since >= self.idle_timeout
+
+
+class _Consume:
+    """One `consume` run: the partitions assigned and positioned by --partition
+    and --offset (`read`), or as a member of --group (`read_group`), each
+    polled batch printed until a stop condition (`_Stops`, --exit-at-end)."""
+
+    def __init__(self, topic_name: str, group_id: str | None, partition: int | None, start: str, start_arg: int,
+                 exit_at_end: bool, stops: _Stops, write: _Printer, settings: dict[str, Any]) -> None:  # fmt: skip
+        self.topic_name = topic_name
+        self.group_id = group_id
+        self.partition = partition
+        self.start, self.start_arg = start, start_arg
+        self.exit_at_end = exit_at_end
+        self.stops = stops
+        self.write = write
+        self.settings = settings
+        self.assigned = False  # --group: the group's assignment is in effect (not between a revoke and the next assign)
+        self.reading = False  # --group: a revoke commits only while reading; at exit the last commit is ours
+
+    async def run(self) -> None:
         import signal
 
         import trio
 
         from riverlog.client.consumer import Consumer
 
-        nonlocal reading
+        group_id = self.group_id
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with Consumer(**settings) as consumer:
+            async with Consumer(**self.settings) as consumer:
                 with trio.CancelScope() as finishing:
                     with trio.CancelScope() as scope:
                         # A first Ctrl-C stops reading; with a group a second one skips the last commit.
                         scopes = [scope, finishing] if group_id is not None else [scope]
                         consumer.nursery.start_soon(_on_interrupt, signals, scopes)
                         if group_id is None:
-                            await read(consumer, await assign(consumer))
+                            await self.read(consumer, await self.assign(consumer))
                         else:
-                            reading = True
+                            self.reading = True
                             try:
-                                await read_group(consumer)
+                                await self.read_group(consumer)
                             finally:  # an error (a broken pipe): what poll gave may not be printed
-                                reading = False
+                                self.reading = False
                     if group_id is not None:
-                        await commit(consumer)
+                        await self.commit(consumer)
 
-    async def assign(consumer) -> dict | None:
+    async def assign(self, consumer) -> dict | None:
         """Assign and position the partitions; their ends if --exit-at-end."""
         from riverlog.client.offsets import list_offsets
         from riverlog.client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
         from riverlog.client.types import TopicPartition
 
+        topic_name, partition, start, start_arg = self.topic_name, self.partition, self.start, self.start_arg
         info = await consumer.cluster.topic(topic_name)
         if partition is not None and partition not in info.partitions:
             raise UnknownTopicOrPartitionError(
@@ -959,7 +1054,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                 found = {tp: by_time[tp].offset if by_time[tp].offset >= 0 else latest[tp].offset for tp in tps}
             for tp, offset in found.items():
                 consumer.seek(tp, offset)
-        if not exit_at_end:
+        if not self.exit_at_end:
             return None
         ends = await list_offsets(consumer.cluster, {tp: "latest" for tp in tps})
         if start == "offset":  # past the end: an error, as without -e (which learns it from Fetch)
@@ -968,19 +1063,12 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                     raise OffsetOutOfRangeError(f"offset {start_arg} is out of range for {tp.topic}-{tp.partition}")
         return {tp: ends[tp].offset for tp in tps}
 
-    def write(records) -> None:
-        if render is None:
-            out.write(b"\n".join([r.value or b"" for r in records]) + b"\n")
-        else:
-            out.write(b"".join([render(r) for r in records]))
-        out.flush()
-
-    async def read(consumer, ends: dict | None) -> None:
+    async def read(self, consumer, ends: dict | None) -> None:
         import trio
 
+        stops = self.stops
         pending = set(ends or ())  # partitions not read to their end yet
-        count = 0
-        idle_since = trio.current_time()
+        stops.begin(trio.current_time())
         while True:
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:  # type: ignore[index]
@@ -989,66 +1077,58 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             if ends is not None and not pending:
                 return
             wait = 0.5 if ends is not None else float("inf")  # -e: look at positions now and then
-            if idle_timeout is not None:
-                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
-            limit = None if max_messages is None else max_messages - count
+            wait, limit = stops.poll_args(wait, trio.current_time())
             records = await consumer.poll(wait, max_records=limit)
             if ends is not None:
                 records = [r for r in records if r.offset < ends[(r.topic, r.partition)]]
             if records:
-                idle_since = trio.current_time()
-                count += len(records)
-                write(records)
-                if max_messages is not None and count >= max_messages:
+                stops.took(len(records), trio.current_time())
+                self.write(records)
+                if stops.enough:
                     return
-            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+            elif stops.idle(trio.current_time()):
                 return
 
-    async def read_group(consumer) -> None:
+    async def read_group(self, consumer) -> None:
         """`read` as a member of the group: the group assigns partitions and
         says where they start; each printed batch is committed. A partition's
         end for -e is its log end offset when first seen assigned to us."""
         import trio
 
         def on_assigned(tps) -> None:
-            nonlocal assigned
-            assigned = True
+            self.assigned = True
 
         async def on_revoked(tps) -> None:
-            nonlocal assigned
-            assigned = False
-            if reading:  # a position a reset moved without printing: the next owner starts there too
-                await commit(consumer)
+            self.assigned = False
+            if self.reading:  # a position a reset moved without printing: the next owner starts there too
+                await self.commit(consumer)
 
         def on_lost(tps) -> None:  # someone else's already: nothing to commit
-            nonlocal assigned
-            assigned = False
+            self.assigned = False
 
-        await consumer.cluster.topic(topic_name)  # an unknown topic: the same error as without --group
+        await consumer.cluster.topic(self.topic_name)  # an unknown topic: the same error as without --group
         ends: dict = {}
-        consumer.subscribe([topic_name], on_assigned=on_assigned, on_revoked=on_revoked, on_lost=on_lost)
-        count = 0
-        idle_since = trio.current_time()
+        consumer.subscribe([self.topic_name], on_assigned=on_assigned, on_revoked=on_revoked, on_lost=on_lost)
+        stops, exit_at_end = self.stops, self.exit_at_end
+        stops.begin(trio.current_time())
         while True:
-            if exit_at_end and assigned and await read_to_ends(consumer, ends):
+            if exit_at_end and self.assigned and await self.read_to_ends(consumer, ends):
                 return
             wait = 0.5 if exit_at_end else float("inf")
-            if idle_timeout is not None:
-                wait = min(wait, max(idle_since + idle_timeout - trio.current_time(), 0))
-            limit = None if max_messages is None else max_messages - count
+            wait, limit = stops.poll_args(wait, trio.current_time())
             records = await consumer.poll(wait, max_records=limit)
             if exit_at_end:
-                records = keep_before_ends(consumer, records, ends)
+                records = self.keep_before_ends(consumer, records, ends)
             if records:
-                idle_since = trio.current_time()
-                count += len(records)
-                write(records)
-                await commit(consumer)  # the positions: just past what was printed
-                if max_messages is not None and count >= max_messages:
+                stops.took(len(records), trio.current_time())
+                self.write(records)
+                await self.commit(consumer)  # the positions: just past what was printed
+                if stops.enough:
                     return
-            elif idle_timeout is not None and trio.current_time() - idle_since >= idle_timeout:
+            elif stops.idle(trio.current_time()):
                 return
 
+    @staticmethod
     async def read_to_ends(consumer, ends: dict) -> bool:
         """-e with a group: pause each assigned partition read up to its end;
         True once every one is (none assigned: at once)."""
@@ -1064,6 +1144,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
                 consumer.pause(tp)
         return consumer.paused() >= assignment
 
+    @staticmethod
     def keep_before_ends(consumer, records: list, ends: dict) -> list:
         """The records before their partition's end; a partition with records
         past it goes back to the first of them, so its position (what is
@@ -1081,6 +1162,7 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             consumer.seek(tp, offset)
         return kept
 
+    @staticmethod
     async def commit(consumer) -> None:
         """Commit every assigned partition's position. Losing partitions to a
         rebalance first is a warning: their new owner reads them again."""
@@ -1093,18 +1175,6 @@ def consume(topic_name, group_id, partition, offset_spec, max_messages, exit_at_
             if isinstance(exc, KafkaError) and exc.code != ErrorCode.REBALANCE_IN_PROGRESS:
                 raise
             click.echo(f"warning: {exc}", err=True)
-
-    try:
-        run_client_command(run)
-    except BrokenPipeError:
-        # The reader went away (`riverlog consume t | head`): that ends the
-        # command, quietly; stdout must not be flushed again at exit.
-        import os
-
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 # What broker/cli.py adds to the ``riverlog`` group.

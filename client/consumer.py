@@ -27,7 +27,8 @@ from riverlog.client.base import ClientBase
 from riverlog.client.config import ConsumerConfig
 from riverlog.client.errors import ClosedError, ConfigError
 from riverlog.client.fetcher import Fetcher, NoOffsetForPartitionError
-from riverlog.client.group.membership import Callback, CommitFailedError, GroupMembership, IllegalStateError, Listener
+from riverlog.client.group.commits import CommitFailedError
+from riverlog.client.group.membership import Callback, GroupMembership, IllegalStateError, Listener
 from riverlog.client.protocol.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError  # type: ignore[attr-defined]
 from riverlog.client.records import CorruptRecordError
 from riverlog.client.types import ConsumerRecord, TopicPartition

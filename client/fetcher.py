@@ -399,8 +399,10 @@ def _headers(raw: bytes, hrows: list, first: int, count: int) -> tuple[tuple[str
         raise CorruptRecordError(f"header key is not UTF-8: {exc}") from None
 
 
-class Fetcher:
-    """Positions and prefetching for the consumer's assigned partitions."""
+class FetchBuffer:
+    """The consumer's assigned partitions, their positions and the fetched
+    data buffered for them: what the application's side calls. `Fetcher`
+    fills the buffer."""
 
     def __init__(self, cluster: Cluster, config: ConsumerConfig) -> None:
         self.cluster = cluster
@@ -409,9 +411,6 @@ class Fetcher:
         self._completed: deque[CompletedFetch] = deque()  # one per partition, in rotation
         self._by_tp: dict[TopicPartition, CompletedFetch] = {}
         self._undelivered: dict[int, int] = defaultdict(int)  # node -> responses not yet delivered
-        self._in_flight: dict[int, set[TopicPartition]] = {}  # node -> partitions asked
-        self._node_retry_at: dict[int, float] = {}
-        self._node_attempts: dict[int, int] = defaultdict(int)
         self._wakeup = trio.Event()
         self._data_ready = trio.Event()
         self._isolation = 1 if config.isolation_level == "read_committed" else 0
@@ -559,7 +558,16 @@ class Fetcher:
         self._data_ready.set()
         self._data_ready = trio.Event()
 
-    # -- the background side -------------------------------------------------
+
+class Fetcher(FetchBuffer):
+    """Positions and prefetching for the consumer's assigned partitions: the
+    background side, which resets positions and keeps Fetches in flight."""
+
+    def __init__(self, cluster: Cluster, config: ConsumerConfig) -> None:
+        super().__init__(cluster, config)
+        self._in_flight: dict[int, set[TopicPartition]] = {}  # node -> partitions asked
+        self._node_retry_at: dict[int, float] = {}
+        self._node_attempts: dict[int, int] = defaultdict(int)
 
     async def run(self, nursery: trio.Nursery) -> None:
         """The dispatcher: start resets and fetches whenever something changed

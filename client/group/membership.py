@@ -28,68 +28,21 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
 import trio
 
-from riverlog.client.cluster import Cluster
-from riverlog.client.config import ConsumerConfig
-from riverlog.client.connection import BrokerConnection, jittered_backoff
+from riverlog.client.connection import jittered_backoff
 from riverlog.client.errors import ClientError, KafkaConnectionError, KafkaTimeoutError
-from riverlog.client.group.assignors import ASSIGNORS, COOPERATIVE, CooperativeStickyAssignor
-from riverlog.client.group.consumer_protocol import Subscription, decode_assignment, decode_subscription, encode_assignment
-from riverlog.client.group.consumer_protocol import encode_subscription
-from riverlog.client.group.offset_requests import OFFSET_COMMIT, OFFSET_FETCH, commit_errors, commit_request
-from riverlog.client.group.offset_requests import fetch_request, fetch_result
-from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
+from riverlog.client.group.commits import GroupCommits
+from riverlog.client.group.member import HEARTBEAT, Callback, Listener, _Action, _Retry
+from riverlog.client.protocol.errors import KafkaError
 from riverlog.client.types import TopicPartition
 
 log = logging.getLogger("riverlog.client")
 
-FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
-PROTOCOL_TYPE = "consumer"
-_COORDINATOR_GONE = frozenset({ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE})
-
-Callback = Callable[[set[TopicPartition]], "Awaitable[None] | None"]
-
 
 class IllegalStateError(ClientError):
     """The call does not fit the consumer's state (assign while subscribed...)."""
-
-
-class CommitFailedError(ClientError):
-    """The group rebalanced and gave the partitions away (ILLEGAL_GENERATION
-    or UNKNOWN_MEMBER_ID): the commit cannot be completed. Java's name."""
-
-
-class _Retry(Exception):
-    """Start the membership step over (after a backoff if `backoff`)."""
-
-    def __init__(self, backoff: bool = True) -> None:
-        super().__init__()
-        self.backoff = backoff
-
-
-@dataclass
-class Listener:
-    on_assigned: Callback | None = None
-    on_revoked: Callback | None = None
-    on_lost: Callback | None = None  # None: on_revoked serves, as in Java
-
-
-@dataclass
-class _Action:
-    """A change the application must see, run by poll: `kind` is revoke,
-    assign or lost; `partitions` go to the callback; `assignment` is the
-    whole assignment afterwards; `positions` are committed offsets to seek."""
-
-    kind: str
-    partitions: set[TopicPartition]
-    assignment: set[TopicPartition]
-    positions: dict[TopicPartition, int] = field(default_factory=dict)
-    done: trio.Event = field(default_factory=trio.Event)
 
 
 async def _call(callback: Callback | None, partitions: set[TopicPartition]) -> None:
@@ -99,61 +52,12 @@ async def _call(callback: Callback | None, partitions: set[TopicPartition]) -> N
             await result
 
 
-class GroupMembership:
-    """One consumer's membership of `config.group_id`. `set_assignment` and
-    `positions` are the consumer's: the first replaces the fetcher's
-    assignment (dropping revoked partitions' buffered records), the second
-    gives the next offset to deliver per assigned partition."""
-
-    def __init__(self, cluster: Cluster, config: ConsumerConfig,
-                 set_assignment: Callable[[set[TopicPartition]], None],
-                 positions: Callable[[], dict[TopicPartition, int]],
-                 seek: Callable[[TopicPartition, int], None], wake_poll: Callable[[], None],
-                 nursery: trio.Nursery) -> None:  # fmt: skip
-        assert config.group_id is not None
-        self.cluster = cluster
-        self.config = config
-        self.group_id: str = config.group_id
-        self._set_assignment = set_assignment
-        self._positions = positions
-        self._seek = seek
-        self._wake_poll = wake_poll
-        self.assignors = [ASSIGNORS[name] for name in config.partition_assignment_strategy]
-        self.cooperative = all(a.supported_protocol == COOPERATIVE for a in self.assignors)
-        self.member_id = ""
-        self.generation = -1  # -1: in no generation (never joined, reset, or left)
-        self.protocol_name: str | None = None
-        self.owned: set[TopicPartition] = set()  # what poll has applied: the fetcher's assignment
-        self.topics: list[str] | None = None
-        self.pattern: re.Pattern | None = None
-        self.listener = Listener()
-        self.error: BaseException | None = None  # fatal: every poll raises it
-        self._coordinator: tuple[str, tuple[str, int]] | None = None
-        self._need_rejoin = False
-        self._stable = False  # in a generation, not joining: heartbeats go out
-        self._left = False  # left on the poll timer; the next poll rejoins
-        self._lost = False  # our generation ended under us: owned partitions are lost
-        self._epoch = 0  # bumped at every join/reset, so stale heartbeat answers are ignored
-        self._actions: deque[_Action] = deque()
-        self._wakeup = trio.Event()
-        self._step: trio.CancelScope | None = None
-        self._synced = trio.Event()  # set when a SyncGroup completes; renewed at each join
-        self._scope: trio.CancelScope | None = None
-        self._nursery = nursery  # the consumer's: async commits run there
-        self._last_poll = 0.0
-        self._next_auto_commit = 0.0
-        self._group_counts: dict[str, int] = {}  # leader: partition counts it assigned from
-        self._subscription_topics: list[str] = []  # what the last JoinGroup asked for
-        self._commit_seq = 0  # numbers commits, so a retried one never overtakes a newer one
-        self._latest_commit: dict[TopicPartition, int] = {}  # partition -> the newest commit of it
-        self._commits_running: dict[int, trio.Event] = {}  # commit number -> set when it has finished
-
-    @property
-    def subscribed(self) -> bool:
-        return self.topics is not None or self.pattern is not None
-
-    def _wake(self) -> None:
-        self._wakeup.set()
+class GroupMembership(GroupCommits):
+    """One consumer's membership of `config.group_id`: the application's
+    side (subscribe, the actions poll runs, close) and the tasks that drive
+    the member (the membership loop, heartbeats, the poll timer). The
+    member's state and requests are `GroupMember`'s (member.py), its
+    commits `GroupCommits`' (commits.py)."""
 
     # -- the application's side ---------------------------------------------
 
@@ -258,218 +162,6 @@ class GroupMembership:
         elif self.config.enable_auto_commit:
             await self._commit_quietly(self._positions())
 
-    # -- commits ---------------------------------------------------------------
-
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """OffsetCommit in our generation (outside one when not subscribed).
-        Raises CommitFailedError when the group moved on without us, and
-        RebalanceInProgressError while we are out of a generation. A commit
-        of partitions we still hold that meets the window between our
-        JoinGroup and SyncGroup (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION
-        once the new generation exists) waits for the sync and is made again
-        in the new generation: they stay ours until poll
-        revokes them, so nobody else can have read them meanwhile."""
-        offsets = {TopicPartition(*tp): o for tp, o in offsets.items()}
-        if not offsets:
-            return
-        if self.subscribed and self.generation < 0:
-            cls = error_for_code(ErrorCode.REBALANCE_IN_PROGRESS)
-            assert cls is not None
-            raise cls("not in a group generation: poll to rejoin")
-
-        # A commit retried after a newer one of the same partitions was made
-        # (an auto-commit waiting out a rebalance, say) must not land after it
-        # and move the group's offsets back: each attempt sends only the
-        # partitions no later commit has claimed, and the commit returns once
-        # those later commits have finished too, so what committed() reads
-        # afterwards is never older than this commit's offsets.
-        self._commit_seq += 1
-        seq = self._commit_seq
-        for tp in offsets:
-            self._latest_commit[tp] = seq
-        done = self._commits_running[seq] = trio.Event()
-        try:
-            await self._with_coordinator(lambda conn: self._commit_attempt(conn, seq, offsets))
-        finally:
-            done.set()
-            del self._commits_running[seq]
-        newer = {self._latest_commit[tp] for tp in offsets} - {seq}
-        for later in sorted(newer):
-            event = self._commits_running.get(later)
-            if event is not None:
-                await event.wait()
-
-    async def _commit_attempt(self, conn: BrokerConnection, seq: int, offsets: dict[TopicPartition, int]) -> None:
-        """One OffsetCommit of what commit number `seq` still owns."""
-        live = {tp: o for tp, o in offsets.items() if self._latest_commit.get(tp) == seq}
-        if not live:
-            return  # superseded by a later commit of every one of them
-        generation, member = (self.generation, self.member_id) if self.subscribed else (-1, "")
-        body = commit_request(self.group_id, generation, member, self.config.group_instance_id, live)
-        response = await conn.request(OFFSET_COMMIT, body, version=conn.version_for(OFFSET_COMMIT, max_version=8))
-        assert response is not None
-        for tp, code in commit_errors(response).items():
-            if code == 0:
-                continue
-            if code in (ErrorCode.REBALANCE_IN_PROGRESS, ErrorCode.ILLEGAL_GENERATION) and self.subscribed:
-                # A join of ours under way (cooperative: we keep partitions
-                # through it): commit again once it has synced.
-                joining = not self._stable or generation != self.generation
-                if joining and offsets.keys() <= self.owned:
-                    with trio.move_on_after(self.config.max_poll_interval_ms / 1000):
-                        await self._synced.wait()
-                    if self.generation >= 0 and offsets.keys() <= self.owned:
-                        raise _Retry(backoff=False)
-                elif code == ErrorCode.REBALANCE_IN_PROGRESS and offsets.keys() <= self.owned:
-                    raise _Retry()  # synced, but the group is not yet Stable: a moment more
-            if code in (ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID):
-                if (generation, member) == (self.generation, self.member_id) and self.subscribed:
-                    self._member_error(code)
-                raise CommitFailedError(
-                    f"commit of {tp.topic}-{tp.partition} failed: {ErrorCode(code).name}: the group "
-                    "rebalanced and assigned the partitions to another member")
-            if code == ErrorCode.REBALANCE_IN_PROGRESS:
-                self._need_rejoin = True
-                self._wake()
-            self._check_coordinator_code(code)
-            raise error_for_code(code)(f"OffsetCommit {tp.topic}-{tp.partition}")  # type: ignore[misc]
-
-    def commit_async(self, offsets: Mapping[TopicPartition, int], callback: Callable | None = None) -> None:
-        """Commit in the background; `callback(offsets, error_or_None)`."""
-        self._nursery.start_soon(self._commit_task, dict(offsets), callback)
-
-    async def _commit_task(self, offsets: dict[TopicPartition, int], callback: Callable | None) -> None:
-        error: BaseException | None = None
-        try:
-            await self.commit(offsets)
-        except (ClientError, KafkaError) as exc:
-            error = exc
-            if callback is None:
-                log.warning("async commit of group %s failed: %s", self.group_id, exc)
-        if callback is not None:
-            result = callback(offsets, error)
-            if inspect.isawaitable(result):
-                await result
-
-    async def _commit_quietly(self, offsets: Mapping[TopicPartition, int]) -> None:
-        try:
-            await self.commit(offsets)
-        except (ClientError, KafkaError) as exc:
-            log.warning("commit of group %s failed: %s", self.group_id, exc)
-
-    async def committed(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """The group's committed offsets (None: nothing committed)."""
-        tps = [TopicPartition(*tp) for tp in tps]
-        if not tps:
-            return {}
-
-        async def attempt(conn: BrokerConnection) -> dict[TopicPartition, int | None]:
-            version = conn.version_for(OFFSET_FETCH, min_version=1, max_version=8)
-            response = await conn.request(OFFSET_FETCH, fetch_request(version, self.group_id, tps), version=version)
-            assert response is not None
-            code, found = fetch_result(version, response)
-            codes = [code] + [c for _, c in found.values()]
-            for c in codes:
-                if c:
-                    self._check_coordinator_code(c)
-                    if c == ErrorCode.UNSTABLE_OFFSET_COMMIT:
-                        raise _Retry()
-                    raise error_for_code(c)(f"OffsetFetch for group {self.group_id}")  # type: ignore[misc]
-            return {tp: (found[tp][0] if tp in found and found[tp][0] >= 0 else None) for tp in tps}
-
-        return await self._with_coordinator(attempt)
-
-    async def _with_coordinator(self, attempt):
-        """`attempt(conn)` against the coordinator, rediscovering it and
-        retrying retriable trouble until default_api_timeout_ms."""
-        cfg = self.config
-        deadline = trio.current_time() + cfg.default_api_timeout_ms / 1000
-        tries = 0
-        while True:
-            try:
-                return await attempt(await self._connection())
-            except _Retry as exc:
-                if not exc.backoff and trio.current_time() < deadline:
-                    continue
-            except (KafkaConnectionError, KafkaTimeoutError):
-                self._coordinator = None
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-            tries += 1
-            if trio.current_time() >= deadline:
-                raise KafkaTimeoutError(f"group {self.group_id}: no coordinator answer within "
-                                        f"{cfg.default_api_timeout_ms} ms")  # fmt: skip
-            await trio.sleep(jittered_backoff(cfg.retry_backoff_ms, cfg.retry_backoff_max_ms, tries))
-
-    # -- coordinator -------------------------------------------------------
-
-    async def _connection(self) -> BrokerConnection:
-        """The coordinator's connection (its own, apart from fetches: a
-        JoinGroup may wait a whole rebalance)."""
-        if self._coordinator is None:
-            conn = await self.cluster.any_connection()
-            version = conn.version_for(FIND_COORDINATOR, max_version=4)
-            body = {"key": self.group_id, "key_type": 0, "coordinator_keys": [self.group_id]}
-            response = await conn.request(FIND_COORDINATOR, body, version=version)
-            assert response is not None
-            answer = response["coordinators"][0] if version >= 4 else response
-            code = answer["error_code"]
-            if code:
-                cls = error_for_code(code)
-                assert cls is not None
-                if cls.retriable:
-                    raise _Retry()
-                raise cls(f"FindCoordinator for group {self.group_id}")
-            self._coordinator = ("coordinator", (answer["host"], answer["port"]))
-        try:
-            return await self.cluster.connection(self._coordinator)
-        except KafkaConnectionError:
-            self._coordinator = None
-            raise
-
-    def _check_coordinator_code(self, code: int) -> None:
-        if code in _COORDINATOR_GONE:
-            self._coordinator = None
-            raise _Retry(backoff=False)
-        if code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
-            raise _Retry()
-
-    def _reset(self, member: bool) -> None:
-        """Leave our generation (and forget the member id if `member`)."""
-        if self.generation >= 0 and self.owned:
-            self._lost = True
-        self.generation = -1
-        if member:
-            self.member_id = ""
-        self._stable = False
-        self._epoch += 1
-        self._synced.set()  # a commit waiting for the sync: there will be none in this generation
-
-    def _member_error(self, code: int) -> None:
-        """Java's rules: UNKNOWN_MEMBER_ID forgets the member id,
-        ILLEGAL_GENERATION only the generation; both lose the partitions."""
-        self._reset(member=code == ErrorCode.UNKNOWN_MEMBER_ID)
-        self._need_rejoin = True
-        self._wake()
-
-    def _check(self, code: int, api: str) -> None:
-        """Act on a group API's error code; raise _Retry or the fatal error."""
-        if code == 0:
-            return
-        self._check_coordinator_code(code)
-        if code in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION):
-            self._member_error(code)
-            raise _Retry(backoff=False)
-        if code == ErrorCode.REBALANCE_IN_PROGRESS:
-            self._need_rejoin = True
-            raise _Retry(backoff=False)
-        cls = error_for_code(code)
-        assert cls is not None
-        if cls.retriable:
-            raise _Retry()
-        raise cls(f"{api} for group {self.group_id}")
-
     # -- the membership task -------------------------------------------------
 
     async def run(self) -> None:
@@ -543,14 +235,6 @@ class GroupMembership:
         return sorted(t for t, info in metadata.topics.items()
                       if not info.is_internal and not t.startswith("__") and self.pattern.fullmatch(t))  # fmt: skip
 
-    def _partition_counts(self, topics: Iterable[str]) -> dict[str, int]:
-        out = {}
-        for t in topics:
-            info = self.cluster.metadata.topics.get(t)
-            if info is not None and info.error_code == 0 and info.partitions:
-                out[t] = len(info.partitions)
-        return out
-
     async def _rebalance(self) -> None:
         if not self.cooperative and self.owned:
             await self._in_poll("revoke", self.owned, set())  # eager: all of them, before the join
@@ -583,81 +267,6 @@ class GroupMembership:
         await self._in_poll("assign", added, new, positions)
         log.info("group %s generation %d: member %s assigned %s", self.group_id, self.generation,
                  self.member_id, sorted(new))  # fmt: skip
-
-    def _protocols(self, topics: list[str]) -> list[dict]:
-        owned = sorted(self.owned)
-        out = []
-        for assignor in self.assignors:
-            user_data = None
-            if isinstance(assignor, CooperativeStickyAssignor):
-                user_data = assignor.subscription_user_data(self.generation)
-            sub = Subscription(topics, user_data, owned, self.generation)
-            out.append({"name": assignor.name, "metadata": encode_subscription(sub)})
-        return out
-
-    async def _join(self, conn: BrokerConnection, topics: list[str]) -> dict:
-        cfg = self.config
-        version = conn.version_for(JOIN_GROUP, max_version=9)
-        while True:
-            body = {
-                "group_id": self.group_id, "session_timeout_ms": cfg.session_timeout_ms,
-                "rebalance_timeout_ms": cfg.max_poll_interval_ms, "member_id": self.member_id,
-                "group_instance_id": cfg.group_instance_id, "protocol_type": PROTOCOL_TYPE,
-                "protocols": self._protocols(topics), "reason": None,
-            }  # fmt: skip
-            response = await conn.request(JOIN_GROUP, body, version=version,
-                                          timeout=(cfg.max_poll_interval_ms + 5000) / 1000)  # fmt: skip
-            assert response is not None
-            code = response["error_code"]
-            if code == ErrorCode.MEMBER_ID_REQUIRED:  # KIP-394: join again with the id given
-                self.member_id = response["member_id"]
-                continue
-            self._check(code, "JoinGroup")
-            self.member_id = response["member_id"]
-            self.generation = response["generation_id"]
-            self.protocol_name = response["protocol_name"]
-            return response
-
-    async def _lead(self, join: dict) -> list[dict]:
-        """The leader's job: run the group's assignor over every member's
-        subscription, with partition counts from fresh metadata."""
-        subscriptions = {m["member_id"]: decode_subscription(m["metadata"]) for m in join["members"]}
-        instance_ids = {m["member_id"]: m.get("group_instance_id") for m in join["members"]}
-        topics = sorted({t for sub in subscriptions.values() for t in sub.topics})
-        if topics:
-            await self.cluster.refresh(topics)
-        counts = self._partition_counts(topics)
-        self._group_counts = counts
-        assignor = ASSIGNORS[join["protocol_name"]]
-        result = assignor.assign(counts, subscriptions, instance_ids)
-        return [{"member_id": m, "assignment": encode_assignment(a)} for m, a in result.items()]
-
-    async def _sync(self, conn: BrokerConnection, assignments: list[dict]) -> list[TopicPartition]:
-        cfg = self.config
-        body = {
-            "group_id": self.group_id, "generation_id": self.generation, "member_id": self.member_id,
-            "group_instance_id": cfg.group_instance_id, "protocol_type": PROTOCOL_TYPE,
-            "protocol_name": self.protocol_name, "assignments": assignments,
-        }  # fmt: skip
-        response = await conn.request(SYNC_GROUP, body, version=conn.version_for(SYNC_GROUP, max_version=5),
-                                      timeout=(cfg.max_poll_interval_ms + 5000) / 1000)  # fmt: skip
-        assert response is not None
-        self._check(response["error_code"], "SyncGroup")
-        data = response["assignment"]
-        return decode_assignment(data).partitions if data else []
-
-    async def _leave(self, reason: str) -> None:
-        """LeaveGroup, best effort: the session timeout covers a failure."""
-        try:
-            with trio.move_on_after(self.config.request_timeout_ms / 1000):
-                conn = await self._connection()
-                version = conn.version_for(LEAVE_GROUP, max_version=5)
-                body = {"group_id": self.group_id, "member_id": self.member_id,
-                        "members": [{"member_id": self.member_id, "reason": reason,
-                                     "group_instance_id": self.config.group_instance_id}]}  # fmt: skip
-                await conn.request(LEAVE_GROUP, body, version=version)
-        except (ClientError, KafkaError, _Retry) as exc:
-            log.info("group %s: LeaveGroup failed (%s)", self.group_id, exc)
 
     async def _heartbeat_loop(self) -> None:
         cfg = self.config
