@@ -60,6 +60,14 @@ def test_no_handler_module_reaches_for_the_broker(path):
     assert lifecycle_references(path.read_text()) == []
 
 
+@pytest.mark.parametrize("module", ["server", "services", "partitions"])
+def test_the_broker_and_its_services_call_public_interfaces_only(module):
+    """Another object's private attribute (the group service's, say) is not
+    reached for from the broker's own modules either."""
+    source = (Path(handlers.__file__).parent.parent / f"{module}.py").read_text()
+    assert [r for r in lifecycle_references(source) if "private" in r] == []
+
+
 def test_the_request_context_holds_the_services():
     assert RequestContext._fields == ("services", "header", "peer")
 
