@@ -26,7 +26,7 @@ from riverlog.client.protocol import ErrorCode, RequestHeader
 from .quorum_rpc import Extra
 
 if TYPE_CHECKING:
-    from riverlog.broker.server import Broker
+    from riverlog.broker.services import BrokerServices
 
 # CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs, DescribeQuorum
 FORWARDED = (19, 20, 33, 37, 44, 55)
@@ -37,64 +37,65 @@ Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
 BROKER_REGISTRATION, BROKER_HEARTBEAT, ALLOCATE_PRODUCER_IDS = 62, 63, 67
 
 
-def controller_apis(broker: Broker) -> Extra:
-    """The extra APIs for ``broker``'s controller listener."""
+def controller_apis(services: BrokerServices) -> Extra:
+    """The extra APIs of the controller listener of the broker with ``services``."""
     apis: dict[int, tuple[int, int, Handler]] = {}
     for key in FORWARDED:
-        spec = broker.registry.get(key)
+        spec = services.registry.get(key)
         if spec is not None:
-            apis[key] = (spec.min_version, spec.max_version, _admin(broker, key))
-    apis[BROKER_REGISTRATION] = (0, 4, _on_leader(broker, register))
-    apis[BROKER_HEARTBEAT] = (0, 1, _on_leader(broker, heartbeat))
-    apis[ALLOCATE_PRODUCER_IDS] = (0, 0, _on_leader(broker, allocate_producer_ids))
+            apis[key] = (spec.min_version, spec.max_version, _admin(services, key))
+    apis[BROKER_REGISTRATION] = (0, 4, _on_leader(services, register))
+    apis[BROKER_HEARTBEAT] = (0, 1, _on_leader(services, heartbeat))
+    apis[ALLOCATE_PRODUCER_IDS] = (0, 0, _on_leader(services, allocate_producer_ids))
     return apis
 
 
-async def register(broker: Broker, body: dict) -> dict:
+async def register(services: BrokerServices, body: dict) -> dict:
     """BrokerRegistration: the broker epoch of a new (fenced) registration."""
-    if body["cluster_id"] != broker.image.cluster_id:
+    if body["cluster_id"] != services.metadata.image.cluster_id:
         return {"throttle_time_ms": 0, "error_code": int(ErrorCode.INCONSISTENT_CLUSTER_ID), "broker_epoch": -1}
     listeners = body["listeners"]
     host, port = (listeners[0]["host"], listeners[0]["port"]) if listeners else ("", 0)
-    result, epoch = await broker.controller.register(body["broker_id"], body["incarnation_id"].hex, host, port,
-                                                     body["rack"])  # fmt: skip
+    result, epoch = await services.controller.local.register(body["broker_id"], body["incarnation_id"].hex, host,
+                                                             port, body["rack"])  # fmt: skip
     return {"throttle_time_ms": 0, "error_code": int(result.error_code), "broker_epoch": epoch}
 
 
-async def heartbeat(broker: Broker, body: dict) -> dict:
-    result = await broker.controller.heartbeat(body["broker_id"], body["broker_epoch"],
-                                               body["current_metadata_offset"], body["want_fence"],
-                                               body["want_shut_down"])  # fmt: skip
+async def heartbeat(services: BrokerServices, body: dict) -> dict:
+    result = await services.controller.local.heartbeat(body["broker_id"], body["broker_epoch"],
+                                                       body["current_metadata_offset"], body["want_fence"],
+                                                       body["want_shut_down"])  # fmt: skip
     return {"throttle_time_ms": 0, "error_code": int(result.error_code), "is_caught_up": result.is_caught_up,
             "is_fenced": result.is_fenced, "should_shut_down": result.should_shut_down}  # fmt: skip
 
 
-async def allocate_producer_ids(broker: Broker, body: dict) -> dict:
-    result = await broker.controller.allocate_producer_ids(body["broker_id"], body["broker_epoch"])
+async def allocate_producer_ids(services: BrokerServices, body: dict) -> dict:
+    result = await services.controller.local.allocate_producer_ids(body["broker_id"], body["broker_epoch"])
     return {"throttle_time_ms": 0, "error_code": int(result.error_code),
             "producer_id_start": result.producer_id_start, "producer_id_len": result.producer_id_len}  # fmt: skip
 
 
-def _on_leader(broker: Broker, serve: Callable[[Broker, dict], Awaitable[dict]]) -> Handler:
+def _on_leader(services: BrokerServices, serve: Callable[[BrokerServices, dict], Awaitable[dict]]) -> Handler:
     async def handle(header: RequestHeader, body: dict) -> dict | None:
-        if not broker.is_active_controller():
+        if not services.controller.is_active():
             return None
         try:
-            return await serve(broker, body)
+            return await serve(services, body)
         except NotControllerError:
             return None  # lost the leadership meanwhile: the sender retries
 
     return handle
 
 
-def _admin(broker: Broker, api_key: int) -> Handler:
+def _admin(services: BrokerServices, api_key: int) -> Handler:
     async def handle(header: RequestHeader, body: dict) -> dict | None:
-        if not broker.is_active_controller():
+        if not services.controller.is_active():
             return None
         from riverlog.broker.handlers import RequestContext
 
         try:
-            return await broker.registry[api_key].call(RequestContext(broker, header, "controller listener"), body)
+            return await services.registry[api_key].call(RequestContext(services, header, "controller listener"),
+                                                          body)  # fmt: skip
         except NotControllerError:
             return None  # lost the leadership meanwhile: the sender retries
 

@@ -33,7 +33,8 @@ from riverlog.client.protocol import ErrorCode
 from .forwarding import ControllerChannel, ControllerUnavailable
 
 if TYPE_CHECKING:
-    from riverlog.broker.server import Broker
+    from riverlog.broker.config import BrokerConfig
+    from riverlog.broker.services import MetadataView
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ _PLAINTEXT = 0
 
 
 class BrokerRegistration:
-    def __init__(self, broker: Broker, channel: ControllerChannel) -> None:
-        self.broker = broker
+    def __init__(self, config: BrokerConfig, metadata: MetadataView, channel: ControllerChannel) -> None:
+        self.metadata = metadata
         self.channel = channel
-        self.config = broker.config
+        self.config = config
         self.incarnation_id = uuid.uuid4()
         self.broker_epoch = -1
         self.fenced = True
@@ -85,9 +86,9 @@ class BrokerRegistration:
                 await trio.sleep(0.1)
 
     async def _register(self) -> None:
-        host, port = self.broker.advertised
+        host, port = self.metadata.advertised
         body = {
-            "broker_id": self.config.node_id, "cluster_id": self.broker.image.cluster_id,
+            "broker_id": self.config.node_id, "cluster_id": self.metadata.image.cluster_id,
             "incarnation_id": self.incarnation_id,
             "listeners": [{"name": "PLAINTEXT", "host": host, "port": port, "security_protocol": _PLAINTEXT}],
             "features": [], "rack": self.config.rack,
@@ -124,7 +125,7 @@ class BrokerRegistration:
 
     async def _heartbeat(self, want_shut_down: bool, answer_needed: bool = False):
         body = {"broker_id": self.config.node_id, "broker_epoch": self.broker_epoch,
-                "current_metadata_offset": self.broker.image.offset, "want_fence": False,
+                "current_metadata_offset": self.metadata.image.offset, "want_fence": False,
                 "want_shut_down": want_shut_down}  # fmt: skip
         try:
             answer = await self.channel.send(BROKER_HEARTBEAT, _HEARTBEAT_VERSION, body, self._request_timeout_s,

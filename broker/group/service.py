@@ -52,9 +52,11 @@ from .outcome import Outcome
 from .record_codec import OFFSETS_TOPIC, partition_for
 
 if TYPE_CHECKING:
+    from riverlog.broker.config import BrokerConfig
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.metadata.image import MetadataImage
-    from riverlog.broker.server import Broker
+    from riverlog.broker.partitions import Partitions
+    from riverlog.broker.services import ControllerLink, MetadataView
     from riverlog.broker.storage.log import Log
 
 log = logging.getLogger(__name__)
@@ -86,9 +88,13 @@ class AppendFailed(Exception):
 
 
 class GroupService:
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        cfg = broker.config
+    def __init__(self, config: BrokerConfig, metadata: MetadataView, partitions: Partitions,
+                 controller: ControllerLink) -> None:  # fmt: skip
+        self.config = config
+        self.metadata = metadata
+        self.partitions = partitions
+        self.controller = controller
+        cfg = config
         self.coordinator = GroupCoordinator(GroupConfig(
             group_min_session_timeout_ms=cfg.group_min_session_timeout_ms,
             group_max_session_timeout_ms=cfg.group_max_session_timeout_ms,
@@ -108,7 +114,7 @@ class GroupService:
     # -- the topic -----------------------------------------------------------
 
     def partition_count(self) -> int | None:
-        topic = self.broker.image.topics.get(OFFSETS_TOPIC)
+        topic = self.metadata.image.topics.get(OFFSETS_TOPIC)
         return len(topic.partitions) if topic is not None else None
 
     async def ensure_topic(self) -> int | None:
@@ -117,14 +123,14 @@ class GroupService:
         count = self.partition_count()
         if count is not None:
             return count
-        cfg = self.broker.config
+        cfg = self.config
         configs = {"cleanup.policy": "compact", "segment.bytes": str(cfg.offsets_topic_segment_bytes)}
-        brokers = len(self.broker.image.unfenced_brokers())
+        brokers = len(self.metadata.image.unfenced_brokers())
         # offsets.topic.replication.factor, capped to the brokers present and
         # to what the cluster can replicate (1 until partitions replicate).
         rf = max(1, min(cfg.offsets_topic_replication_factor, brokers, SUPPORTED_REPLICATION_FACTOR))
-        assert self.broker.controller is not None
-        (result,) = await self.broker.create_topics([(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)])
+        topic = (OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, rf, configs)
+        (result,) = await self.controller.create_topics([topic])
         if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
             log.error("cannot create %s: %s", OFFSETS_TOPIC, result.error_message)
             return None
@@ -135,13 +141,13 @@ class GroupService:
         count = await self.ensure_topic()
         if count is None:
             return None
-        partition = self.broker.image.topics[OFFSETS_TOPIC].partitions.get(partition_for(group_id, count))
+        partition = self.metadata.image.topics[OFFSETS_TOPIC].partitions.get(partition_for(group_id, count))
         if partition is None or partition.leader < 0:
             return None
-        if partition.leader == self.broker.config.node_id:
-            host, port = self.broker.advertised
+        if partition.leader == self.config.node_id:
+            host, port = self.metadata.advertised
             return partition.leader, host, port
-        info = self.broker.image.brokers.get(partition.leader)
+        info = self.metadata.image.brokers.get(partition.leader)
         return None if info is None else (partition.leader, info.host, info.port)
 
     # -- leadership: which groups are answered here --------------------------
@@ -162,8 +168,8 @@ class GroupService:
         groups of partitions no longer led here, start loading those newly
         led here (an empty log needs no replay: loaded at once)."""
         topic = new.topics.get(OFFSETS_TOPIC) or old.topics.get(OFFSETS_TOPIC)
-        me = self.broker.config.node_id
-        logs = self.broker.log_manager
+        me = self.config.node_id
+        logs = self.partitions.log_manager
         led = set()
         if new.topics.get(OFFSETS_TOPIC) is not None:
             led = {index for index, part in new.topics[OFFSETS_TOPIC].partitions.items()
@@ -198,7 +204,7 @@ class GroupService:
     def load(self) -> int:
         """At start-up: replay every partition led here now, before the
         first request; the number of records."""
-        self.on_metadata(self.broker.image, self.broker.image)
+        self.on_metadata(self.metadata.image, self.metadata.image)
         replayed = 0
         for index in sorted(self._loading):
             loaded = GroupCoordinator(self.coordinator.config)
@@ -215,8 +221,8 @@ class GroupService:
     def _offsets_log(self, index: int) -> Log:
         """The partition's log now; StorageError while it has none online (its
         directory offline, or being reloaded), so a load waits for it."""
-        found = self.broker.partition(OFFSETS_TOPIC, index)
-        if found is None or self.broker.log_manager.is_offline(OFFSETS_TOPIC, index):
+        found = self.partitions.partition(OFFSETS_TOPIC, index)
+        if found is None or self.partitions.log_manager.is_offline(OFFSETS_TOPIC, index):
             raise StorageError(f"{OFFSETS_TOPIC}-{index} has no log online")
         return found[1]
 
@@ -356,14 +362,14 @@ class GroupService:
             by_partition.setdefault(partition_for(record.group_id, count), []).append(record)
         now = _now_ms()
         for index, group in by_partition.items():
-            found, error = self.broker.led_partition(OFFSETS_TOPIC, index)
+            found, error = self.partitions.led_partition(OFFSETS_TOPIC, index)
             if found is None:
                 raise AppendFailed(f"{OFFSETS_TOPIC}-{index}: {error.name}")
             partition, plog = found
             pairs = [record_codec.encode(r) for r in group]
             batch = build_batch([(key, value, now, ()) for key, value in pairs])
             plog.append_as_leader(memoryview(batch), partition.leader_epoch)
-        self.broker.notify_appended()
+        self.partitions.notify_appended()
 
     # -- time ----------------------------------------------------------------
 

@@ -2,7 +2,11 @@
 
 A handler module defines ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION`` and
 ``handle(ctx: RequestContext, request: dict) -> dict | None`` (``None``: no
-response is sent, as for Produce with acks=0). A plain ``def handle`` answers
+response is sent, as for Produce with acks=0). ``ctx.services`` is what a
+handler may use (broker/services.py: the metadata image, the partitions, the
+group service, the controller link, ...), never the ``Broker`` itself; each
+handler takes out the services it uses and passes on only those, so its
+code says what it depends on. A plain ``def handle`` answers
 at once and runs inline in the connection's reader, with no task and no
 scheduling round of its own (Produce: the single-record round trip is mostly
 scheduling); an ``async def handle`` may wait and runs in a task of its own.
@@ -22,11 +26,11 @@ from riverlog.client.protocol.headers import RequestHeader
 from riverlog.client.protocol.messages import APIS
 
 if TYPE_CHECKING:
-    from riverlog.broker.server import Broker
+    from riverlog.broker.services import BrokerServices
 
 
 class RequestContext(NamedTuple):  # a tuple: made for every request
-    broker: Broker
+    services: BrokerServices  # built once by the broker, shared by every request
     header: RequestHeader
     peer: str
 

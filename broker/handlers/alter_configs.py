@@ -20,7 +20,7 @@ MAX_VERSION = 1  # 2 is the first flexible version
 async def handle(ctx, request: dict) -> dict:
     if (answer := await forwarded(ctx, request)) is not None:
         return answer
-    controller = ctx.broker.controller
+    controller = ctx.services.controller.local  # the active controller: forwarded() said so
 
     async def replace(topic: str, configs: list[dict]):
         error = duplicate_keys_error(c["name"] for c in configs)

@@ -31,4 +31,4 @@ def unsupported_version_body() -> dict:
 
 
 def handle(ctx, request: dict) -> dict:
-    return {"error_code": ErrorCode.NONE, "api_keys": api_keys(ctx.broker.registry), "throttle_time_ms": 0}
+    return {"error_code": ErrorCode.NONE, "api_keys": api_keys(ctx.services.registry), "throttle_time_ms": 0}

@@ -22,7 +22,7 @@ MAX_VERSION = 1  # 2 is the first flexible version
 async def handle(ctx, request: dict) -> dict:
     if (answer := await forwarded(ctx, request)) is not None:
         return answer
-    controller = ctx.broker.controller
+    controller = ctx.services.controller.local  # the active controller: forwarded() said so
     topics = request["topics"]
     validate_only = request["validate_only"]
     # The controller's own checks first (duplicates, unknown topic, count not larger).

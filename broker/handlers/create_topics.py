@@ -14,7 +14,7 @@ MAX_VERSION = 4  # 5 is the first flexible version
 async def handle(ctx, request: dict) -> dict:
     if (answer := await forwarded(ctx, request)) is not None:
         return answer
-    controller = ctx.broker.controller
+    controller = ctx.services.controller.local  # the active controller: forwarded() said so
     wanted, results = [], {}
     for t in request["topics"]:
         if t["assignments"]:

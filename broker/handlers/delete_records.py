@@ -12,9 +12,15 @@ disk, say) is KAFKA_STORAGE_ERROR. v0 = v1; v2 is flexible.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.broker.metadata.internal_topics import delete_records_error
 from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.partitions import Partitions
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -23,20 +29,21 @@ MAX_VERSION = 1  # 2 is the first flexible version
 HIGH_WATERMARK = -1
 
 
-async def handle(ctx, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    partitions = ctx.services.partitions
     topics = []
     for topic in request["topics"]:
-        parts = [_delete(ctx.broker, topic["name"], p) for p in topic["partitions"]]
+        parts = [_delete(partitions, topic["name"], p) for p in topic["partitions"]]
         topics.append({"name": topic["name"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _delete(broker, topic: str, p: dict) -> dict:
+def _delete(partitions: Partitions, topic: str, p: dict) -> dict:
     out = {"partition_index": p["partition_index"], "low_watermark": -1, "error_code": 0}
     if delete_records_error(topic) is not None:  # the response has no message field to carry it
         out["error_code"] = int(ErrorCode.INVALID_TOPIC_EXCEPTION)
         return out
-    found, error = broker.led_partition(topic, p["partition_index"])
+    found, error = partitions.led_partition(topic, p["partition_index"])
     if found is None:
         out["error_code"] = int(error)
         return out
@@ -44,7 +51,7 @@ def _delete(broker, topic: str, p: dict) -> dict:
     if not plog.config.delete:
         out["error_code"] = int(ErrorCode.POLICY_VIOLATION)
         return out
-    high_watermark = broker.high_watermark(plog)
+    high_watermark = partitions.high_watermark(plog)
     offset = high_watermark if p["offset"] == HIGH_WATERMARK else p["offset"]
     if offset < 0 or offset > high_watermark:
         out["error_code"] = int(ErrorCode.OFFSET_OUT_OF_RANGE)

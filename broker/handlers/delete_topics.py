@@ -16,6 +16,6 @@ MAX_VERSION = 5  # 5 carries error_message (the reason a topic was refused); 6 n
 async def handle(ctx, request: dict) -> dict:
     if (answer := await forwarded(ctx, request)) is not None:
         return answer
-    results = await ctx.broker.controller.delete_topics(request["topic_names"])
+    results = await ctx.services.controller.local.delete_topics(request["topic_names"])
     responses = [{"name": r.name, "error_code": int(r.error_code), "error_message": r.error_message} for r in results]
     return {"throttle_time_ms": 0, "responses": responses}

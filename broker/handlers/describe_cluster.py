@@ -12,7 +12,12 @@ are not computed: Kafka's "not provided" sentinel is answered either way.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
 
 API_KEY = 60
 MIN_VERSION = 0
@@ -22,8 +27,8 @@ _NOT_PROVIDED = -(2**31)  # Integer.MIN_VALUE: authorized operations not compute
 _BROKERS = 1
 
 
-async def handle(ctx, request: dict) -> dict:
-    image = ctx.broker.image
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    image = ctx.services.metadata.image
     if request["endpoint_type"] != _BROKERS:
         return {
             "error_code": int(ErrorCode.MISMATCHED_ENDPOINT_TYPE),
@@ -44,7 +49,7 @@ async def handle(ctx, request: dict) -> dict:
         "error_message": None,
         "endpoint_type": _BROKERS,
         "cluster_id": image.cluster_id,
-        "controller_id": ctx.broker.controller_id,
+        "controller_id": ctx.services.controller.controller_id,
         "brokers": brokers,
         "cluster_authorized_operations": _NOT_PROVIDED,
     }

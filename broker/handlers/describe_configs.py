@@ -10,11 +10,17 @@ adds synonyms when asked (most specific first, as Kafka lists them).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.broker.config import BrokerConfig, broker_names_of_topic_configs
 from riverlog.broker.handlers.config_resources import BROKER, TOPIC
 from riverlog.broker.metadata.validation import topic_name_error
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.metadata.image import MetadataImage
 
 API_KEY = 32
 MIN_VERSION = 0
@@ -30,7 +36,8 @@ BROKER_SYNONYM = broker_names_of_topic_configs()
 _BUILT_IN = LogConfig().to_properties()
 
 
-async def handle(ctx, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    config = ctx.services.config
     include_synonyms = ctx.api_version >= 1 and request.get("include_synonyms", False)
     results = []
     for resource in request["resources"]:
@@ -45,9 +52,9 @@ async def handle(ctx, request: dict) -> dict:
         }
         try:
             if resource["resource_type"] == TOPIC:
-                entries = _topic_entries(ctx.broker, resource["resource_name"])
+                entries = _topic_entries(ctx.services.metadata.image, config.log_defaults, resource["resource_name"])
             elif resource["resource_type"] == BROKER:
-                entries = _broker_entries(ctx.broker, resource["resource_name"])
+                entries = _broker_entries(config, resource["resource_name"])
             else:
                 raise _Refused(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource['resource_type']}")
         except _Refused as e:
@@ -68,13 +75,13 @@ class _Refused(Exception):
         self.code, self.message = code, message
 
 
-def _topic_entries(broker, name: str) -> list[dict]:
-    topic = broker.image.topics.get(name)
+def _topic_entries(image: MetadataImage, log_defaults: LogConfig, name: str) -> list[dict]:
+    topic = image.topics.get(name)
     if topic is None:
         if (msg := topic_name_error(name)) is not None:
             raise _Refused(ErrorCode.INVALID_TOPIC_EXCEPTION, msg)
         raise _Refused(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist.")
-    static = broker.config.log_defaults.to_properties()
+    static = log_defaults.to_properties()
     entries = []
     for key in sorted(_BUILT_IN):
         synonyms = []
@@ -89,8 +96,8 @@ def _topic_entries(broker, name: str) -> list[dict]:
     return entries
 
 
-def _broker_entries(broker, name: str) -> list[dict]:
-    node_id = broker.config.node_id
+def _broker_entries(config: BrokerConfig, name: str) -> list[dict]:
+    node_id = config.node_id
     if name == "":
         return []  # cluster-wide dynamic defaults: riverlog has none
     if name != str(node_id):
@@ -99,7 +106,7 @@ def _broker_entries(broker, name: str) -> list[dict]:
         )
     defaults = BrokerConfig().to_properties()
     entries = []
-    for key, value in sorted(broker.config.to_properties().items()):
+    for key, value in sorted(config.to_properties().items()):
         source = DEFAULT_CONFIG if defaults.get(key) == value else STATIC_BROKER_CONFIG
         synonyms = [(key, value, source)]
         if source != DEFAULT_CONFIG and key in defaults:

@@ -8,4 +8,4 @@ MAX_VERSION = 5
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("describe_groups", ctx, request)
+    return await ctx.services.groups.call("describe_groups", ctx, request)

@@ -2,7 +2,7 @@
 
 Kafka serves it on both listeners; here, on the client listener, it is what
 ``riverlog cluster describe`` and Kafka's kafka-metadata-quorum.sh read. The
-answer comes from ``Broker.quorum_description()``: leader, epoch, high
+answer comes from ``ControllerLink.quorum_description()``: leader, epoch, high
 watermark and each voter's and observer's log end offset as the leader last
 saw it. The request must name exactly ``__cluster_metadata`` partition 0, as
 Kafka checks (UNKNOWN_TOPIC_OR_PARTITION at the top level otherwise). v1's
@@ -56,7 +56,7 @@ async def handle(ctx, request: dict) -> dict:
             "topics": [],
             "nodes": [],
         }
-    quorum = ctx.broker.quorum_description()
+    quorum = ctx.services.controller.quorum_description()
     now_ms = int(time.time() * 1000)
     partition = {
         "partition_index": 0,
@@ -70,7 +70,7 @@ async def handle(ctx, request: dict) -> dict:
     }
     nodes = [
         {"node_id": node, "listeners": [{"name": "CONTROLLER", "host": host, "port": port}]}
-        for node, (host, port) in sorted(ctx.broker.config.controller_quorum.items())
+        for node, (host, port) in sorted(ctx.services.config.controller_quorum.items())
     ]
     return {
         "error_code": 0,

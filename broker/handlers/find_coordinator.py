@@ -24,7 +24,7 @@ async def _find(ctx, key: str, key_type: int) -> dict:
         return _error(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
     if not key:
         return _error(ErrorCode.INVALID_GROUP_ID, "the group id is empty")
-    found = await ctx.broker.groups.coordinator_of(key)
+    found = await ctx.services.groups.coordinator_of(key)
     if found is None:
         return _error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the group coordinator is not available yet")
     node_id, host, port = found

@@ -4,11 +4,16 @@ client may send CreateTopics and friends to any broker."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-async def forwarded(ctx, request: dict) -> dict | None:
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+
+
+async def forwarded(ctx: RequestContext, request: dict) -> dict | None:
     """None when this broker is the active controller (handle it here);
     else the active controller's answer to the same request."""
-    broker = ctx.broker
-    if broker.is_active_controller():
+    controller = ctx.services.controller
+    if controller.is_active():
         return None
-    return await broker.forward_to_controller(ctx.header.api_key, ctx.api_version, request)
+    return await controller.forward(ctx.header.api_key, ctx.api_version, request)

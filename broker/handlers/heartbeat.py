@@ -8,4 +8,4 @@ MAX_VERSION = 4
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("heartbeat", ctx, request)
+    return await ctx.services.groups.call("heartbeat", ctx, request)

@@ -10,10 +10,17 @@ operations on one resource apply together or not at all. v1 is flexible.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
 from riverlog.client.protocol import ErrorCode
 
 from riverlog.broker.handlers.forward import forwarded
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.metadata.image import MetadataImage
+    from riverlog.broker.storage.log_config import LogConfig
 
 API_KEY = 44
 MIN_VERSION = 0
@@ -23,26 +30,28 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 LIST_CONFIGS = frozenset({"cleanup.policy"})
 
 
-async def handle(ctx, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: dict) -> dict:
     if (answer := await forwarded(ctx, request)) is not None:
         return answer
-    broker = ctx.broker
+    controller = ctx.services.controller.local  # the active controller: forwarded() said so
+    log_defaults = ctx.services.config.log_defaults
 
     async def apply(topic: str, ops: list[dict]):
-        changes, error = _changes(broker, topic, ops)
+        changes, error = _changes(controller.image, log_defaults, topic, ops)
         if error is not None:
             return error
-        result = await broker.controller.alter_configs(topic, changes, validate_only=request["validate_only"])
+        result = await controller.alter_configs(topic, changes, validate_only=request["validate_only"])
         return int(result.error_code), result.error_message
 
     return await alter_each(request, apply)
 
 
-def _changes(broker, topic: str, ops: list[dict]) -> tuple[dict[str, str | None], tuple[int, str] | None]:
+def _changes(image: MetadataImage, log_defaults: LogConfig, topic: str,
+             ops: list[dict]) -> tuple[dict[str, str | None], tuple[int, str] | None]:
     error = duplicate_keys_error(op["name"] for op in ops)
     if error is not None:
         return {}, error
-    current = broker.image.topics.get(topic)
+    current = image.topics.get(topic)
     changes: dict[str, str | None] = {}
     for op in ops:
         key, kind, value = op["name"], op["config_operation"], op["value"]
@@ -61,7 +70,7 @@ def _changes(broker, topic: str, ops: list[dict]) -> tuple[dict[str, str | None]
             return {}, (int(ErrorCode.INVALID_CONFIG), f"Config value {verb} is not allowed for config key: {key}")
         if current is None:
             return {}, (int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), f"Topic {topic} does not exist.")
-        now = current.configs.get(key, broker.config.log_defaults.to_properties()[key])
+        now = current.configs.get(key, log_defaults.to_properties()[key])
         items = [p.strip() for p in now.split(",") if p.strip()]
         given = [p.strip() for p in value.split(",") if p.strip()]
         if kind == APPEND:

@@ -37,7 +37,7 @@ async def handle(ctx, request: dict) -> dict:
             return _response(ErrorCode.INVALID_REQUEST)
         return _response(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     try:
-        producer_id = ctx.broker.producer_ids.next_id()
+        producer_id = ctx.services.producer_ids.next_id()
     except NoProducerIdBlock:
         return _response(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)
     return _response(ErrorCode.NONE, producer_id, 0)

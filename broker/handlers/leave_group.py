@@ -8,4 +8,4 @@ MAX_VERSION = 5
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("leave_group", ctx, request)
+    return await ctx.services.groups.call("leave_group", ctx, request)

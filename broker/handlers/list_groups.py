@@ -11,4 +11,4 @@ MAX_VERSION = 4
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("list_groups", ctx, request)
+    return await ctx.services.groups.call("list_groups", ctx, request)

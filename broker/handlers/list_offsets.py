@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.broker.storage.errors import STORAGE_FAULTS
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.partitions import Partitions
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -13,17 +19,18 @@ EARLIEST = -2
 LATEST = -1
 
 
-def handle(ctx, request: dict) -> dict:
+def handle(ctx: RequestContext, request: dict) -> dict:
+    partitions = ctx.services.partitions
     topics = []
     for topic in request["topics"]:
-        parts = [_lookup(ctx.broker, topic["name"], p) for p in topic["partitions"]]
+        parts = [_lookup(partitions, topic["name"], p) for p in topic["partitions"]]
         topics.append({"name": topic["name"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _lookup(broker, topic: str, p: dict) -> dict:
+def _lookup(partitions: Partitions, topic: str, p: dict) -> dict:
     out = {"partition_index": p["partition_index"], "error_code": 0, "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    found, error = broker.led_partition(topic, p["partition_index"])
+    found, error = partitions.led_partition(topic, p["partition_index"])
     if found is None:
         out["error_code"] = int(error)
         return out
@@ -33,7 +40,7 @@ def _lookup(broker, topic: str, p: dict) -> dict:
     if target == EARLIEST:
         out["offset"] = plog.log_start_offset
     elif target == LATEST:
-        out["offset"] = broker.high_watermark(plog)
+        out["offset"] = partitions.high_watermark(plog)
     elif target < 0:
         out["error_code"] = int(ErrorCode.UNSUPPORTED_VERSION)  # -3 (max timestamp) needs v7
     else:

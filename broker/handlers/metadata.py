@@ -8,35 +8,40 @@ synchronous, so the answer already lists the new topic.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from riverlog.broker.group.record_codec import OFFSETS_TOPIC
 from riverlog.broker.metadata.internal_topics import is_internal
 from riverlog.broker.metadata.validation import topic_name_error
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
 
 API_KEY = 3
 MIN_VERSION = 0
 MAX_VERSION = 6  # v4 tells kafka-python "0.11+"; v7's leader epochs would need OffsetForLeaderEpoch
 
 
-async def handle(ctx, request: dict) -> dict:
-    broker = ctx.broker
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    metadata, groups, controller = ctx.services.metadata, ctx.services.groups, ctx.services.controller
     version = ctx.api_version
     requested = request["topics"]
     all_topics = requested is None or (version == 0 and not requested)
-    names = sorted(broker.image.topics) if all_topics else [t["name"] for t in requested]
+    names = sorted(metadata.image.topics) if all_topics else [t["name"] for t in requested]
     allow_create = request["allow_auto_topic_creation"] if version >= 4 else True
     errors: dict[str, int] = {}
-    if not all_topics and allow_create and broker.config.auto_create_topics_enable:
-        missing = [n for n in dict.fromkeys(names) if n not in broker.image.topics]
+    if not all_topics and allow_create and ctx.services.config.auto_create_topics_enable:
+        missing = [n for n in dict.fromkeys(names) if n not in metadata.image.topics]
         if OFFSETS_TOPIC in missing:  # made as the coordinator makes it (Kafka's AutoTopicCreationManager too)
             missing.remove(OFFSETS_TOPIC)
-            if await broker.groups.ensure_topic() is None:
+            if await groups.ensure_topic() is None:
                 errors[OFFSETS_TOPIC] = int(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if missing:
-            for result in await broker.create_topics([(n, -1, -1, {}) for n in missing]):
+            for result in await controller.create_topics([(n, -1, -1, {}) for n in missing]):
                 if result.error_code not in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
                     errors[result.name] = int(result.error_code)
-    image = broker.image
+    image = metadata.image
     topics = []
     for name in names:
         topic = image.topics.get(name)
@@ -65,6 +70,6 @@ async def handle(ctx, request: dict) -> dict:
         "throttle_time_ms": 0,
         "brokers": brokers,
         "cluster_id": image.cluster_id,
-        "controller_id": broker.controller_id,
+        "controller_id": controller.controller_id,
         "topics": topics,
     }

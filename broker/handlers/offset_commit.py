@@ -15,7 +15,7 @@ MAX_VERSION = 8
 
 
 async def handle(ctx, request: dict) -> dict:
-    topics = ctx.broker.image.topics
+    topics = ctx.services.metadata.image.topics
     known, unknown = [], []
     for t in request["topics"]:
         info = topics.get(t["name"])
@@ -29,7 +29,7 @@ async def handle(ctx, request: dict) -> dict:
                 for p in bad]})  # fmt: skip
     if not known and unknown:
         return {"throttle_time_ms": 0, "topics": unknown}
-    response = await ctx.broker.groups.call("offset_commit", ctx, {**request, "topics": known})
+    response = await ctx.services.groups.call("offset_commit", ctx, {**request, "topics": known})
     if unknown:
         response = {**response, "topics": [*response["topics"], *unknown]}
     return response

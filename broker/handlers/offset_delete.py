@@ -8,4 +8,4 @@ MAX_VERSION = 0
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("offset_delete", ctx, request)
+    return await ctx.services.groups.call("offset_delete", ctx, request)

@@ -11,4 +11,4 @@ MAX_VERSION = 8
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("offset_fetch", ctx, request)
+    return await ctx.services.groups.call("offset_fetch", ctx, request)

@@ -9,6 +9,8 @@ end, so acks=1 and acks=all both answer after the local append.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import struct
 
 from riverlog.broker.handlers.produce_rules import check_produce_batch
@@ -16,6 +18,10 @@ from riverlog.broker.metadata.internal_topics import INTERNAL_TOPICS, produce_er
 from riverlog.broker.producer_state import last_sequence
 from riverlog.broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
 from riverlog.client.protocol import ErrorCode
+
+if TYPE_CHECKING:
+    from riverlog.broker.handlers import RequestContext
+    from riverlog.broker.partitions import Partitions
 
 API_KEY = 0
 MIN_VERSION = 0
@@ -44,8 +50,8 @@ def _result(index: int, error: int, base_offset: int = -1, append_time: int = -1
     }
 
 
-def handle(ctx, request: dict) -> dict | None:
-    broker = ctx.broker
+def handle(ctx: RequestContext, request: dict) -> dict | None:
+    partitions = ctx.services.partitions
     acks = request["acks"]
     responses = []
     appended = False
@@ -55,24 +61,24 @@ def handle(ctx, request: dict) -> dict | None:
             if acks not in (-1, 0, 1):
                 results.append(_result(part["index"], ErrorCode.INVALID_REQUIRED_ACKS))
                 continue
-            result = _produce_partition(broker, topic["name"], part, ctx.api_version)
+            result = _produce_partition(partitions, topic["name"], part, ctx.api_version)
             appended |= result["error_code"] == ErrorCode.NONE
             results.append(result)
         responses.append({"name": topic["name"], "partition_responses": results})
     if appended:
-        broker.notify_appended()
+        partitions.notify_appended()
     if acks == 0:
         return None  # acks=0: the producer reads no response
     return {"responses": responses, "throttle_time_ms": 0}
 
 
-def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
+def _produce_partition(partitions: Partitions, topic: str, part: dict, version: int) -> dict:
     index = part["index"]
     if version < 3:
         return _result(index, ErrorCode.UNSUPPORTED_VERSION, message="Produce v0-2 (magic 0/1) are not served")
     if topic in INTERNAL_TOPICS:  # only the broker writes those (internal_topics.py)
         return _result(index, ErrorCode.INVALID_TOPIC_EXCEPTION, message=produce_error(topic))
-    found, error = broker.led_partition(topic, index)
+    found, error = partitions.led_partition(topic, index)
     if found is None:
         return _result(index, error)
     partition, plog = found
@@ -94,7 +100,7 @@ def _produce_partition(broker, topic: str, part: dict, version: int) -> dict:
     state = None
     if producer_id >= 0:
         try:
-            state = broker.producer_state(topic, index, plog)  # may read the log to rebuild it
+            state = partitions.producer_state(topic, index, plog)  # may read the log to rebuild it
         except STORAGE_FAULTS as e:
             return _result(index, ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
         last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, 23)[0])

@@ -9,4 +9,4 @@ PARKS = True  # answered when the rest of the group is there (see HandlerSpec)
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.broker.groups.call("sync_group", ctx, request)
+    return await ctx.services.groups.call("sync_group", ctx, request)

@@ -428,7 +428,7 @@ class Connection:
                 return encode_frame(encode_response(header.api_key, 0, header.correlation_id, body))
             raise CloseConnection(f"unsupported version {header.api_version} of api key {header.api_key}")
         request = codec.decode(APIS[header.api_key].request, header.api_version, buf[pos:])
-        return _Work(spec, RequestContext(self.broker, header, self.peer), request)
+        return _Work(spec, RequestContext(self.broker.services, header, self.peer), request)
 
     @staticmethod
     def _encode(header, body: dict | None) -> bytes | SegmentedBuffer | None:

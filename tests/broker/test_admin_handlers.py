@@ -58,7 +58,7 @@ async def test_create_partitions_raises_the_count(broker, version):
     results, _ = await _create_partitions(peer, [{"name": "t", "count": 3, "assignments": None}], version)
     assert results == [("t", 0)]
     assert len(broker.image.topics["t"].partitions) == 3
-    assert broker.partition("t", 2) is not None  # the log exists
+    assert broker.partitions.partition("t", 2) is not None  # the log exists
     _, md = await _call(peer, 3, 1, {"topics": [{"name": "t"}]})
     assert len(md["topics"][0]["partitions"]) == 3
 
@@ -187,8 +187,8 @@ async def test_alter_configs_replaces_the_overrides(broker, version):
     peer = await _connect(broker)
     assert await _alter(peer, [_resource("c", {"retention.ms": "1000"})], version=version) == [0]
     assert dict(broker.image.topics["c"].configs) == {"retention.ms": "1000"}  # the others are gone
-    assert broker.topic_config("c").retention_ms == 1000 and not broker.topic_config("c").compact
-    assert broker.partition("c", 0)[1].config.retention_ms == 1000  # pushed to the log
+    assert broker.partitions.topic_config("c").retention_ms == 1000 and not broker.partitions.topic_config("c").compact
+    assert broker.partitions.partition("c", 0)[1].config.retention_ms == 1000  # pushed to the log
 
 
 async def test_alter_configs_validate_only_and_errors(broker):

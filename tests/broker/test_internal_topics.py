@@ -69,7 +69,7 @@ async def test_metadata_says_consumer_offsets_is_internal(broker):
 @pytest.mark.parametrize("version", [3, 7])
 async def test_produce_to_consumer_offsets_is_refused(broker, version):
     peer = await _connect(broker)
-    ends = {i: broker.partition(OFFSETS_TOPIC, i)[1].log_end_offset for i in range(3)}
+    ends = {i: broker.partitions.partition(OFFSETS_TOPIC, i)[1].log_end_offset for i in range(3)}
     request = {"acks": -1, "timeout_ms": 1000, "topic_data": [
         {"name": OFFSETS_TOPIC, "partition_data": [{"index": i, "records": _batch(2)} for i in range(3)]},
         {"name": "t", "partition_data": [{"index": 0, "records": _batch(2)}]}]}  # fmt: skip
@@ -77,7 +77,7 @@ async def test_produce_to_consumer_offsets_is_refused(broker, version):
     codes = {(t["name"], p["index"]): p["error_code"] for t in body["responses"] for p in t["partition_responses"]}
     refused = {(OFFSETS_TOPIC, i): ErrorCode.INVALID_TOPIC_EXCEPTION for i in range(3)}
     assert codes == {**refused, ("t", 0): 0}  # the other topic in the same request is written
-    assert {i: broker.partition(OFFSETS_TOPIC, i)[1].log_end_offset for i in range(3)} == ends
+    assert {i: broker.partitions.partition(OFFSETS_TOPIC, i)[1].log_end_offset for i in range(3)} == ends
     await _intact(broker, peer)
 
 
@@ -99,7 +99,7 @@ async def test_delete_topics_refuses_consumer_offsets(broker, version):
     assert results["t"] == (0, None)  # the other one in the same request goes
     assert "t" not in broker.image.topics
     topic = broker.image.topics[OFFSETS_TOPIC]
-    assert len(topic.partitions) == 3 and all(broker.partition(OFFSETS_TOPIC, i) is not None for i in range(3))
+    assert len(topic.partitions) == 3 and all(broker.partitions.partition(OFFSETS_TOPIC, i) is not None for i in range(3))
     _, fetched = await _call(peer, FETCH_OFFSETS, 7, {"group_id": "g", "topics": None, "require_stable": False})
     # The group and its offset survive (the offset's topic is gone, as in Kafka the commit stays until it expires).
     assert [(t["name"], p["committed_offset"]) for t in fetched["topics"] for p in t["partitions"]] == [("t", 42)]
@@ -107,7 +107,7 @@ async def test_delete_topics_refuses_consumer_offsets(broker, version):
 
 async def test_delete_records_of_consumer_offsets_is_refused(broker):
     peer = await _connect(broker)
-    plogs = [broker.partition(OFFSETS_TOPIC, i)[1] for i in range(3)]
+    plogs = [broker.partitions.partition(OFFSETS_TOPIC, i)[1] for i in range(3)]
     request = {"topics": [{"name": OFFSETS_TOPIC, "partitions": [
         {"partition_index": i, "offset": -1} for i in range(3)]}], "timeout_ms": 1000}  # fmt: skip
     _, body = await _call(peer, DELETE_RECORDS, 1, request)
@@ -123,7 +123,7 @@ async def test_delete_records_of_consumer_offsets_is_refused_whatever_its_cleanu
     peer = await _connect(broker)
     request = {"topics": [{"name": OFFSETS_TOPIC, "partitions": [{"partition_index": 0, "offset": 0}]}],
                "timeout_ms": 1000}  # fmt: skip
-    plog = broker.partition(OFFSETS_TOPIC, 0)[1]
+    plog = broker.partitions.partition(OFFSETS_TOPIC, 0)[1]
     plog.config = LogConfig(cleanup_policy=("compact", "delete"))
     _, body = await _call(peer, DELETE_RECORDS, 0, request)
     assert body["topics"][0]["partitions"][0]["error_code"] == ErrorCode.INVALID_TOPIC_EXCEPTION

@@ -26,11 +26,11 @@ async def test_a_directory_back_online_drops_the_producer_state_of_its_own_parti
             await trio.sleep(0.01)
     full, other = logs.log_dir_of("t", 0), logs.log_dir_of("t", 1)
     assert {full, other} == {a, b}
-    kept = broker.producer_state("t", 1, logs.get_log("t", 1))
-    broker.producer_state("t", 0, logs.get_log("t", 0))
+    kept = broker.partitions.producer_state("t", 1, logs.get_log("t", 1))
+    broker.partitions.producer_state("t", 0, logs.get_log("t", 0))
 
     logs.failures.fail(full, OSError(errno.ENOSPC, "No space left on device"), "a test's append")
     broker._retry_offline_dirs()
     assert not logs.failures.is_offline(full)
-    assert ("t", 0) not in broker._producer_states  # its log is a new one: rebuilt on first use
-    assert broker._producer_states[("t", 1)][1] is kept  # (a rebuild reads the whole log)
+    assert ("t", 0) not in broker.partitions._producer_states  # its log is a new one: rebuilt on first use
+    assert broker.partitions._producer_states[("t", 1)][1] is kept  # (a rebuild reads the whole log)

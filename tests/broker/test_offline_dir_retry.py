@@ -62,7 +62,7 @@ async def test_partitions_made_while_every_directory_was_offline_are_made_when_o
     metadata and the missing ones made. Out of descriptors reading a topic id
     there, that check raised out of the retry, and a partition created while
     the directories were offline was never made (NOT_LEADER_OR_FOLLOWER for good)."""
-    import riverlog.broker.server as server
+    import riverlog.broker.partitions as partitions
 
     peer = await _connect(broker)
     _, body = await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 2, "replication_factor": 1}]})
@@ -70,7 +70,7 @@ async def test_partitions_made_while_every_directory_was_offline_are_made_when_o
     with trio.fail_after(10):
         while broker.log_manager.get_log("t", 1) is None:
             await trio.sleep(0.01)
-    real_read_topic_id, shortages = server.read_topic_id, [1]
+    real_read_topic_id, shortages = partitions.read_topic_id, [1]
 
     def read_topic_id(partition_dir):
         if shortages:
@@ -85,7 +85,7 @@ async def test_partitions_made_while_every_directory_was_offline_are_made_when_o
         _, body = await _call(peer, 19, 4, {"topics": [{"name": "u", "num_partitions": 1,
                                                        "replication_factor": 1}]})  # fmt: skip
         assert body["topics"][0]["error_code"] == 0
-        monkeypatch.setattr(server, "read_topic_id", read_topic_id)
+        monkeypatch.setattr(partitions, "read_topic_id", read_topic_id)
     with trio.fail_after(30):
         while broker.log_manager.get_log("u", 0) is None:
             await trio.sleep(0.05)

@@ -87,7 +87,7 @@ async def test_a_log_that_cannot_be_created_is_offline_until_it_can(broker):
         # The metadata takes the topic; acting on it, the broker cannot create the log.
         await _create(peer, "late")
         with trio.fail_after(10):
-            while ("late", 0) not in broker.offline_logs:
+            while ("late", 0) not in broker.partitions.offline_logs:
                 await trio.sleep(0.01)
         assert (await _produce(peer, "late", b"x"))["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
     # Descriptors back: the broker creates the log on its own, and serves it.
