@@ -10,6 +10,7 @@ closed (a clean shutdown, so the next start does not re-scan).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 
 import trio
@@ -21,13 +22,13 @@ from riverlog.broker.controller.raft.roles import RaftConfig
 from riverlog.broker.controller.raft_driver import RaftDriver
 from riverlog.broker.controller.registration import BrokerRegistration
 from riverlog.broker.group.service import GroupService
-from riverlog.broker.handlers import build_registry, default_modules
+from riverlog.broker.handlers import RequestContext, build_registry, default_modules
 from riverlog.broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
 from riverlog.broker.metadata.controller import NotControllerError, QuorumController
 from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults, TopicResult
 from riverlog.broker.metadata.image import MetadataImage, PartitionImage, changed_partitions
 from riverlog.broker.metadata.image_machine import MetadataStateMachine
-from riverlog.broker.net.connection import Connection, ReadBuffers
+from riverlog.broker.net.connection import Connection, Listener, ReadBuffers
 from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from riverlog.broker.producer_state import ProducerStateManager, log_producer_batches
@@ -70,7 +71,11 @@ class Broker:
         self.controller: QuorumController | None = None
         self._appended = trio.lowlevel.ParkingLot()  # fetches waiting for new data
         self._stop_requested = trio.Event()
-        self.requests_in_flight = 0  # being worked on, across connections
+        self.client_listener = Listener(
+            "client listener", self.registry, functools.partial(RequestContext, self), self.memory_pool,
+            self.read_buffers, config.socket_request_max_bytes, config.connections_max_idle_ms,
+            self.request_limiter, self.max_in_flight_per_connection,
+        )  # fmt: skip
         self.producer_ids = ProducerIdManager()  # blocks from the active controller (KIP-730)
         self._producer_states: dict[tuple[str, int], tuple[Log, ProducerStateManager]] = {}
         # Partitions given to this broker whose log could not be created (out
@@ -78,6 +83,11 @@ class Broker:
         self.offline_logs: set[tuple[str, int]] = set()
         self.groups = GroupService(self)
         self._accept_shortage = ThrottledLog(log, clock=trio.current_time)  # retried every ACCEPT_BACKOFF_S
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests read from clients and not yet answered, across connections."""
+        return self.client_listener.requests_in_flight
 
     # -- what handlers read ------------------------------------------------------
 
@@ -475,7 +485,7 @@ class Broker:
 
     async def _serve_connection(self, stream: trio.SocketStream, host: str, port: int) -> None:
         try:
-            await Connection(self, stream, f"{host}:{port}").run()
+            await Connection(self.client_listener, stream, f"{host}:{port}").run()
         finally:
             self.connections -= 1
             left = self.connections_per_ip.pop(host) - 1
