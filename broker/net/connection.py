@@ -158,6 +158,17 @@ class Connection:
         self.reserved_bytes = 0
         self.last_active = trio.current_time()  # the last bytes read or answer sent
         self._answered = trio.lowlevel.ParkingLot()
+        # Answers made inline while the frames of one read are cut, written
+        # together once they are (one write, one wake-up of the client, for
+        # what it pipelined), and always before the reader waits or hands a
+        # request to the writer: responses stay in request order.
+        self._out: list[_Slot] = []
+        # The reader's one deadline (connections.max.idle.ms): armed only
+        # while it waits for the peer's bytes, moved rather than a cancel
+        # scope made per wait; its expiry ends the reader, for _expired's reason.
+        self._deadline = trio.CancelScope()
+        self._expired: CloseConnection | None = None
+        self._idle_wait = False  # the reader waits between requests: an answer moves the deadline
         self._idle_s = listener.max_idle_ms / 1000
 
     def _track(self, delta: int) -> None:
@@ -170,7 +181,11 @@ class Connection:
                 send, receive = trio.open_memory_channel[_Slot](self.listener.max_in_flight)
                 nursery.start_soon(self._write, receive)
                 async with send:
-                    await self._read(send, nursery)
+                    with self._deadline:
+                        await self._read(send, nursery)
+                    if self._deadline.cancelled_caught:
+                        assert self._expired is not None
+                        raise self._expired
         except* (_Idle, NoAnswer) as group:
             log.debug("%s: closing connection from %s: %s", self.listener.name, self.peer, group.exceptions[0])
         except* CloseConnection as group:
@@ -251,6 +266,7 @@ class Connection:
                 while end - start >= 4:
                     size = read_frame_size(scratch, start, limit)
                     if 4 + size > len(scratch):  # the read buffer goes back meanwhile
+                        await self._flush()
                         carry = _unlend(spares, scratch, view, start, end)
                         scratch, start, end = None, 0, 0
                         if not await self._receive_large(carry, limit, since, send, nursery):
@@ -263,6 +279,7 @@ class Connection:
                         break
                     if not pool.try_reserve(size):
                         # Wait for the pool without the read buffer, then cut the frame.
+                        await self._flush()
                         carry = _unlend(spares, scratch, view, start, end)
                         scratch = None  # lent back: a cancel while waiting must not give it twice
                         await self._charge(size)
@@ -277,6 +294,7 @@ class Connection:
                     start += 4 + size
                     await self._accept(frame, send, nursery)
                     since = trio.current_time()  # the next frame's clock: not while we were busy
+                await self._flush()
                 if scratch is not None and start:
                     scratch[: end - start] = view[start:end]
                     end -= start
@@ -285,6 +303,12 @@ class Connection:
             view.release()
             if scratch is not None:
                 spares.give(scratch)
+            if self._out:  # the answers before a malformed frame, as far as the socket takes them now
+                try:
+                    os.write(self._fd, b"".join([slot.response for slot in self._out if slot.response is not None]))
+                except OSError:
+                    pass
+                self._out = []
 
     async def _charge(self, size: int, held: int = 0) -> None:
         """Take ``size`` bytes from the listener's memory pool, waiting while it
@@ -299,20 +323,21 @@ class Connection:
         its last request (or our last answer) between requests, or since the
         request began when it is part read. A trickle of bytes does not
         reset that clock, so a request must arrive whole within the limit;
-        nor is a client idle while it waits for our answer."""
-        idle_s = self._idle_s
-        while True:
-            since = frame_since if frame_since is not None else self.last_active
-            with trio.move_on_at(since + idle_s):
-                await trio.lowlevel.wait_readable(self.stream.socket)
-                return
-            limit_ms = self.listener.max_idle_ms
-            if frame_since is not None:
-                raise CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
-            if self.outstanding:  # the client waits for us, not we for it
-                self.last_active = trio.current_time()
-            elif trio.current_time() >= self.last_active + idle_s:
-                raise _Idle(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+        nor is a client idle while it waits for our answer (the deadline is
+        set by the answer that leaves none outstanding, in _sent)."""
+        limit_ms = self.listener.max_idle_ms
+        if frame_since is not None:
+            self._expired = CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
+            self._deadline.deadline = frame_since + self._idle_s
+        else:
+            self._expired = _Idle(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+            self._deadline.deadline = math.inf if self.outstanding else self.last_active + self._idle_s
+            self._idle_wait = True
+        try:
+            await trio.lowlevel.wait_readable(self.stream.socket)
+        finally:
+            self._idle_wait = False
+            self._deadline.deadline = math.inf
 
     async def _receive_large(self, have: bytes, limit: int, since: float,
                              send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> bool:  # fmt: skip
@@ -324,23 +349,25 @@ class Connection:
         costs nothing. Waiting for the pool does not count against the
         client's time to send the frame."""
         size = read_frame_size(have, 0, limit)
+        scope = self._deadline
 
         async def charge(n: int, held: int) -> None:
             scope.deadline, deadline = math.inf, scope.deadline
             await self._charge(n, held)
             scope.deadline = max(deadline, trio.current_time() + self._idle_s)
 
-        with trio.CancelScope(deadline=since + self._idle_s) as scope:
+        self._expired = CloseConnection(f"a request of {size} bytes not received whole within "
+                                        f"connections.max.idle.ms ({self.listener.max_idle_ms} ms)")  # fmt: skip
+        scope.deadline = since + self._idle_s
+        try:
             buf = await _receive_frame(self.stream.socket, memoryview(have)[4:], size, charge)
-            if buf is None:
-                return False
-        if scope.cancelled_caught:
-            raise CloseConnection(
-                f"a request of {size} bytes not received whole within connections.max.idle.ms "
-                f"({self.listener.max_idle_ms} ms)"
-            )
+        finally:
+            scope.deadline = math.inf
+        if buf is None:
+            return False
         self.last_active = trio.current_time()
         await self._accept(buf, send, nursery)
+        await self._flush()
         return True
 
     async def _accept(self, frame: bytes | bytearray, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
@@ -348,9 +375,14 @@ class Connection:
         self._track(1)
         self.bytes_in_flight += len(frame)
         work = self._start(frame, slot)
-        if work is None and self._queued == 0:
-            await self._answer(slot)  # answered inline, nothing ahead of it: no hand-off
+        if work is None and self._queued == 0:  # answered inline, nothing ahead of it: no hand-off
+            if slot.close is None and type(slot.response) is not SegmentedBuffer:
+                self._out.append(slot)  # written with the others of this read (_flush)
+            else:
+                await self._flush()
+                await self._answer(slot)
             return
+        await self._flush()  # the writer's answers go after these
         self._queued += 1
         try:
             send.send_nowait(slot)
@@ -375,12 +407,29 @@ class Connection:
             await self._send_segments(slot.response)
         elif slot.response is not None:
             await self._send(slot.response)
+        self._sent(slot)
+
+    def _sent(self, slot: _Slot) -> None:
+        """A slot's response is on its way: what its request held is given back."""
         self._track(-1)
         self.bytes_in_flight -= slot.request_bytes
         self.reserved_bytes -= slot.request_bytes
         self.listener.memory_pool.release(slot.request_bytes)
         self.last_active = trio.current_time()
-        self._answered.unpark_all()
+        if self._answered:  # the reader waits for requests in flight to be answered
+            self._answered.unpark_all()
+        if self._idle_wait and not self.outstanding:  # the client waited for us; now its idle clock runs
+            self._deadline.deadline = self.last_active + self._idle_s
+
+    async def _flush(self) -> None:
+        """Write the answers made inline since the last write, in one go."""
+        if self._out:
+            slots, self._out = self._out, []
+            data = b"".join([slot.response for slot in slots if slot.response is not None])
+            if data:
+                await self._send(data)
+            for slot in slots:
+                self._sent(slot)
 
     async def _send(self, data: bytes) -> None:
         """Write what the socket buffer takes now without a scheduling round;

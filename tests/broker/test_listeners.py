@@ -126,3 +126,22 @@ async def test_a_too_new_api_versions_gets_the_kip_511_reply_on_either_listener(
     assert body["api_keys"] == [{"api_key": 18, "min_version": 0, "max_version": 3}]
     corr, body = decode_response(18, 3, answers[1])
     assert corr == 10 and body["error_code"] == 0
+
+
+@pytest.mark.parametrize("listener", ["client", "controller"])
+async def test_requests_pipelined_before_a_malformed_frame_are_answered_then_the_connection_closed(broker, listener):
+    """Answers made together are written together, but never lost: the
+    requests ahead of a bad frame get theirs before the connection closes."""
+    port = broker.port if listener == "client" else broker.controller_port
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    good = b"".join(encode_frame(encode_request(RequestHeader(18, 3, i, "t"), {})) for i in range(5))
+    await stream.send_all(good + struct.pack(">i", -5))
+    decoder = FrameDecoder(1 << 20)
+    with trio.fail_after(10):
+        while data := await stream.receive_some(65536):
+            decoder.feed(data)
+    answers = []
+    while (frame := decoder.next_frame()) is not None:
+        answers.append(decode_response(18, 3, frame)[0])
+    assert answers == [0, 1, 2, 3, 4]
+    await stream.aclose()
