@@ -15,6 +15,7 @@ import logging
 
 import trio
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.config import BrokerConfig, canonical_ip, format_voters
 from riverlog.broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from riverlog.broker.controller.forwarding import ControllerChannel, ControllerUnavailable
@@ -33,7 +34,7 @@ from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from riverlog.broker.producer_state import ProducerStateManager, log_producer_batches
 from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError
-from riverlog.broker.storage.log import Log, now_ms, parse_partition_dir
+from riverlog.broker.storage.log import Log, parse_partition_dir
 from riverlog.broker.storage import open_files
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.broker.storage.log_manager import LogManager
@@ -499,11 +500,11 @@ class Broker:
         thread-safe, and appends run here too.
         """
         jobs = [
-            (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(now_ms())),
-            (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(now_ms())),
+            (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(wall_ms())),
+            (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(wall_ms())),
             (self.config.log_flush_offset_checkpoint_interval_ms, self.log_manager.checkpoint),
             # Kafka's cleaner thread wakes every log.cleaner.backoff.ms when idle.
-            (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(now_ms())),
+            (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(wall_ms())),
             (OFFLINE_DIR_RETRY_MS, self._retry_offline_dirs),
         ]
         due = [trio.current_time() + ms / 1000 for ms, _ in jobs]
