@@ -165,9 +165,9 @@ class Connection:
         self._out: list[_Slot] = []
         # The reader's one deadline (connections.max.idle.ms): armed only
         # while it waits for the peer's bytes, moved rather than a cancel
-        # scope made per wait; its expiry ends the reader, for _expired's reason.
+        # scope made per wait; its expiry ends the reader (see _expired).
         self._deadline = trio.CancelScope()
-        self._expired: CloseConnection | None = None
+        self._deadline_for = 0  # 0: the next request; -1: a request part read; else a large request's size
         self._idle_wait = False  # the reader waits between requests: an answer moves the deadline
         self._idle_s = listener.max_idle_ms / 1000
 
@@ -184,8 +184,7 @@ class Connection:
                     with self._deadline:
                         await self._read(send, nursery)
                     if self._deadline.cancelled_caught:
-                        assert self._expired is not None
-                        raise self._expired
+                        raise self._expired()
         except* (_Idle, NoAnswer) as group:
             log.debug("%s: closing connection from %s: %s", self.listener.name, self.peer, group.exceptions[0])
         except* CloseConnection as group:
@@ -325,12 +324,11 @@ class Connection:
         reset that clock, so a request must arrive whole within the limit;
         nor is a client idle while it waits for our answer (the deadline is
         set by the answer that leaves none outstanding, in _sent)."""
-        limit_ms = self.listener.max_idle_ms
         if frame_since is not None:
-            self._expired = CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
+            self._deadline_for = -1
             self._deadline.deadline = frame_since + self._idle_s
         else:
-            self._expired = _Idle(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+            self._deadline_for = 0
             self._deadline.deadline = math.inf if self.outstanding else self.last_active + self._idle_s
             self._idle_wait = True
         try:
@@ -338,6 +336,15 @@ class Connection:
         finally:
             self._idle_wait = False
             self._deadline.deadline = math.inf
+
+    def _expired(self) -> CloseConnection:
+        """Why the reader's deadline ended the connection."""
+        limit = f"connections.max.idle.ms ({self.listener.max_idle_ms} ms)"
+        if self._deadline_for == 0:
+            return _Idle(f"idle for {limit}")
+        if self._deadline_for < 0:
+            return CloseConnection(f"a request not received whole within {limit}")
+        return CloseConnection(f"a request of {self._deadline_for} bytes not received whole within {limit}")
 
     async def _receive_large(self, have: bytes, limit: int, since: float,
                              send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> bool:  # fmt: skip
@@ -356,8 +363,7 @@ class Connection:
             await self._charge(n, held)
             scope.deadline = max(deadline, trio.current_time() + self._idle_s)
 
-        self._expired = CloseConnection(f"a request of {size} bytes not received whole within "
-                                        f"connections.max.idle.ms ({self.listener.max_idle_ms} ms)")  # fmt: skip
+        self._deadline_for = size
         scope.deadline = since + self._idle_s
         try:
             buf = await _receive_frame(self.stream.socket, memoryview(have)[4:], size, charge)
