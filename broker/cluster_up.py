@@ -23,11 +23,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from riverlog.broker.clock import monotonic_s
 from riverlog.broker.controller.raft_store import METADATA_DIR
 
 MAX_BROKERS = 9
@@ -144,10 +144,10 @@ class Cluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         killed = []
-        deadline = time.monotonic() + grace_s
+        deadline = monotonic_s() + grace_s
         for node_id, proc in self.procs.items():
             try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+                proc.wait(timeout=max(deadline - monotonic_s(), 0.01))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -109,7 +109,8 @@ class Partitions:
         return state
 
     def notify_appended(self) -> None:
-        self._appended.unpark_all()
+        if self._appended:  # (every produce comes here; usually no fetch waits)
+            self._appended.unpark_all()
 
     async def wait_appended(self) -> None:
         await self._appended.park()

@@ -10,10 +10,13 @@ closed (a clean shutdown, so the next start does not re-scan).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 
 import trio
 
+from riverlog.broker.clock import wall_ms
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.config import BrokerConfig, canonical_ip, format_voters
 from riverlog.broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from riverlog.broker.controller.forwarding import ControllerChannel, ControllerUnavailable
@@ -21,18 +24,17 @@ from riverlog.broker.controller.raft.roles import RaftConfig
 from riverlog.broker.controller.raft_driver import RaftDriver
 from riverlog.broker.controller.registration import BrokerRegistration
 from riverlog.broker.group.service import GroupService
-from riverlog.broker.handlers import build_registry, default_modules
+from riverlog.broker.handlers import RequestContext, build_registry, default_modules
 from riverlog.broker.meta_properties import check_new_voter, cluster_id_for, load_or_create_cluster_id
 from riverlog.broker.metadata.controller import NotControllerError, QuorumController
 from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR, TopicDefaults
 from riverlog.broker.metadata.image import MetadataImage
 from riverlog.broker.metadata.image_machine import MetadataStateMachine
-from riverlog.broker.net.connection import Connection, ReadBuffers
+from riverlog.broker.net.connection import Connection, Listener, ReadBuffers
 from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.broker.partitions import OFFLINE_LOG_RETRY_S, Partitions
 from riverlog.broker.producer_ids import ProducerIdManager, legacy_producer_id_floor
 from riverlog.broker.services import BrokerServices, ControllerLink, MetadataView
-from riverlog.broker.storage.log import now_ms
 from riverlog.broker.storage import open_files
 from riverlog.broker.storage.log_manager import LogManager
 from riverlog.broker.storage.space_reserve import SpaceReserve
@@ -68,7 +70,6 @@ class Broker:
         self.port: int | None = None  # the bound port, once listening
         self.controller: QuorumController | None = None
         self._stop_requested = trio.Event()
-        self.requests_in_flight = 0  # being worked on, across connections
         # What the handlers get; the quorum is attached to metadata and
         # controller_link once started (_start_metadata).
         self.metadata = MetadataView(config)
@@ -78,7 +79,17 @@ class Broker:
         self.groups = GroupService(config, self.metadata, self.partitions, self.controller_link)
         self.services = BrokerServices(config, self.metadata, self.partitions, self.groups, self.controller_link,
                                        self.producer_ids, self.registry)  # fmt: skip
+        self.client_listener = Listener(
+            "client listener", self.registry, functools.partial(RequestContext, self.services), self.memory_pool,
+            self.read_buffers, config.socket_request_max_bytes, config.connections_max_idle_ms,
+            self.request_limiter, self.max_in_flight_per_connection,
+        )  # fmt: skip
         self._accept_shortage = ThrottledLog(log, clock=trio.current_time)  # retried every ACCEPT_BACKOFF_S
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests read from clients and not yet answered, across connections."""
+        return self.client_listener.requests_in_flight
 
     @property
     def image(self) -> MetadataImage:
@@ -277,7 +288,7 @@ class Broker:
 
     async def _serve_connection(self, stream: trio.SocketStream, host: str, port: int) -> None:
         try:
-            await Connection(self, stream, f"{host}:{port}").run()
+            await Connection(self.client_listener, stream, f"{host}:{port}").run()
         finally:
             self.connections -= 1
             left = self.connections_per_ip.pop(host) - 1
@@ -300,11 +311,11 @@ class Broker:
         thread-safe, and appends run here too.
         """
         jobs = [
-            (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(now_ms())),
-            (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(now_ms())),
+            (self.config.log_flush_scheduler_interval_ms, lambda: self.log_manager.flush_due(wall_ms())),
+            (self.config.log_retention_check_interval_ms, lambda: self.log_manager.cleanup(wall_ms())),
             (self.config.log_flush_offset_checkpoint_interval_ms, self.log_manager.checkpoint),
             # Kafka's cleaner thread wakes every log.cleaner.backoff.ms when idle.
-            (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(now_ms())),
+            (self.config.log_cleaner_backoff_ms, lambda: self.log_manager.compact(wall_ms())),
             (OFFLINE_DIR_RETRY_MS, self._retry_offline_dirs),
         ]
         due = [trio.current_time() + ms / 1000 for ms, _ in jobs]

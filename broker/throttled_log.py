@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable
+
+from riverlog.broker.clock import monotonic_s
 
 EVERY_S = 10.0
 
 
 class ThrottledLog:
     def __init__(self, logger: logging.Logger, every_s: float = EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = monotonic_s) -> None:  # fmt: skip
         self.logger = logger
         self.every_s = every_s
         self.clock = clock  # trio.current_time in a Trio task (its tests' clock), else monotonic

@@ -31,11 +31,12 @@ from typing import Protocol
 
 import trio
 
+from riverlog.broker.net.connection import Connection
 from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.client.protocol import RequestHeader
 
 from . import wire
-from .quorum_rpc import DEFAULT_MAX_IDLE_MS, Extra, PeerLink, serve_connection
+from .quorum_rpc import DEFAULT_MAX_IDLE_MS, Extra, PeerLink, controller_listener, peer_name
 from .raft.core import NotLeaderError, RaftCore
 from .raft.messages import REQUESTS, Entry, FetchRequest, FetchSnapshotRequest, Message, Snapshot, SnapshotId, VoteRequest
 from .raft.roles import RaftConfig
@@ -87,10 +88,11 @@ class RaftDriver:
         self.peers = {n: a for n, a in peers.items() if n != config.node_id}
         self.listen = listen
         self.snapshot_interval_entries = snapshot_interval_entries
-        self.extra_apis = extra_apis  # the controller listener's other APIs (see quorum_rpc)
-        # The controller listener's bounds (see quorum_rpc.serve_connection); None: no pool.
         self.connections_max_idle_ms = connections_max_idle_ms
-        self.memory_pool = memory_pool
+        # What the controller listener serves (the quorum's RPCs and
+        # ``extra_apis``) and its bounds; memory_pool None: no pool.
+        self._listener = controller_listener(self._handle_request, extra_apis, max_idle_ms=connections_max_idle_ms,
+                                             memory_pool=memory_pool)  # fmt: skip
         self.store = RaftStore(data_dir)
         hard, snapshot, entries = self.store.load()
         if snapshot is not None:
@@ -324,8 +326,7 @@ class RaftDriver:
             return
         self._peer_connections += 1
         try:
-            await serve_connection(stream, self._handle_request, extra=self.extra_apis,
-                                   max_idle_ms=self.connections_max_idle_ms, memory_pool=self.memory_pool)
+            await Connection(self._listener, stream, peer_name(stream)).run()
         finally:
             self._peer_connections -= 1
 

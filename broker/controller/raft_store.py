@@ -38,11 +38,11 @@ import logging
 import os
 import re
 import struct
-import time
 from pathlib import Path
 
 from crc32c import crc32c
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.controller.raft.messages import Entry, HardState, Ready, Snapshot, SnapshotId
 from riverlog.broker.storage.checkpoint import fsync_dir, write_atomically
 from riverlog.broker.storage.errors import StorageError
@@ -91,10 +91,6 @@ def one_record_batch(offset: int, epoch: int, value: bytes, control: bool, times
 
 def snapshot_file_name(snapshot_id: SnapshotId) -> str:
     return f"{snapshot_id.end_offset:020d}-{snapshot_id.epoch:010d}.checkpoint"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 
@@ -273,7 +269,7 @@ class RaftStore:
         assert entries[0].offset == self.log.log_end_offset, (
             f"entries start at {entries[0].offset}, the log ends at {self.log.log_end_offset}"
         )
-        now = _now_ms()
+        now = wall_ms()
         # one batch each: see "Truncation" in the module docstring
         batches = [one_record_batch(e.offset, e.epoch, e.data, e.control, now) for e in entries]
         info = self.log.append_as_follower(b"".join(batches))
@@ -287,7 +283,7 @@ class RaftStore:
     def _finish_deletes(self) -> None:
         """Make dropped segments' renames durable, then remove their files."""
         fsync_dir(self.dir)
-        self.log.delete_expired_files(_now_ms() + 1)
+        self.log.delete_expired_files(wall_ms() + 1)
 
     # -- reading -----------------------------------------------------------------
 

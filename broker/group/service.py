@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
 from riverlog.broker.storage.errors import STORAGE_FAULTS, StorageError
 from riverlog.client.protocol import ErrorCode
@@ -66,10 +66,6 @@ E = ErrorCode
 # after LOAD_RETRY_S, twice as long after each failure up to LOAD_RETRY_MAX_S.
 LOAD_RETRY_S = 1.0
 LOAD_RETRY_MAX_S = 60.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Waiter:
@@ -209,7 +205,7 @@ class GroupService:
         for index in sorted(self._loading):
             loaded = GroupCoordinator(self.coordinator.config)
             try:
-                replayed += sum(replay_chunks(lambda: self._offsets_log(index), index, loaded, _now_ms()))
+                replayed += sum(replay_chunks(lambda: self._offsets_log(index), index, loaded, wall_ms()))
             except Exception as e:  # noqa: BLE001 - the background loader tries again
                 self._load_failed(index, e, trio.current_time())
                 continue
@@ -272,7 +268,7 @@ class GroupService:
             try:
                 # The log is looked up again for every chunk: across the pause
                 # its directory may be reloaded (a new Log) or go offline.
-                for count in replay_chunks(lambda: self._offsets_log(index), index, loaded, _now_ms()):
+                for count in replay_chunks(lambda: self._offsets_log(index), index, loaded, wall_ms()):
                     replayed += count
                     await between_chunks()
                     if self._loading.get(index) is not token:
@@ -329,7 +325,7 @@ class GroupService:
         kwargs: dict[str, Any] = {}
         if method == "join_group":
             kwargs = {"client_id": ctx.header.client_id or "", "client_host": "/" + ctx.peer.rsplit(":", 1)[0]}
-        outcome = getattr(self.coordinator, method)(waiter, request, ctx.api_version, _now_ms(), **kwargs)
+        outcome = getattr(self.coordinator, method)(waiter, request, ctx.api_version, wall_ms(), **kwargs)
         self._apply(outcome)
         await waiter.done.wait()
         if waiter.error is not None:
@@ -360,7 +356,7 @@ class GroupService:
         by_partition: dict[int, list] = {}
         for record in records:
             by_partition.setdefault(partition_for(record.group_id, count), []).append(record)
-        now = _now_ms()
+        now = wall_ms()
         for index, group in by_partition.items():
             found, error = self.partitions.led_partition(OFFSETS_TOPIC, index)
             if found is None:
@@ -389,10 +385,10 @@ class GroupService:
             if deadline is None:
                 await self._wake.wait()
             else:
-                with trio.move_on_after(max(deadline - _now_ms(), 0) / 1000):
+                with trio.move_on_after(max(deadline - wall_ms(), 0) / 1000):
                     await self._wake.wait()
             try:
-                self._apply(self.coordinator.tick(_now_ms()))
+                self._apply(self.coordinator.tick(wall_ms()))
             except Exception:  # noqa: BLE001 - see the docstring
                 log.exception("group coordinator tick failed")
                 await trio.sleep(1)

@@ -30,5 +30,10 @@ def unsupported_version_body() -> dict:
     }
 
 
+def answer(registry) -> dict:
+    """The answer of the listener whose handlers ``registry`` holds: it advertises what it serves, nothing else."""
+    return {"error_code": ErrorCode.NONE, "api_keys": api_keys(registry), "throttle_time_ms": 0}
+
+
 def handle(ctx, request: dict) -> dict:
-    return {"error_code": ErrorCode.NONE, "api_keys": api_keys(ctx.services.registry), "throttle_time_ms": 0}
+    return answer(ctx.services.registry)  # the client listener's

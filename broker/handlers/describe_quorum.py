@@ -15,9 +15,9 @@ only the leader knows how far each replica has fetched.
 
 from __future__ import annotations
 
-import time
 import uuid
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.handlers.forward import forwarded
 from riverlog.client.protocol import ErrorCode
 
@@ -57,7 +57,7 @@ async def handle(ctx, request: dict) -> dict:
             "nodes": [],
         }
     quorum = ctx.services.controller.quorum_description()
-    now_ms = int(time.time() * 1000)
+    now_ms = wall_ms()
     partition = {
         "partition_index": 0,
         "error_code": 0,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
@@ -39,6 +38,7 @@ import trio
 
 from riverlog.client.protocol import ErrorCode
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.controller.raft.core import NotLeaderError
 from riverlog.broker.controller.raft_driver import Proposal, RaftDriver
 from riverlog.broker.metadata.broker_lifecycle import (
@@ -86,10 +86,6 @@ class NotAppliedError(NotControllerError):
         self.offset = offset
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _new_topic_id() -> str:
     return uuid.uuid4().hex
 
@@ -101,7 +97,7 @@ class QuorumController:
         machine: MetadataStateMachine,
         *,
         defaults: TopicDefaults = TopicDefaults(),
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = wall_ms,
         new_topic_id: Callable[[], str] = _new_topic_id,
         session_timeout_ms: int = 9000,
         producer_id_floor: int = 0,

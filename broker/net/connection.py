@@ -1,5 +1,11 @@
-"""One client connection: frames in, requests worked on concurrently,
-responses out strictly in request order.
+"""One connection of a listener: frames in, requests worked on
+concurrently, responses out strictly in request order.
+
+Both listeners run this loop: the client listener and the controller
+listener (the quorum's RPCs, broker registration, forwarded admin requests).
+Each gives its connections a ``Listener``: its registry of handlers (what
+it serves, and all its ApiVersions answer advertises), the context its
+handlers get, and its bounds.
 
 The reader decodes frames (bounded by ``socket.request.max.bytes``) and gives
 each request a slot in a bounded channel (``max_in_flight`` per connection:
@@ -20,7 +26,7 @@ its own rather than 64 KiB at a time through a decoder: one copy, by the
 kernel, instead of three.
 
 What bounds a connection (Kafka's configs): the memory a frame takes is
-charged to the broker's memory pool (``queued.max.request.bytes``,
+charged to the listener's memory pool (``queued.max.request.bytes``,
 memory_pool.py) as its bytes arrive and until it is answered; the 64 KiB
 read buffer is lent only while bytes are arriving, so an idle connection
 holds none; ``connections.max.idle.ms`` closes a connection that sends no
@@ -42,17 +48,19 @@ import logging
 import math
 import os
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
-from riverlog.broker.handlers import HandlerSpec, RequestContext, api_versions
+from riverlog.broker.handlers import HandlerSpec, api_versions
+from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.client.protocol import ProtocolError, codec
 from riverlog.client.protocol.api import encode_response, encode_response_segments
 from riverlog.client.protocol.framing import encode_frame, read_frame_size
 from riverlog.client.protocol.primitives import SegmentedBuffer
-from riverlog.client.protocol.headers import decode_request_header
+from riverlog.client.protocol.headers import RequestHeader, decode_request_header
 from riverlog.client.protocol.messages import APIS
 
 log = logging.getLogger(__name__)
@@ -81,6 +89,22 @@ class ReadBuffers:
             self._spares.append(buf)
 
 
+@dataclass(eq=False)
+class Listener:
+    """What a listener gives the connections it accepts."""
+
+    name: str  # for the log: "client listener", "controller listener"
+    registry: Mapping[int, HandlerSpec]  # what it serves, by API key
+    context: Callable[[RequestHeader, str], Any]  # (header, peer) -> what its handlers get as ctx
+    memory_pool: MemoryPool  # queued.max.request.bytes
+    read_buffers: ReadBuffers
+    request_max_bytes: int  # socket.request.max.bytes
+    max_idle_ms: int  # connections.max.idle.ms
+    request_limiter: trio.CapacityLimiter | None  # queued.max.requests; None: no bound
+    max_in_flight: int = 32  # pipelined requests one connection may have in work
+    requests_in_flight: int = 0  # read and not yet answered, across its connections
+
+
 class CloseConnection(Exception):
     """The request at this slot ends the connection (the reason is logged)."""
 
@@ -89,90 +113,113 @@ class _Idle(CloseConnection):
     """An idle client closed: routine (Kafka logs it at debug), not a warning."""
 
 
+class NoAnswer(CloseConnection):
+    """A handler has no answer (the controller listener: not the active
+    controller, or the quorum did not answer in time): the connection is
+    closed, which tells the sender to find the leader and retry; routine."""
+
+
 class _Slot:
-    __slots__ = ("done", "response", "close_reason", "request_bytes")
+    __slots__ = ("done", "response", "close", "request_bytes")
 
     def __init__(self, request_bytes: int) -> None:
         # Set when a task works on the request; None: answered already.
         self.done: trio.Event | None = None
         self.response: bytes | SegmentedBuffer | None = None  # framed bytes, or a body with file slices; None: no response
-        self.close_reason: str | None = None
+        self.close: CloseConnection | None = None  # what the request ends the connection with
         self.request_bytes = request_bytes
 
 
 @dataclass
 class _Work:
     spec: HandlerSpec
-    ctx: RequestContext
+    ctx: Any
+    header: RequestHeader
     request: dict
 
 
 class Connection:
-    def __init__(self, broker, stream: trio.SocketStream, peer: str) -> None:
-        self.broker = broker
+    def __init__(self, listener: Listener, stream: trio.SocketStream, peer: str) -> None:
+        self.listener = listener
         self.stream = stream
         self._fd = stream.socket.fileno()
         # Slots handed to the writer and not yet sent: while there are any, a
         # new answer queues behind them (responses go out in request order).
         self._queued = 0
         self.peer = peer
-        # Requests read but not yet answered on the wire; the broker's total
+        # Requests read but not yet answered on the wire; the listener's total
         # lets a graceful stop wait for them.
         self.outstanding = 0
         # Bytes of those requests: the reader waits while they reach
         # socket.request.max.bytes, so pipelining cannot multiply that bound.
         self.bytes_in_flight = 0
-        # What this connection holds of the broker's memory pool: the frames
+        # What this connection holds of the listener's memory pool: the frames
         # reserved and not yet answered (given back when the connection ends).
         self.reserved_bytes = 0
         self.last_active = trio.current_time()  # the last bytes read or answer sent
         self._answered = trio.lowlevel.ParkingLot()
-        self._idle_s = broker.config.connections_max_idle_ms / 1000
+        # Answers made inline while the frames of one read are cut, written
+        # together once they are (one write, one wake-up of the client, for
+        # what it pipelined), and always before the reader waits or hands a
+        # request to the writer: responses stay in request order.
+        self._out: list[_Slot] = []
+        # The reader's one deadline (connections.max.idle.ms): armed only
+        # while it waits for the peer's bytes, moved rather than a cancel
+        # scope made per wait; its expiry ends the reader (see _expired).
+        self._deadline = trio.CancelScope()
+        self._deadline_for = 0  # 0: the next request; -1: a request part read; else a large request's size
+        self._idle_wait = False  # the reader waits between requests: an answer moves the deadline
+        self._idle_s = listener.max_idle_ms / 1000
 
     def _track(self, delta: int) -> None:
         self.outstanding += delta
-        self.broker.requests_in_flight += delta
+        self.listener.requests_in_flight += delta
 
     async def run(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                send, receive = trio.open_memory_channel[_Slot](self.broker.max_in_flight_per_connection)
+                send, receive = trio.open_memory_channel[_Slot](self.listener.max_in_flight)
                 nursery.start_soon(self._write, receive)
                 async with send:
-                    await self._read(send, nursery)
-        except* _Idle as group:
-            log.debug("closing connection from %s: %s", self.peer, group.exceptions[0])
+                    with self._deadline:
+                        await self._read(send, nursery)
+                    if self._deadline.cancelled_caught:
+                        raise self._expired()
+        except* (_Idle, NoAnswer) as group:
+            log.debug("%s: closing connection from %s: %s", self.listener.name, self.peer, group.exceptions[0])
         except* CloseConnection as group:
-            log.warning("closing connection from %s: %s", self.peer, group.exceptions[0])
+            log.warning("%s: closing connection from %s: %s", self.listener.name, self.peer, group.exceptions[0])
         except* ProtocolError as group:
-            log.warning("closing connection from %s: malformed request: %s", self.peer, group.exceptions[0])
+            log.warning("%s: closing connection from %s: malformed request: %s", self.listener.name, self.peer,
+                        group.exceptions[0])  # fmt: skip
         except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the peer went away
         except* Exception as group:  # anything else costs this connection, never the broker
-            log.error("closing connection from %s after an unexpected fault", self.peer, exc_info=group)
+            log.error("%s: closing connection from %s after an unexpected fault", self.listener.name, self.peer,
+                      exc_info=group)  # fmt: skip
         finally:
             self._track(-self.outstanding)
-            self.broker.memory_pool.release(self.reserved_bytes)  # requests never answered, a frame part read
+            self.listener.memory_pool.release(self.reserved_bytes)  # requests never answered, a frame part read
             self.reserved_bytes = 0
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
     async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
-        """Frames off the socket, each charged to the broker's memory pool
+        """Frames off the socket, each charged to the listener's memory pool
         (queued.max.request.bytes) for the memory it takes, as it takes it
         (memory_pool.py); while the pool has no room, nothing more is read.
 
         Small frames are cut from a 64 KiB read buffer, which is taken from
-        the broker's spares when bytes arrive and given back when the socket
+        the listener's spares when bytes arrive and given back when the socket
         has no more, or while the connection waits for the pool: an idle or
         held-back connection holds none (a frame part read then moves to a
         buffer of its own). A large frame (a produce request's batches) gets
         its own buffer, filled straight from the socket: its bytes are
         copied once, by the kernel, and it takes a scheduling round per
         socket buffer's worth, not per 64 KiB."""
-        limit = self.broker.config.socket_request_max_bytes
-        pool = self.broker.memory_pool
-        spares = self.broker.read_buffers
+        limit = self.listener.request_max_bytes
+        pool = self.listener.memory_pool
+        spares = self.listener.read_buffers
         scratch: bytearray | None = None
         view = memoryview(b"")
         start = end = 0  # unread bytes are scratch[start:end]
@@ -218,6 +265,7 @@ class Connection:
                 while end - start >= 4:
                     size = read_frame_size(scratch, start, limit)
                     if 4 + size > len(scratch):  # the read buffer goes back meanwhile
+                        await self._flush()
                         carry = _unlend(spares, scratch, view, start, end)
                         scratch, start, end = None, 0, 0
                         if not await self._receive_large(carry, limit, since, send, nursery):
@@ -230,6 +278,7 @@ class Connection:
                         break
                     if not pool.try_reserve(size):
                         # Wait for the pool without the read buffer, then cut the frame.
+                        await self._flush()
                         carry = _unlend(spares, scratch, view, start, end)
                         scratch = None  # lent back: a cancel while waiting must not give it twice
                         await self._charge(size)
@@ -244,6 +293,7 @@ class Connection:
                     start += 4 + size
                     await self._accept(frame, send, nursery)
                     since = trio.current_time()  # the next frame's clock: not while we were busy
+                await self._flush()
                 if scratch is not None and start:
                     scratch[: end - start] = view[start:end]
                     end -= start
@@ -252,11 +302,17 @@ class Connection:
             view.release()
             if scratch is not None:
                 spares.give(scratch)
+            if self._out:  # the answers before a malformed frame, as far as the socket takes them now
+                try:
+                    os.write(self._fd, b"".join([slot.response for slot in self._out if slot.response is not None]))
+                except OSError:
+                    pass
+                self._out = []
 
     async def _charge(self, size: int, held: int = 0) -> None:
-        """Take ``size`` bytes from the broker's memory pool, waiting while it
+        """Take ``size`` bytes from the listener's memory pool, waiting while it
         has none free (``held``: what this connection's partial frame holds)."""
-        pool = self.broker.memory_pool
+        pool = self.listener.memory_pool
         if not pool.try_reserve(size):
             await pool.reserve(size, held)
         self.reserved_bytes += size  # only once granted: a cancel while waiting holds nothing
@@ -266,20 +322,29 @@ class Connection:
         its last request (or our last answer) between requests, or since the
         request began when it is part read. A trickle of bytes does not
         reset that clock, so a request must arrive whole within the limit;
-        nor is a client idle while it waits for our answer."""
-        idle_s = self._idle_s
-        while True:
-            since = frame_since if frame_since is not None else self.last_active
-            with trio.move_on_at(since + idle_s):
-                await trio.lowlevel.wait_readable(self.stream.socket)
-                return
-            limit_ms = self.broker.config.connections_max_idle_ms
-            if frame_since is not None:
-                raise CloseConnection(f"a request not received whole within connections.max.idle.ms ({limit_ms} ms)")
-            if self.outstanding:  # the client waits for us, not we for it
-                self.last_active = trio.current_time()
-            elif trio.current_time() >= self.last_active + idle_s:
-                raise _Idle(f"idle for connections.max.idle.ms ({limit_ms} ms)")
+        nor is a client idle while it waits for our answer (the deadline is
+        set by the answer that leaves none outstanding, in _sent)."""
+        if frame_since is not None:
+            self._deadline_for = -1
+            self._deadline.deadline = frame_since + self._idle_s
+        else:
+            self._deadline_for = 0
+            self._deadline.deadline = math.inf if self.outstanding else self.last_active + self._idle_s
+            self._idle_wait = True
+        try:
+            await trio.lowlevel.wait_readable(self.stream.socket)
+        finally:
+            self._idle_wait = False
+            self._deadline.deadline = math.inf
+
+    def _expired(self) -> CloseConnection:
+        """Why the reader's deadline ended the connection."""
+        limit = f"connections.max.idle.ms ({self.listener.max_idle_ms} ms)"
+        if self._deadline_for == 0:
+            return _Idle(f"idle for {limit}")
+        if self._deadline_for < 0:
+            return CloseConnection(f"a request not received whole within {limit}")
+        return CloseConnection(f"a request of {self._deadline_for} bytes not received whole within {limit}")
 
     async def _receive_large(self, have: bytes, limit: int, since: float,
                              send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> bool:  # fmt: skip
@@ -291,23 +356,24 @@ class Connection:
         costs nothing. Waiting for the pool does not count against the
         client's time to send the frame."""
         size = read_frame_size(have, 0, limit)
+        scope = self._deadline
 
         async def charge(n: int, held: int) -> None:
             scope.deadline, deadline = math.inf, scope.deadline
             await self._charge(n, held)
             scope.deadline = max(deadline, trio.current_time() + self._idle_s)
 
-        with trio.CancelScope(deadline=since + self._idle_s) as scope:
+        self._deadline_for = size
+        scope.deadline = since + self._idle_s
+        try:
             buf = await _receive_frame(self.stream.socket, memoryview(have)[4:], size, charge)
-            if buf is None:
-                return False
-        if scope.cancelled_caught:
-            raise CloseConnection(
-                f"a request of {size} bytes not received whole within connections.max.idle.ms "
-                f"({self.broker.config.connections_max_idle_ms} ms)"
-            )
+        finally:
+            scope.deadline = math.inf
+        if buf is None:
+            return False
         self.last_active = trio.current_time()
         await self._accept(buf, send, nursery)
+        await self._flush()
         return True
 
     async def _accept(self, frame: bytes | bytearray, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
@@ -315,9 +381,14 @@ class Connection:
         self._track(1)
         self.bytes_in_flight += len(frame)
         work = self._start(frame, slot)
-        if work is None and self._queued == 0:
-            await self._answer(slot)  # answered inline, nothing ahead of it: no hand-off
+        if work is None and self._queued == 0:  # answered inline, nothing ahead of it: no hand-off
+            if slot.close is None and type(slot.response) is not SegmentedBuffer:
+                self._out.append(slot)  # written with the others of this read (_flush)
+            else:
+                await self._flush()
+                await self._answer(slot)
             return
+        await self._flush()  # the writer's answers go after these
         self._queued += 1
         try:
             send.send_nowait(slot)
@@ -336,18 +407,35 @@ class Connection:
 
     async def _answer(self, slot: _Slot) -> None:
         """Send one slot's response (the reader or the writer, never both at once)."""
-        if slot.close_reason is not None:
-            raise CloseConnection(slot.close_reason)
+        if slot.close is not None:
+            raise slot.close
         if isinstance(slot.response, SegmentedBuffer):
             await self._send_segments(slot.response)
         elif slot.response is not None:
             await self._send(slot.response)
+        self._sent(slot)
+
+    def _sent(self, slot: _Slot) -> None:
+        """A slot's response is on its way: what its request held is given back."""
         self._track(-1)
         self.bytes_in_flight -= slot.request_bytes
         self.reserved_bytes -= slot.request_bytes
-        self.broker.memory_pool.release(slot.request_bytes)
+        self.listener.memory_pool.release(slot.request_bytes)
         self.last_active = trio.current_time()
-        self._answered.unpark_all()
+        if self._answered:  # the reader waits for requests in flight to be answered
+            self._answered.unpark_all()
+        if self._idle_wait and not self.outstanding:  # the client waited for us; now its idle clock runs
+            self._deadline.deadline = self.last_active + self._idle_s
+
+    async def _flush(self) -> None:
+        """Write the answers made inline since the last write, in one go."""
+        if self._out:
+            slots, self._out = self._out, []
+            data = b"".join([slot.response for slot in slots if slot.response is not None])
+            if data:
+                await self._send(data)
+            for slot in slots:
+                self._sent(slot)
 
     async def _send(self, data: bytes) -> None:
         """Write what the socket buffer takes now without a scheduling round;
@@ -359,7 +447,7 @@ class Connection:
         except OSError as e:  # as send_all would say it: the peer is gone
             raise trio.BrokenResourceError(str(e)) from e
         if sent < len(data):
-            await _send_rest(self.stream.socket, memoryview(data)[sent:], self.broker.config.connections_max_idle_ms)
+            await _send_rest(self.stream.socket, memoryview(data)[sent:], self.listener.max_idle_ms)
 
     async def _send_segments(self, body: SegmentedBuffer) -> None:
         """A response whose records come straight from log files, by sendfile."""
@@ -370,7 +458,7 @@ class Connection:
             await self._send(head + view[start:position])
             head = b""
             await _sendfile(self.stream.socket, file_slice.fd, file_slice.position, file_slice.length,
-                            self.broker.config.connections_max_idle_ms)  # fmt: skip
+                            self.listener.max_idle_ms)  # fmt: skip
             start = position
         await self._send(head + view[start:])
 
@@ -382,7 +470,7 @@ class Connection:
             if isinstance(work, bytes):
                 slot.response = work
             elif work.spec.inline:
-                slot.response = self._encode(work.ctx.header, work.spec.handle(work.ctx, work.request))
+                slot.response = self._encode(work.header, work.spec.handle(work.ctx, work.request))
             else:
                 slot.done = trio.Event()
                 return work
@@ -392,12 +480,13 @@ class Connection:
 
     async def _work(self, work: _Work, slot: _Slot) -> None:
         try:
-            if work.spec.parks:  # waits on other clients: no queued.max.requests slot (see HandlerSpec)
+            limiter = self.listener.request_limiter
+            if work.spec.parks or limiter is None:  # waits on other clients: no queued.max.requests slot (see HandlerSpec)
                 body = await work.spec.handle(work.ctx, work.request)
             else:
-                async with self.broker.request_limiter:
+                async with limiter:
                     body = await work.spec.handle(work.ctx, work.request)
-            slot.response = self._encode(work.ctx.header, body)
+            slot.response = self._encode(work.header, body)
         except Exception as e:
             self._fail(slot, e)
         finally:
@@ -406,12 +495,12 @@ class Connection:
 
     def _fail(self, slot: _Slot, e: Exception) -> None:
         if isinstance(e, CloseConnection):
-            slot.close_reason = str(e)
+            slot.close = e
         elif isinstance(e, ProtocolError):
-            slot.close_reason = f"malformed request: {e}"
+            slot.close = CloseConnection(f"malformed request: {e}")
         else:  # a handler fault costs this connection, never the broker
-            log.error("handler fault for a request from %s", self.peer, exc_info=e)
-            slot.close_reason = f"internal error: {e!r}"
+            log.error("%s: handler fault for a request from %s", self.listener.name, self.peer, exc_info=e)
+            slot.close = CloseConnection(f"internal error: {e!r}")
 
     def _prepare(self, frame: bytes) -> _Work | bytes:
         """The decoded request and its handler, or the framed refusal of an
@@ -419,7 +508,7 @@ class Connection:
         answer a client could parse."""
         buf = memoryview(frame)
         header, pos = decode_request_header(buf)
-        spec = self.broker.registry.get(header.api_key)
+        spec = self.listener.registry.get(header.api_key)
         if spec is None:
             raise CloseConnection(f"unknown api key {header.api_key}")
         if not spec.supports(header.api_version):
@@ -428,7 +517,7 @@ class Connection:
                 return encode_frame(encode_response(header.api_key, 0, header.correlation_id, body))
             raise CloseConnection(f"unsupported version {header.api_version} of api key {header.api_key}")
         request = codec.decode(APIS[header.api_key].request, header.api_version, buf[pos:])
-        return _Work(spec, RequestContext(self.broker.services, header, self.peer), request)
+        return _Work(spec, self.listener.context(header, self.peer), header, request)
 
     @staticmethod
     def _encode(header, body: dict | None) -> bytes | SegmentedBuffer | None:

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 
+from riverlog.broker.clock import monotonic_ms, wall_ms
 from riverlog.broker.storage import cleaner_choice
 from riverlog.broker.storage.batches import validate_batches
-from riverlog.broker.storage.log import CLEANED_SUFFIX, Log, now_ms
+from riverlog.broker.storage.log import CLEANED_SUFFIX, Log
 from riverlog.broker.storage.log_segment import LogSegment, segment_file_name
 from riverlog.client.records import RecordBatch, build_batch
 
@@ -104,8 +104,8 @@ def clean_log(
     away, so it must not remove an older, committed one. Whether the pass is
     worth it (the dirty ratio) is the caller's choice: LogManager.compact.
     """
-    started = time.monotonic()
-    now = now_ms() if now is None else now
+    started = monotonic_ms()
+    now = wall_ms() if now is None else now
     stats = CleanerStats()
     if not log.config.compact:
         return stats
@@ -166,7 +166,7 @@ def clean_log(
         log.replace_segments(group, cleaned, now)
     log.first_dirty_offset = stats.end_offset = end_offset
     log.tombstones_due_ms = kept_tombstones_due
-    stats.duration_ms = (time.monotonic() - started) * 1000
+    stats.duration_ms = monotonic_ms() - started
     return stats
 
 

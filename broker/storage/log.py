@@ -18,11 +18,11 @@ import functools
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
 from riverlog.broker.storage.checkpoint import fsync_dir
 from riverlog.broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
@@ -43,10 +43,6 @@ _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (ho
 # NAME_MAX of Linux file systems (topic names are ASCII): a partition's
 # directory, <topic>-<partition>, and its name once deleted must each fit.
 MAX_FILE_NAME_BYTES = 255
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _io(method):
@@ -123,7 +119,7 @@ class Log:
         self.epoch_cache = LeaderEpochCache(directory)
         self._dir_changed = False  # files created or renamed since the last flush
         self._unflushed_records = 0
-        self._last_flush_ms = now_ms()
+        self._last_flush_ms = wall_ms()
         # The cleaner's state (cleaner.py), in memory: after a restart the
         # whole log counts as dirty once, which costs one pass, never a record.
         self.first_dirty_offset: int | None = None  # where the last compaction pass ended
@@ -301,7 +297,7 @@ class Log:
             check_records(records, info, max_uncompressed_bytes(max_bytes))
         append_time = None
         if self.config.message_timestamp_type == "LogAppendTime":
-            append_time = now if now is not None else now_ms()
+            append_time = now if now is not None else wall_ms()
         first = self.log_end_offset
         pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
         info = self._append(pieces, infos, -1 if append_time is None else append_time)
@@ -372,7 +368,7 @@ class Log:
             seg.make_active()
             if old.size == 0:
                 # Nothing in it: replace rather than keep an empty segment behind.
-                self._drop_segments([old], now_ms())
+                self._drop_segments([old], wall_ms())
             else:
                 old.on_become_inactive()
         except BaseException:
@@ -401,7 +397,7 @@ class Log:
         self.recovery_point = max(self.recovery_point, target)
         if target >= self.log_end_offset:
             self._unflushed_records = 0
-        self._last_flush_ms = now_ms()
+        self._last_flush_ms = wall_ms()
 
     @_io
     def flush_if_due(self, now: int) -> bool:
@@ -486,7 +482,7 @@ class Log:
         """Retention: drop whole segments past retention.ms / retention.bytes (with
         cleanup.policy delete and ``retention``) or wholly below the log start
         offset. Only segments entirely below ``high_watermark`` go. Returns how many."""
-        now = now_ms() if now is None else now
+        now = wall_ms() if now is None else now
         hw = self.log_end_offset if high_watermark is None else min(high_watermark, self.log_end_offset)
         by_policy = retention and self.config.delete
         excess = self.size_bytes - self.config.retention_bytes if self.config.retention_bytes >= 0 else -1
@@ -547,7 +543,7 @@ class Log:
             for seg in doomed:
                 self._segments.remove(seg)
                 self._bases.remove(seg.base_offset)
-            self._schedule_delete(doomed, now_ms())
+            self._schedule_delete(doomed, wall_ms())
         self.active.truncate_to(offset)
         self.active.make_active()
         self.epoch_cache.truncate_from_end(self.log_end_offset)
@@ -562,7 +558,7 @@ class Log:
         old = list(self._segments)
         self._segments.clear()
         self._bases.clear()
-        self._schedule_delete(old, now_ms())
+        self._schedule_delete(old, wall_ms())
         seg = self._new_segment(offset)
         try:
             seg.make_active()

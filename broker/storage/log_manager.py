@@ -31,11 +31,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+from riverlog.broker.clock import wall_ms
 from riverlog.broker.storage.cleaner import clean_log, log_facts
 from riverlog.broker.storage.cleaner_choice import logs_to_clean
 from riverlog.broker.storage.checkpoint import CorruptCheckpointError, fsync_dir, read_offsets, write_offsets
 from riverlog.broker.storage.errors import StorageError, TooManyOpenFilesError, is_out_of_descriptors
-from riverlog.broker.storage.log import MAX_FILE_NAME_BYTES, Log, now_ms, parse_partition_dir
+from riverlog.broker.storage.log import MAX_FILE_NAME_BYTES, Log, parse_partition_dir
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.broker.storage.log_dir_failure import LogDirFailures, errno_of
 from riverlog.broker.storage.space_reserve import SpaceReserve, allocate
@@ -92,7 +93,7 @@ class LogManager:
         self.failures = LogDirFailures()
         self.failures.on_offline = self._on_offline
         self.metadata_reserve: SpaceReserve | None = None  # the broker sets it (space_reserve.py)
-        self.clock_ms = now_ms  # for the retry backoff; tests give their own
+        self.clock_ms = wall_ms  # for the retry backoff; tests give their own
         # Of a directory offline: the recovery points and log start offsets its
         # logs had in memory, kept until a reload succeeds. Its checkpoints on
         # disk are older (an offline directory is not checkpointed): a log
@@ -328,7 +329,7 @@ class LogManager:
             # same. A crash first may bring the old name back; the next start drops
             # it as stale (the metadata no longer gives it to this broker).
             log.warning("%s: deleting: %s", log_.name, e)
-        now = now_ms() if now is None else now
+        now = wall_ms() if now is None else now
         self._deleting.append((now + log_.config.file_delete_delay_ms, log_, doomed))
 
     def _remove_deleted(self, now: int | None) -> int:
@@ -446,7 +447,7 @@ class LogManager:
         return True
 
     def flush_due(self, now: int | None = None) -> int:
-        now = now_ms() if now is None else now
+        now = wall_ms() if now is None else now
         flushed = 0
         for _, lg in self._online_logs():
             try:
@@ -457,7 +458,7 @@ class LogManager:
 
     def cleanup(self, now: int | None = None, high_watermarks: dict[tuple[str, int], int] | None = None) -> int:
         """Retention and delayed deletion of every log; returns segments deleted."""
-        now = now_ms() if now is None else now
+        now = wall_ms() if now is None else now
         deleted = 0
         for tp, lg in self._online_logs():
             hw = (high_watermarks or {}).get(tp)
@@ -478,7 +479,7 @@ class LogManager:
         logged and marked uncleanable, as Kafka does, and the others go on; one
         that meets a shortage of file descriptors is only put off to the next.
         """
-        now = now_ms() if now is None else now
+        now = wall_ms() if now is None else now
         hws = high_watermarks or {}
         candidates = {
             lg.name: (tp, lg)

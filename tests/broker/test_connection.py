@@ -321,8 +321,7 @@ async def test_a_large_answer_taken_slowly_but_steadily_is_sent_whole():
     for s in (a, b):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    config = SimpleNamespace(connections_max_idle_ms=300)
-    conn = SimpleNamespace(_fd=a.fileno(), stream=trio.SocketStream(a), broker=SimpleNamespace(config=config))
+    conn = SimpleNamespace(_fd=a.fileno(), stream=trio.SocketStream(a), listener=SimpleNamespace(max_idle_ms=300))
     data = os.urandom(256 * 1024)
     got = bytearray()
 

@@ -225,9 +225,11 @@ async def test_the_controller_listener_closes_idle_and_trickling_connections(tmp
 
 
 async def test_the_controller_listener_charges_what_it_reads_to_its_memory_pool(tmp_path, nursery):
-    """What a connection has read is charged to the pool (a size prefix
-    alone costs nothing); once the pool is taken, another connection reads
-    nothing more until memory comes back."""
+    """What a connection takes for a request is charged to the pool as its
+    bytes arrive (a size prefix alone costs nothing; a large frame's buffer
+    as it is allocated and doubled, as on the client listener: the same
+    loop); once the pool is taken, another connection reads nothing more
+    until memory comes back."""
     from riverlog.broker.net.memory_pool import MemoryPool
 
     pool = MemoryPool(1 << 20)
@@ -241,12 +243,12 @@ async def test_the_controller_listener_charges_what_it_reads_to_its_memory_pool(
 
     first = await trio.open_tcp_stream(*c.addresses[1])
     await first.send_all(struct.pack(">i", 2_000_000) + bytes(1_100_000))  # more than the pool; never finished
-    await wait_for(lambda: pool.reserved == 1_100_004)  # it alone held memory, so it read on
+    await wait_for(lambda: pool.reserved == 2_000_000)  # it alone held memory, so its buffer grew whole
     second = await trio.open_tcp_stream(*c.addresses[1])
     await second.send_all(struct.pack(">i", 900_000) + bytes(1000))
     await wait_for(lambda: pool.waiting == 1)
     await first.aclose()
-    await wait_for(lambda: not pool.waiting and pool.reserved == 1004)  # the second has the memory now
+    await wait_for(lambda: not pool.waiting and pool.reserved == 900_000)  # the second has its buffer now
     await second.aclose()
     await wait_for(lambda: pool.reserved == 0)
 
@@ -254,26 +256,27 @@ async def test_the_controller_listener_charges_what_it_reads_to_its_memory_pool(
 async def test_a_controller_connection_cancelled_waiting_for_the_pool_gives_back_only_what_it_holds():
     """A connection waiting for the pool when its listener stops: it gives
     back nothing it was never granted."""
-    import trio.testing
-
-    from riverlog.broker.controller.quorum_rpc import serve_connection
+    from riverlog.broker.controller.quorum_rpc import controller_listener
+    from riverlog.broker.net.connection import Connection
     from riverlog.broker.net.memory_pool import MemoryPool
 
     pool = MemoryPool(1000)
     assert pool.try_reserve(1000)  # all of it held elsewhere
-    ours, theirs = trio.testing.memory_stream_pair()
+    ours, theirs = (trio.SocketStream(s) for s in trio.socket.socketpair())
 
     async def never(header, body):
         raise AssertionError("no request is whole")
 
-    async with trio.open_nursery() as listener:
-        listener.start_soon(functools.partial(serve_connection, theirs, never, 1 << 20, memory_pool=pool))
+    listener = controller_listener(never, max_frame_bytes=1 << 20, memory_pool=pool)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(Connection(listener, theirs, "test").run)
         await ours.send_all(struct.pack(">i", 900_000) + bytes(100))
         with trio.fail_after(5):
             while not pool.waiting:
                 await trio.sleep(0.01)
-        listener.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
     assert pool.reserved == 1000 and not pool.waiting
+    await ours.aclose()
 
 
 async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, nursery):
@@ -294,28 +297,45 @@ async def test_a_quorum_elects_after_its_idle_connections_were_closed(tmp_path, 
 
 
 async def test_a_controller_connection_whose_peer_takes_no_answer_is_closed():
-    """A peer that sends a request and never reads: the answer cannot be
-    sent, and after connections.max.idle.ms the listener gives up on it
-    rather than hold the connection (and its memory) for ever."""
-    import trio.testing
+    """A peer that sends requests and never reads: once the socket buffers
+    are full the answers cannot be sent, and after connections.max.idle.ms
+    the listener gives up on it rather than hold the connection (and its
+    memory) for ever."""
+    import socket
 
-    from riverlog.broker.controller.quorum_rpc import serve_connection
+    from riverlog.broker.controller.quorum_rpc import controller_listener
+    from riverlog.broker.net.connection import Connection
     from riverlog.client.protocol import encode_frame, encode_request
     from riverlog.client.protocol.headers import RequestHeader
 
-    ours, theirs = trio.testing.lockstep_stream_pair()  # a send waits for the peer's receive
+    ours, theirs = trio.socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
     async def never(header, body):
         raise AssertionError("ApiVersions is answered by the listener")
 
-    await_done = trio.Event()
+    done = trio.Event()
+    listener = controller_listener(never, max_frame_bytes=1 << 20, max_idle_ms=300)
 
     async def serve() -> None:
-        await serve_connection(theirs, never, 1 << 20, max_idle_ms=300)
-        await_done.set()
+        await Connection(listener, trio.SocketStream(theirs), "test").run()
+        done.set()
+
+    requests = b"".join(encode_frame(encode_request(RequestHeader(18, 3, i, "t"), {})) for i in range(20_000))
+    stream = trio.SocketStream(ours)
+
+    async def send() -> None:
+        try:
+            await stream.send_all(requests)  # blocks once the listener stops reading
+        except trio.BrokenResourceError:
+            pass  # the listener closed the connection with our requests unread
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve)
-        await ours.send_all(encode_frame(encode_request(RequestHeader(18, 3, 1, "t"), {})))
+        nursery.start_soon(send)
         with trio.fail_after(10):
-            await await_done.wait()
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    await stream.aclose()
+
