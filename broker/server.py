@@ -39,11 +39,11 @@ from riverlog.broker.storage.log_manager import LogManager
 from riverlog.broker.storage.space_reserve import SpaceReserve
 from riverlog.broker.storage.partition_metadata import read_topic_id, write_topic_id
 from riverlog.broker.throttled_log import ThrottledLog
-from riverlog.client.protocol import ErrorCode, RequestHeader
+from riverlog.client.protocol import ApiKey, ErrorCode, RequestHeader
 
 log = logging.getLogger(__name__)
 
-CREATE_TOPICS = 19
+CREATE_TOPICS = ApiKey.CREATE_TOPICS
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 # How often a log directory offline for want of space is checked for room
 # (log_dir_failure.py); Kafka has no such retry, so no config of its own.

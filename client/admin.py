@@ -39,26 +39,27 @@ from riverlog.client.config import AdminConfig
 from riverlog.client.connection import BrokerConnection, jittered_backoff
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
 from riverlog.client.group.consumer_protocol import ConsumerProtocolError, decode_assignment
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
 from riverlog.client.protocol.messages import APIS
 from riverlog.client.types import OffsetAndTimestamp, TopicPartition
 
-CREATE_TOPICS = 19
-DELETE_TOPICS = 20
-DELETE_RECORDS = 21
-DESCRIBE_CONFIGS = 32
-ALTER_CONFIGS = 33
-CREATE_PARTITIONS = 37
-INCREMENTAL_ALTER_CONFIGS = 44
-DESCRIBE_CLUSTER = 60
-DESCRIBE_QUORUM = 55
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-FIND_COORDINATOR = 10
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
-OFFSET_DELETE = 47
+CREATE_TOPICS = ApiKey.CREATE_TOPICS
+DELETE_TOPICS = ApiKey.DELETE_TOPICS
+DELETE_RECORDS = ApiKey.DELETE_RECORDS
+DESCRIBE_CONFIGS = ApiKey.DESCRIBE_CONFIGS
+ALTER_CONFIGS = ApiKey.ALTER_CONFIGS
+CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
+INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
+DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
+DESCRIBE_QUORUM = ApiKey.DESCRIBE_QUORUM
+OFFSET_COMMIT = ApiKey.OFFSET_COMMIT
+OFFSET_FETCH = ApiKey.OFFSET_FETCH
+FIND_COORDINATOR = ApiKey.FIND_COORDINATOR
+DESCRIBE_GROUPS = ApiKey.DESCRIBE_GROUPS
+LIST_GROUPS = ApiKey.LIST_GROUPS
+DELETE_GROUPS = ApiKey.DELETE_GROUPS
+OFFSET_DELETE = ApiKey.OFFSET_DELETE
 
 GROUP_KEY = 0  # FindCoordinator's key_type for a group
 CONSUMER_PROTOCOL_TYPE = "consumer"

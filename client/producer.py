@@ -52,6 +52,7 @@ from riverlog.client.config import ProducerConfig
 from riverlog.client.connection import jittered_backoff
 from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
 from riverlog.client.partitioner import StickyPartitioner, partition_for_key
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import (
     ErrorCode,
     KafkaError,
@@ -60,8 +61,8 @@ from riverlog.client.protocol.errors import (
     error_for_code,
 )
 
-PRODUCE = 0
-INIT_PRODUCER_ID = 22
+PRODUCE = ApiKey.PRODUCE
+INIT_PRODUCER_ID = ApiKey.INIT_PRODUCER_ID
 _BYTES = (bytes, bytearray, memoryview)
 _NO_HEADERS: tuple = ()
 _time_ns = time.time_ns

@@ -23,6 +23,7 @@ import trio
 
 from riverlog.broker.net.memory_pool import MemoryPool
 from riverlog.client.protocol import (
+    ApiKey,
     FrameDecoder,
     ProtocolError,
     RequestHeader,
@@ -38,7 +39,7 @@ from .wire import READ_VERSIONS
 
 log = logging.getLogger(__name__)
 
-API_VERSIONS = 18
+API_VERSIONS = ApiKey.API_VERSIONS
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # a fetch answer or a snapshot chunk (1 MiB each) with room to spare
 DEFAULT_MAX_IDLE_MS = 600_000  # Kafka's connections.max.idle.ms
 _RECEIVE_BYTES = 64 * 1024

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from riverlog.broker.metadata.internal_topics import delete_records_error
 from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 21
+API_KEY = ApiKey.DELETE_RECORDS
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 

@@ -11,11 +11,11 @@ operations on one resource apply together or not at all. v1 is flexible.
 from __future__ import annotations
 
 from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from riverlog.broker.handlers.forward import forwarded
 
-API_KEY = 44
+API_KEY = ApiKey.INCREMENTAL_ALTER_CONFIGS
 MIN_VERSION = 0
 MAX_VERSION = 0  # 1 is the first flexible version
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from riverlog.broker.storage.errors import STORAGE_FAULTS
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 2
+API_KEY = ApiKey.LIST_OFFSETS
 MIN_VERSION = 1
 MAX_VERSION = 4
 

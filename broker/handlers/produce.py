@@ -15,9 +15,9 @@ from riverlog.broker.handlers.produce_rules import check_produce_batch
 from riverlog.broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from riverlog.broker.producer_state import last_sequence
 from riverlog.broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 0
+API_KEY = ApiKey.PRODUCE
 MIN_VERSION = 0
 MAX_VERSION = 7  # 7 allows zstd; no flexible versions needed by any client
 

@@ -43,12 +43,14 @@ from riverlog.client.group.consumer_protocol import Subscription, decode_assignm
 from riverlog.client.group.consumer_protocol import encode_subscription
 from riverlog.client.group.offset_requests import OFFSET_COMMIT, OFFSET_FETCH, commit_errors, commit_request
 from riverlog.client.group.offset_requests import fetch_request, fetch_result
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
 from riverlog.client.types import TopicPartition
 
 log = logging.getLogger("riverlog.client")
 
-FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
+FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT = ApiKey.FIND_COORDINATOR, ApiKey.JOIN_GROUP, ApiKey.HEARTBEAT
+LEAVE_GROUP, SYNC_GROUP = ApiKey.LEAVE_GROUP, ApiKey.SYNC_GROUP
 PROTOCOL_TYPE = "consumer"
 _COORDINATOR_GONE = frozenset({ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE})
 
