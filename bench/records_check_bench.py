@@ -39,6 +39,7 @@ from riverlog.broker.storage.log import Log
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.client.records import Compression, build_batch
 from riverlog.client.records import compression as codecs
+from riverlog.client.records.layout import BATCH_HEADER_BYTES
 
 BATCH_BYTES = 1_000_000  # librdkafka's batch.size
 MAX_MESSAGE_BYTES = LogConfig().max_message_bytes
@@ -96,7 +97,7 @@ def run(args) -> dict:
         for codec in Compression:
             batch = _batch(codec, size, args.batch_bytes)
             info = validate_batches(batch, MAX_MESSAGE_BYTES)[0]
-            area = memoryview(batch)[61:]
+            area = memoryview(batch)[BATCH_HEADER_BYTES:]
             reps = max(3, args.batches // 10)
             walks, decomps, with_walk, without = [], [], [], []
             for _ in range(args.runs):
@@ -107,7 +108,7 @@ def run(args) -> dict:
                 with_walk.append(_append_seconds(batch, args.batches, walk=True))
             row = {
                 "size": size, "codec": codec.name.lower(), "records": info.records_count, "batch_bytes": len(batch),
-                "uncompressed_bytes": len(_batch(Compression.NONE, size, args.batch_bytes)) - 61,
+                "uncompressed_bytes": len(_batch(Compression.NONE, size, args.batch_bytes)) - BATCH_HEADER_BYTES,
                 "walk_us": median(walks) * 1e6, "decompress_us": median(decomps) * 1e6 if decomps else 0.0,
                 "append_us_without_walk": median(without) * 1e6, "append_us_with_walk": median(with_walk) * 1e6,
             }  # fmt: skip

@@ -29,17 +29,19 @@ import signal
 import struct
 
 from riverlog.client.protocol.api import decode_request, encode_response
-from riverlog.client.protocol.errors import UnsupportedApi
+from riverlog.client.protocol.api_keys import ApiKey
+from riverlog.client.protocol.errors import ErrorCode, UnsupportedApi
 from riverlog.client.protocol.framing import FrameDecoder, encode_frame
+from riverlog.client.records.layout import BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_COUNT_OFFSET
 
-API_VERSIONS, METADATA, PRODUCE, FETCH = 18, 3, 0, 1
+API_VERSIONS, METADATA, PRODUCE, FETCH = ApiKey.API_VERSIONS, ApiKey.METADATA, ApiKey.PRODUCE, ApiKey.FETCH
 RANGES = {PRODUCE: (0, 7), METADATA: (0, 6), API_VERSIONS: (0, 3)}
 # Advertised, never served: librdkafka only writes record batch v2 (its
 # MSGVER2 feature) when the broker lists Produce >= 3 *and* Fetch >= 4;
 # without Fetch it falls back to magic-0 message sets.
 ADVERTISED = {**RANGES, FETCH: (4, 10)}
-UNSUPPORTED_VERSION = 35
-UNKNOWN_TOPIC_OR_PARTITION = 3
+UNSUPPORTED_VERSION = int(ErrorCode.UNSUPPORTED_VERSION)
+UNKNOWN_TOPIC_OR_PARTITION = int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 MAX_FRAME = 100 * 1024 * 1024
 _I32 = struct.Struct(">i")
 
@@ -87,11 +89,11 @@ class StandIn:
                 count = 0
                 if records is not None:
                     pos, end = 0, len(records)
-                    while pos + 61 <= end:  # batch: base_offset(8) length(4) ... record count at 57
-                        (length,) = _I32.unpack_from(records, pos + 8)
-                        (n,) = _I32.unpack_from(records, pos + 57)
+                    while pos + BATCH_HEADER_BYTES <= end:
+                        (length,) = _I32.unpack_from(records, pos + BATCH_LENGTH_OFFSET)
+                        (n,) = _I32.unpack_from(records, pos + RECORDS_COUNT_OFFSET)
                         count += n
-                        pos += 12 + length
+                        pos += LOG_OVERHEAD + length
                 key = (name, index)
                 base = self.offsets.get(key, 0)
                 self.offsets[key] = base + count

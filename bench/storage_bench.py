@@ -30,6 +30,7 @@ from pathlib import Path
 from riverlog.broker.storage.log import Log
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.client.records import build_batch
+from riverlog.client.records.layout import BATCH_HEADER_BYTES, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD
 from riverlog.native import compiled, twin
 
 MIB = 1024 * 1024
@@ -72,12 +73,12 @@ def _read_all(log: Log) -> tuple[float, int]:
         total += len(data)
         # Next offset: past the last whole batch in what was read.
         pos, last = 0, offset
-        while pos + 61 <= len(data):
+        while pos + BATCH_HEADER_BYTES <= len(data):
             base, length = struct.unpack_from(">qi", data, pos)
-            if pos + length + 12 > len(data):
+            if pos + length + LOG_OVERHEAD > len(data):
                 break
-            last = base + struct.unpack_from(">i", data, pos + 23)[0]
-            pos += length + 12
+            last = base + struct.unpack_from(">i", data, pos + LAST_OFFSET_DELTA_OFFSET)[0]
+            pos += length + LOG_OVERHEAD
         offset = last + 1
     return time.perf_counter() - t0, total
 

@@ -93,7 +93,8 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
 
     Exits with status 1 if a file holds a corrupt or torn batch.
     """
-    from riverlog.client.records import CorruptRecordError, RecordBatch  # not at import: --help stays fast
+    # not at import: --help stays fast
+    from riverlog.client.records import BATCH_HEADER_BYTES, CorruptRecordError, RecordBatch
 
     bad = False
     for path in files:
@@ -102,12 +103,12 @@ def dump_log(files: tuple[Path, ...], print_records: bool) -> None:
         position = 0
         while position < len(data):
             rest = memoryview(data)[position:]
-            if len(rest) < 61:
+            if len(rest) < BATCH_HEADER_BYTES:
                 click.echo(f"  torn batch at position {position}: {len(rest)} bytes left", err=True)
                 bad = True
                 break
-            length = int.from_bytes(rest[8:12], "big", signed=True) + 12
-            if length < 61 or length > len(rest):
+            length = RecordBatch(rest).size_in_bytes
+            if length < BATCH_HEADER_BYTES or length > len(rest):
                 click.echo(f"  torn or corrupt batch at position {position}: declared {length} bytes", err=True)
                 bad = True
                 break

@@ -34,14 +34,13 @@ a log so the state can be rebuilt after a restart.
 from __future__ import annotations
 
 import os
-import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from riverlog.client.protocol import ErrorCode
-from riverlog.client.records.layout import INT32_MAX, LAST_OFFSET_DELTA_OFFSET, PRODUCER_ID_OFFSET
+from riverlog.client.records.layout import INT32_MAX, PRODUCER_ID_OFFSET, header_struct
 
 if TYPE_CHECKING:
     from riverlog.broker.storage.log import Log
@@ -158,8 +157,7 @@ class ProducerStateManager:
         self.end_offset = min(self.end_offset, offset)
 
 
-_PRODUCER_FIELDS = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequence at header offset 43
-assert PRODUCER_ID_OFFSET == 43 and LAST_OFFSET_DELTA_OFFSET == 23
+_PRODUCER_FIELDS = header_struct("producer_id", "producer_epoch", "base_sequence")
 
 
 def log_producer_batches(plog: Log) -> Iterator[tuple[int, int, int, int, int]]:

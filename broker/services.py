@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from riverlog.broker.metadata.controller import NotControllerError
 from riverlog.broker.metadata.decisions import TopicResult
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.config import BrokerConfig
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from riverlog.broker.partitions import Partitions
     from riverlog.broker.producer_ids import ProducerIdManager
 
-CREATE_TOPICS = 19
+CREATE_TOPICS = ApiKey.CREATE_TOPICS
 FORWARD_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms for requests a broker forwards
 
 

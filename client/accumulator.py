@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import trio
 
 from riverlog.client.records.builder import build_batch_columns
-from riverlog.client.records.layout import Compression
+from riverlog.client.records.layout import BATCH_HEADER_BYTES, Compression
 from riverlog.client.types import RecordMetadata
 
 log = logging.getLogger("riverlog.client")
@@ -30,7 +30,7 @@ log = logging.getLogger("riverlog.client")
 # A record's bytes in a batch beyond key and value: length, attributes,
 # timestamp and offset deltas, key and value lengths, header count (varints).
 RECORD_OVERHEAD = 21
-BATCH_OVERHEAD = 61
+BATCH_OVERHEAD = BATCH_HEADER_BYTES
 
 DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], None]
 

@@ -42,18 +42,19 @@ from riverlog.client.admin_requests import _error, _is_final, _raise_first, _Ret
 from riverlog.client.cluster import BrokerInfo
 from riverlog.client.config import AdminConfig
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError
 from riverlog.client.types import OffsetAndTimestamp, TopicPartition
 
-CREATE_TOPICS = 19
-DELETE_TOPICS = 20
-DELETE_RECORDS = 21
-DESCRIBE_CONFIGS = 32
-ALTER_CONFIGS = 33
-CREATE_PARTITIONS = 37
-INCREMENTAL_ALTER_CONFIGS = 44
-DESCRIBE_CLUSTER = 60
-DESCRIBE_QUORUM = 55
+CREATE_TOPICS = ApiKey.CREATE_TOPICS
+DELETE_TOPICS = ApiKey.DELETE_TOPICS
+DELETE_RECORDS = ApiKey.DELETE_RECORDS
+DESCRIBE_CONFIGS = ApiKey.DESCRIBE_CONFIGS
+ALTER_CONFIGS = ApiKey.ALTER_CONFIGS
+CREATE_PARTITIONS = ApiKey.CREATE_PARTITIONS
+INCREMENTAL_ALTER_CONFIGS = ApiKey.INCREMENTAL_ALTER_CONFIGS
+DESCRIBE_CLUSTER = ApiKey.DESCRIBE_CLUSTER
+DESCRIBE_QUORUM = ApiKey.DESCRIBE_QUORUM
 
 TOPIC_RESOURCE = 2  # ConfigResource.Type.TOPIC
 OP_SET, OP_DELETE = 0, 1  # IncrementalAlterConfigs' config_operation

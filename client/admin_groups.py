@@ -14,16 +14,17 @@ from riverlog.client.admin_requests import AdminRequests, _error, _is_final, _ra
 from riverlog.client.connection import BrokerConnection
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
 from riverlog.client.group.consumer_protocol import ConsumerProtocolError, decode_assignment
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError
 from riverlog.client.types import TopicPartition
 
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-FIND_COORDINATOR = 10
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
-OFFSET_DELETE = 47
+OFFSET_COMMIT = ApiKey.OFFSET_COMMIT
+OFFSET_FETCH = ApiKey.OFFSET_FETCH
+FIND_COORDINATOR = ApiKey.FIND_COORDINATOR
+DESCRIBE_GROUPS = ApiKey.DESCRIBE_GROUPS
+LIST_GROUPS = ApiKey.LIST_GROUPS
+DELETE_GROUPS = ApiKey.DELETE_GROUPS
+OFFSET_DELETE = ApiKey.OFFSET_DELETE
 
 GROUP_KEY = 0  # FindCoordinator's key_type for a group
 CONSUMER_PROTOCOL_TYPE = "consumer"

@@ -20,9 +20,10 @@ import trio
 from riverlog.client.config import ClientConfig
 from riverlog.client.connection import BrokerConnection, connect, jittered_backoff
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, raise_for_code
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode
 
-METADATA = 3
+METADATA = ApiKey.METADATA
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ import trio
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
 from riverlog.client.protocol import RequestHeader, decode_response
 from riverlog.client.protocol.api import encode_request_frame
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.framing import read_frame_size
 from riverlog.client.protocol.errors import ErrorCode, ProtocolError
 from riverlog.client.protocol.messages import APIS
 
-API_VERSIONS = 18
+API_VERSIONS = ApiKey.API_VERSIONS
 _CID = struct.Struct(">i")
 _READ_AHEAD = 65536  # frames up to this size are cut from one read-ahead buffer
 
@@ -49,7 +50,7 @@ except ImportError:  # no extension: a zeroed bytearray
 
 # The highest version of each API this client uses. Fetch 13+ and Metadata
 # by topic id name topics by id only; we address topics by name.
-CLIENT_MAX_VERSION = {1: 12}
+CLIENT_MAX_VERSION = {ApiKey.FETCH: 12}
 
 _NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 

@@ -49,6 +49,7 @@ from riverlog.client.config import ConsumerConfig
 from riverlog.client.connection import jittered_backoff
 from riverlog.client.errors import ClientError, ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
 from riverlog.client.offsets import list_offsets
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, OffsetOutOfRangeError, error_for_code
 from riverlog.client.records import Compression, CorruptRecordError, RecordBatch, decompress, iter_batches
 from riverlog.client.records.layout import ATTR_TIMESTAMP_TYPE, BATCH_HEADER_BYTES, MIN_RECORD_BYTES
@@ -64,7 +65,7 @@ _NATIVE = _lib is not None and native.NATIVE
 # The records themselves made in C (native/py_records.c), when built.
 _consumer_records = getattr(native, "consumer_records", None) if _NATIVE else None
 
-FETCH = 1
+FETCH = ApiKey.FETCH
 _CONTROL_KEY = struct.Struct(">hh")  # control record key: version, type
 _ABORT_MARKER = 0
 # Errors that mean "ask the metadata again, the leader is elsewhere" and are

@@ -13,10 +13,11 @@ import trio
 from riverlog.client.cluster import Cluster
 from riverlog.client.connection import jittered_backoff
 from riverlog.client.errors import KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError, is_retriable
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
 from riverlog.client.types import OffsetAndTimestamp, TopicPartition
 
-LIST_OFFSETS = 2
+LIST_OFFSETS = ApiKey.LIST_OFFSETS
 EARLIEST = -2
 LATEST = -1
 _SPECS = {"earliest": EARLIEST, "beginning": EARLIEST, "latest": LATEST, "end": LATEST}

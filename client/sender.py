@@ -18,10 +18,11 @@ from riverlog.client.config import ProducerConfig
 from riverlog.client.connection import jittered_backoff
 from riverlog.client.errors import ClosedError, KafkaConnectionError, KafkaTimeoutError, UnsupportedVersionError
 from riverlog.client.partitioner import StickyPartitioner
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
 
-PRODUCE = 0
-INIT_PRODUCER_ID = 22
+PRODUCE = ApiKey.PRODUCE
+INIT_PRODUCER_ID = ApiKey.INIT_PRODUCER_ID
 _STALE_METADATA = frozenset({
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.KAFKA_STORAGE_ERROR,

@@ -18,10 +18,6 @@ RECORDS_BAD_HEADER_KEY = 3  # a null header key, or one that is not UTF-8
 RECORDS_TOO_FEW = 4  # the area ends before the batch's count of records
 RECORDS_TOO_MANY = 5  # bytes are left after the batch's count of records
 
-# Record batch v2 header layout (see client/records for the whole format).
-BATCH_HEADER_BYTES = 61
-LOG_OVERHEAD = 12  # baseOffset int64 + batchLength int32, not counted in batchLength
-
 
 class BatchInfo(NamedTuple):
     """Header facts about one batch, as found by scan_batches."""

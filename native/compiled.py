@@ -13,9 +13,10 @@ import threading
 from itertools import chain
 from collections.abc import Sequence
 
+from riverlog.client.records.layout import BATCH_HEADER_BYTES
 from riverlog.native import twin
 from riverlog.native._native_api import CData, ffi, lib
-from riverlog.native.common import BATCH_HEADER_BYTES, BatchInfo, RecordDecodeError
+from riverlog.native.common import BatchInfo, RecordDecodeError
 from riverlog.native.twin import INT64_MAX, INT64_MIN, Buffer, Record
 
 # Output arrays are fully written by C before Python reads them: skip zeroing.

@@ -20,9 +20,9 @@ import struct
 from collections.abc import Sequence
 from typing import TypeAlias
 
+from riverlog.client.records.layout import BATCH_HEADER_BYTES, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, MAGIC
+from riverlog.client.records.layout import PARTITION_LEADER_EPOCH_OFFSET, header_struct
 from riverlog.native.common import (
-    BATCH_HEADER_BYTES,
-    LOG_OVERHEAD,
     RECORDS_BAD_HEADER_KEY,
     RECORDS_BAD_OFFSET_DELTA,
     RECORDS_MALFORMED,
@@ -42,6 +42,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 WARM_SECTION_BYTES = 8192  # Kafka's AbstractIndex warm section
 _OFFSET_ENTRY = struct.Struct(">II")  # relative offset, position
 _TIME_ENTRY = struct.Struct(">qI")  # timestamp, relative offset
+_PREFIX = header_struct("base_offset", "batch_length")
+_EPOCH_MAGIC = header_struct("partition_leader_epoch", "magic")
+_FACTS = header_struct("last_offset_delta", "max_timestamp", "records_count")
 
 Buffer: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 Record: TypeAlias = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
@@ -88,19 +91,17 @@ def scan_batches(buf: Buffer, max_batches: int, max_batch_bytes: int) -> tuple[l
         while len(infos) < max_batches and pos < size:
             if size - pos < LOG_OVERHEAD:
                 return infos, pos, SCAN_TRUNCATED
-            base_offset, batch_length = struct.unpack_from(">qi", mv, pos)
+            base_offset, batch_length = _PREFIX.unpack_from(mv, pos)
             total = batch_length + LOG_OVERHEAD
             # Length before truncation: a torn tail with an impossible length is corruption.
             if total < BATCH_HEADER_BYTES or total > max_batch_bytes:
                 return infos, pos, SCAN_BAD_LENGTH
             if total > size - pos:  # total >= 61 so this also covers a missing magic byte
                 return infos, pos, SCAN_TRUNCATED
-            epoch, magic = struct.unpack_from(">iB", mv, pos + 12)
-            if magic != 2:
+            epoch, magic = _EPOCH_MAGIC.unpack_from(mv, pos + PARTITION_LEADER_EPOCH_OFFSET)
+            if magic != MAGIC:
                 return infos, pos, SCAN_BAD_MAGIC
-            (last_offset_delta,) = struct.unpack_from(">i", mv, pos + 23)
-            (max_timestamp,) = struct.unpack_from(">q", mv, pos + 35)
-            (records_count,) = struct.unpack_from(">i", mv, pos + 57)
+            last_offset_delta, max_timestamp, records_count = _FACTS.unpack_from(mv, pos + LAST_OFFSET_DELTA_OFFSET)
             infos.append(
                 BatchInfo(pos, total, base_offset, last_offset_delta, records_count, max_timestamp, epoch)
             )

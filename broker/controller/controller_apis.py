@@ -21,20 +21,22 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from riverlog.broker.metadata.controller import NotControllerError
-from riverlog.client.protocol import ErrorCode, RequestHeader
+from riverlog.client.protocol import ApiKey, ErrorCode, RequestHeader
 
 from .quorum_rpc import Extra
 
 if TYPE_CHECKING:
     from riverlog.broker.services import BrokerServices
 
-# CreateTopics, DeleteTopics, AlterConfigs, CreatePartitions, IncrementalAlterConfigs, DescribeQuorum
-FORWARDED = (19, 20, 33, 37, 44, 55)
+FORWARDED = (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.ALTER_CONFIGS, ApiKey.CREATE_PARTITIONS,
+             ApiKey.INCREMENTAL_ALTER_CONFIGS, ApiKey.DESCRIBE_QUORUM)  # fmt: skip
 
 Handler = Callable[[RequestHeader, dict], Awaitable[dict | None]]
 
 
-BROKER_REGISTRATION, BROKER_HEARTBEAT, ALLOCATE_PRODUCER_IDS = 62, 63, 67
+BROKER_REGISTRATION = ApiKey.BROKER_REGISTRATION
+BROKER_HEARTBEAT = ApiKey.BROKER_HEARTBEAT
+ALLOCATE_PRODUCER_IDS = ApiKey.ALLOCATE_PRODUCER_IDS
 
 
 def controller_apis(services: BrokerServices) -> Extra:

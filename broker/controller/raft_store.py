@@ -49,6 +49,7 @@ from riverlog.broker.storage.errors import StorageError
 from riverlog.broker.storage.log import Log
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.client.records import iter_batches
+from riverlog.client.records.layout import ATTR_CONTROL, CRC_START, HEAD_STRUCT, LOG_OVERHEAD, MAGIC, TAIL_STRUCT
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ _SNAPSHOT_MAGIC = b"RLSN"
 _CRC = struct.Struct(">I")
 _READ_BYTES = 1 << 20
 
-
-_BATCH_HEAD = struct.Struct(">qiiB")  # base offset, batch length, partition leader epoch, magic
-_BATCH_TAIL = struct.Struct(">hiqqqhii")  # attributes .. record count (the part the CRC covers starts here)
-_CONTROL = 0x20
 
 
 def _uvarint(n: int) -> bytes:
@@ -84,9 +81,8 @@ def one_record_batch(offset: int, epoch: int, value: bytes, control: bool, times
     # record: attributes 0, timestamp delta 0, offset delta 0, key length -1 (zigzag 1), value, 0 headers
     body = b"\x00\x00\x00\x01" + _uvarint(len(value) << 1) + value + b"\x00"
     record = _uvarint(len(body) << 1) + body
-    tail = _BATCH_TAIL.pack(_CONTROL if control else 0, 0, timestamp, timestamp, -1, -1, -1, 1) + record
-    crc = crc32c(tail)
-    return _BATCH_HEAD.pack(offset, 4 + 1 + 4 + len(tail), epoch, 2) + _CRC.pack(crc) + tail
+    tail = TAIL_STRUCT.pack(ATTR_CONTROL if control else 0, 0, timestamp, timestamp, -1, -1, -1, 1) + record
+    return HEAD_STRUCT.pack(offset, CRC_START + len(tail) - LOG_OVERHEAD, epoch, MAGIC, crc32c(tail)) + tail
 
 
 def snapshot_file_name(snapshot_id: SnapshotId) -> str:

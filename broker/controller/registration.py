@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from .forwarding import ControllerChannel, ControllerUnavailable
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BROKER_REGISTRATION, BROKER_HEARTBEAT = 62, 63
+BROKER_REGISTRATION, BROKER_HEARTBEAT = ApiKey.BROKER_REGISTRATION, ApiKey.BROKER_HEARTBEAT
 _REGISTRATION_VERSION, _HEARTBEAT_VERSION = 0, 0
 _PLAINTEXT = 0
 

@@ -49,6 +49,7 @@ from riverlog.broker.controller.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
+from riverlog.client.protocol import ApiKey
 from riverlog.client.records import NewRecord, build_batch, iter_batches
 
 __all__ = [
@@ -61,7 +62,11 @@ METADATA_TOPIC = "__cluster_metadata"
 METADATA_TOPIC_ID = uuid.UUID(int=1)  # the codec's uuid values are uuid.UUID
 METADATA_PARTITION = 0
 
-FETCH, VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH_SNAPSHOT = 1, 52, 53, 54, 59
+FETCH = ApiKey.FETCH
+VOTE = ApiKey.VOTE
+BEGIN_QUORUM_EPOCH = ApiKey.BEGIN_QUORUM_EPOCH
+END_QUORUM_EPOCH = ApiKey.END_QUORUM_EPOCH
+FETCH_SNAPSHOT = ApiKey.FETCH_SNAPSHOT
 READ_VERSIONS = {VOTE: (0, 2), BEGIN_QUORUM_EPOCH: (0, 1), END_QUORUM_EPOCH: (0, 1), FETCH: (12, 17),
                  FETCH_SNAPSHOT: (0, 1)}  # fmt: skip
 SEND_VERSIONS = {key: hi for key, (lo, hi) in READ_VERSIONS.items()}

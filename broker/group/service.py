@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -66,6 +67,20 @@ E = ErrorCode
 # after LOAD_RETRY_S, twice as long after each failure up to LOAD_RETRY_MAX_S.
 LOAD_RETRY_S = 1.0
 LOAD_RETRY_MAX_S = 60.0
+# Each group API's entry on the coordinator, by the name call() is given:
+# named here, not looked up by that name on the coordinator.
+COORDINATOR_APIS: dict[str, Callable[..., Outcome]] = {
+    "join_group": GroupCoordinator.join_group,
+    "sync_group": GroupCoordinator.sync_group,
+    "heartbeat": GroupCoordinator.heartbeat,
+    "leave_group": GroupCoordinator.leave_group,
+    "offset_commit": GroupCoordinator.offset_commit,
+    "offset_fetch": GroupCoordinator.offset_fetch,
+    "offset_delete": GroupCoordinator.offset_delete,
+    "describe_groups": GroupCoordinator.describe_groups,
+    "list_groups": GroupCoordinator.list_groups,
+    "delete_groups": GroupCoordinator.delete_groups,
+}
 
 
 class _Waiter:
@@ -325,7 +340,7 @@ class GroupService:
         kwargs: dict[str, Any] = {}
         if method == "join_group":
             kwargs = {"client_id": ctx.header.client_id or "", "client_host": "/" + ctx.peer.rsplit(":", 1)[0]}
-        outcome = getattr(self.coordinator, method)(waiter, request, ctx.api_version, wall_ms(), **kwargs)
+        outcome = COORDINATOR_APIS[method](self.coordinator, waiter, request, ctx.api_version, wall_ms(), **kwargs)
         self._apply(outcome)
         await waiter.done.wait()
         if waiter.error is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
 
 from riverlog.broker.handlers.forward import forwarded
+from riverlog.client.protocol import ApiKey
 
-API_KEY = 33
+API_KEY = ApiKey.ALTER_CONFIGS
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 

@@ -8,9 +8,9 @@ which sends it before any body is decoded).
 
 from __future__ import annotations
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 18
+API_KEY = ApiKey.API_VERSIONS
 MIN_VERSION = 0
 MAX_VERSION = 3  # v3 is the first flexible version (KIP-511); what today's clients send
 

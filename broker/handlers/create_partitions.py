@@ -10,11 +10,11 @@ manual placement is refused with INVALID_REQUEST, as CreateTopics does.
 from __future__ import annotations
 
 from riverlog.broker.metadata.decisions import decide_create_partitions
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from riverlog.broker.handlers.forward import forwarded
 
-API_KEY = 37
+API_KEY = ApiKey.CREATE_PARTITIONS
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from riverlog.broker.handlers.forward import forwarded
 
-API_KEY = 19
+API_KEY = ApiKey.CREATE_TOPICS
 MIN_VERSION = 0
 MAX_VERSION = 4  # 5 is the first flexible version
 

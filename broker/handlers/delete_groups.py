@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-API_KEY = 42
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.DELETE_GROUPS
 MIN_VERSION = 0
 MAX_VERSION = 2
 

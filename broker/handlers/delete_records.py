@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from riverlog.broker.metadata.internal_topics import delete_records_error
 from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.partitions import Partitions
 
-API_KEY = 21
+API_KEY = ApiKey.DELETE_RECORDS
 MIN_VERSION = 0
 MAX_VERSION = 1  # 2 is the first flexible version
 

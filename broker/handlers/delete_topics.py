@@ -7,8 +7,9 @@ was refused (an internal one, say).
 from __future__ import annotations
 
 from riverlog.broker.handlers.forward import forwarded
+from riverlog.client.protocol import ApiKey
 
-API_KEY = 20
+API_KEY = ApiKey.DELETE_TOPICS
 MIN_VERSION = 0
 MAX_VERSION = 5  # 5 carries error_message (the reason a topic was refused); 6 names topics by id
 

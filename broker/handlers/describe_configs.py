@@ -16,13 +16,13 @@ from riverlog.broker.config import BrokerConfig, broker_names_of_topic_configs
 from riverlog.broker.handlers.config_resources import BROKER, TOPIC
 from riverlog.broker.metadata.validation import topic_name_error
 from riverlog.broker.storage.log_config import LogConfig
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.metadata.image import MetadataImage
 
-API_KEY = 32
+API_KEY = ApiKey.DESCRIBE_CONFIGS
 MIN_VERSION = 0
 MAX_VERSION = 2  # 3 adds documentation/config_type, 4 is flexible
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-API_KEY = 15
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.DESCRIBE_GROUPS
 MIN_VERSION = 0
 MAX_VERSION = 5
 

@@ -19,9 +19,9 @@ import uuid
 
 from riverlog.broker.clock import wall_ms
 from riverlog.broker.handlers.forward import forwarded
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 55
+API_KEY = ApiKey.DESCRIBE_QUORUM
 MIN_VERSION = 0
 MAX_VERSION = 2
 

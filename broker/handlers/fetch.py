@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import trio
 
 from riverlog.broker.storage.errors import STORAGE_FAULTS, OffsetOutOfRangeError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.partitions import Partitions
 
-API_KEY = 1
+API_KEY = ApiKey.FETCH
 MIN_VERSION = 4  # batch v2 (every examined client sends 4+)
 MAX_VERSION = 10  # 10 allows zstd; 11+ would switch old aiokafka to newer group APIs
 

@@ -8,9 +8,9 @@ so. v4 answers several keys at once (librdkafka 2.x batches them).
 
 from __future__ import annotations
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 10
+API_KEY = ApiKey.FIND_COORDINATOR
 MIN_VERSION = 0
 MAX_VERSION = 4
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-API_KEY = 12
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.HEARTBEAT
 MIN_VERSION = 0
 MAX_VERSION = 4
 

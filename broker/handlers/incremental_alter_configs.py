@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from riverlog.broker.handlers.config_resources import alter_each, duplicate_keys_error
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from riverlog.broker.handlers.forward import forwarded
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from riverlog.broker.metadata.image import MetadataImage
     from riverlog.broker.storage.log_config import LogConfig
 
-API_KEY = 44
+API_KEY = ApiKey.INCREMENTAL_ALTER_CONFIGS
 MIN_VERSION = 0
 MAX_VERSION = 0  # 1 is the first flexible version
 

@@ -19,9 +19,9 @@ max is 1).
 from __future__ import annotations
 
 from riverlog.broker.producer_ids import NoProducerIdBlock
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 22
+API_KEY = ApiKey.INIT_PRODUCER_ID
 MIN_VERSION = 0
 MAX_VERSION = 1
 

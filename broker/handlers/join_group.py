@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-API_KEY = 11
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.JOIN_GROUP
 MIN_VERSION = 0
 MAX_VERSION = 9
 PARKS = True  # answered when the rest of the group is there (see HandlerSpec)

@@ -5,7 +5,9 @@ v5's group-type filter belongs to KIP-848 groups, not served.
 
 from __future__ import annotations
 
-API_KEY = 16
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.LIST_GROUPS
 MIN_VERSION = 0
 MAX_VERSION = 4
 

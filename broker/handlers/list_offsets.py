@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from riverlog.broker.storage.errors import STORAGE_FAULTS
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.partitions import Partitions
 
-API_KEY = 2
+API_KEY = ApiKey.LIST_OFFSETS
 MIN_VERSION = 1
 MAX_VERSION = 4
 

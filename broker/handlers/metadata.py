@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from riverlog.broker.group.record_codec import OFFSETS_TOPIC
 from riverlog.broker.metadata.internal_topics import is_internal
 from riverlog.broker.metadata.validation import topic_name_error
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
 
-API_KEY = 3
+API_KEY = ApiKey.METADATA
 MIN_VERSION = 0
 MAX_VERSION = 6  # v4 tells kafka-python "0.11+"; v7's leader epochs would need OffsetForLeaderEpoch
 

@@ -7,9 +7,9 @@ v9's member epochs belong to the new consumer protocol (KIP-848), not served.
 
 from __future__ import annotations
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
-API_KEY = 8
+API_KEY = ApiKey.OFFSET_COMMIT
 MIN_VERSION = 0
 MAX_VERSION = 8
 

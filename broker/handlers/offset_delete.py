@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-API_KEY = 47
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.OFFSET_DELETE
 MIN_VERSION = 0
 MAX_VERSION = 0
 

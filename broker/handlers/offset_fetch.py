@@ -5,7 +5,9 @@ v9's member epochs belong to the new consumer protocol (KIP-848), not served.
 
 from __future__ import annotations
 
-API_KEY = 9
+from riverlog.client.protocol import ApiKey
+
+API_KEY = ApiKey.OFFSET_FETCH
 MIN_VERSION = 0
 MAX_VERSION = 8
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import struct
-
 from riverlog.broker.handlers.produce_rules import check_produce_batch
 from riverlog.broker.metadata.internal_topics import INTERNAL_TOPICS, produce_error
 from riverlog.broker.producer_state import last_sequence
 from riverlog.broker.storage.errors import STORAGE_FAULTS, CorruptRecordError, InvalidRecordError, RecordTooLargeError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
+from riverlog.client.records.layout import BATCH_HEADER_BYTES, BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET
+from riverlog.client.records.layout import LOG_OVERHEAD, PRODUCER_ID_OFFSET, header_struct
 
 if TYPE_CHECKING:
     from riverlog.broker.handlers import RequestContext
     from riverlog.broker.partitions import Partitions
 
-API_KEY = 0
+API_KEY = ApiKey.PRODUCE
 MIN_VERSION = 0
 MAX_VERSION = 7  # 7 allows zstd; no flexible versions needed by any client
 
@@ -35,8 +35,9 @@ _STORAGE_ERRORS = {
     **dict.fromkeys(STORAGE_FAULTS, ErrorCode.KAFKA_STORAGE_ERROR),
 }
 
-_LAST_OFFSET_DELTA = struct.Struct(">i")  # at header offset 23
-_PRODUCER = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequence at header offset 43
+_LENGTH = header_struct("batch_length")
+_LAST_OFFSET_DELTA = header_struct("last_offset_delta")
+_PRODUCER = header_struct("producer_id", "producer_epoch", "base_sequence")
 
 
 def _result(index: int, error: int, base_offset: int = -1, append_time: int = -1, log_start: int = -1, message=None):
@@ -86,8 +87,8 @@ def _produce_partition(partitions: Partitions, topic: str, part: dict, version: 
     if records is None or len(records) == 0:
         return _result(index, ErrorCode.INVALID_RECORD, message="no record batch")
     batch = memoryview(records)
-    declared = int.from_bytes(batch[8:12], "big", signed=True) + 12 if len(batch) >= 12 else -1
-    if declared > len(batch) or declared < 61:
+    declared = -1 if len(batch) < LOG_OVERHEAD else _LENGTH.unpack_from(batch, BATCH_LENGTH_OFFSET)[0] + LOG_OVERHEAD
+    if declared > len(batch) or declared < BATCH_HEADER_BYTES:
         return _result(index, ErrorCode.CORRUPT_MESSAGE, message="the record batch is torn or its length is wrong")
     if declared < len(batch):
         # v3+ carries exactly one batch per partition (as Kafka: INVALID_RECORD).
@@ -96,14 +97,14 @@ def _produce_partition(partitions: Partitions, topic: str, part: dict, version: 
     if error != ErrorCode.NONE:
         return _result(index, error, message=message)
     # Idempotence (KIP-98's sequence checks; the rules are in broker/producer_state.py).
-    producer_id, producer_epoch, base_seq = _PRODUCER.unpack_from(batch, 43)
+    producer_id, producer_epoch, base_seq = _PRODUCER.unpack_from(batch, PRODUCER_ID_OFFSET)
     state = None
     if producer_id >= 0:
         try:
             state = partitions.producer_state(topic, index, plog)  # may read the log to rebuild it
         except STORAGE_FAULTS as e:
             return _result(index, ErrorCode.KAFKA_STORAGE_ERROR, message=str(e))
-        last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, 23)[0])
+        last_seq = last_sequence(base_seq, _LAST_OFFSET_DELTA.unpack_from(batch, LAST_OFFSET_DELTA_OFFSET)[0])
         error, duplicate_of = state.check(producer_id, producer_epoch, base_seq, last_seq)
         if error != ErrorCode.NONE:
             return _result(index, error, message=f"producer {producer_id} epoch {producer_epoch} sequence {base_seq}")

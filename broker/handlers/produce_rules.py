@@ -9,13 +9,13 @@ a base sequence when a producer id is set.
 
 from __future__ import annotations
 
-import struct
-
 from riverlog.client.protocol import ErrorCode
+from riverlog.client.records.layout import ATTR_CODEC_MASK, ATTR_CONTROL, BATCH_HEADER_BYTES, MAGIC, Compression
+from riverlog.client.records.layout import header_struct
 
-_HEADER = struct.Struct(">qi4xbI h i 16x q h i i")  # see client/records/layout.py for the offsets
-_ZSTD = 4
-_CONTROL = 0x20
+_HEADER = header_struct("base_offset", "batch_length", "magic", "crc", "attributes", "last_offset_delta",
+                        "producer_id", "producer_epoch", "base_sequence", "records_count")  # fmt: skip
+_ZSTD = int(Compression.ZSTD)  # bound once: an enum member costs a lookup per use
 
 
 def check_produce_batch(batch: memoryview, produce_version: int) -> tuple[int, str | None]:
@@ -23,19 +23,19 @@ def check_produce_batch(batch: memoryview, produce_version: int) -> tuple[int, s
 
     ``batch`` holds exactly one batch whose length was already checked.
     """
-    if len(batch) < 61:
+    if len(batch) < BATCH_HEADER_BYTES:
         return ErrorCode.CORRUPT_MESSAGE, "batch shorter than its header"
     base_offset, _len, magic, _crc, attributes, last_offset_delta, producer_id, _epoch, base_sequence, count = (
         _HEADER.unpack_from(batch)
     )
-    if magic != 2:
+    if magic != MAGIC:
         return ErrorCode.INVALID_RECORD, f"Produce v3+ carries record batches of magic 2, not {magic}"
-    codec = attributes & 0x07
+    codec = attributes & ATTR_CODEC_MASK
     if codec > _ZSTD:
         return ErrorCode.INVALID_RECORD, f"unknown compression codec {codec}"
     if codec == _ZSTD and produce_version < 7:
         return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later"
-    if attributes & _CONTROL:
+    if attributes & ATTR_CONTROL:
         return ErrorCode.INVALID_RECORD, "clients may not produce control batches"
     if base_offset != 0:
         return ErrorCode.INVALID_RECORD, f"a producer's batch must have base offset 0, not {base_offset}"

@@ -12,7 +12,6 @@ outside the CRC; records are never copied.
 
 from __future__ import annotations
 
-import struct
 
 from crc32c import crc32c
 
@@ -23,16 +22,15 @@ from riverlog.client.records.errors import CorruptRecordError as StreamError
 from riverlog.client.records.errors import DecompressedTooLargeError
 from riverlog.client.records.layout import ATTR_TIMESTAMP_TYPE as TIMESTAMP_TYPE_BIT
 from riverlog.client.records.layout import ATTR_CODEC_MASK, ATTRIBUTES_OFFSET, BATCH_HEADER_BYTES, CRC_OFFSET, MAX_TIMESTAMP_OFFSET
+from riverlog.client.records.layout import LOG_OVERHEAD, header_struct
 from riverlog.native import BatchInfo
 
-_INT64 = struct.Struct(">q")
-_UINT32 = struct.Struct(">I")
-_INT16 = struct.Struct(">h")
-_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
-# baseOffset, batchLength, partitionLeaderEpoch, magic, crc; lastOffsetDelta at
-# 23; maxTimestamp at 35; recordsCount at 57 (client/records/layout.py).
-_HEADER = struct.Struct(">qiiBI2xi8xq14xi")
-LOG_OVERHEAD = 12  # baseOffset and batchLength: the bytes batchLength does not count
+_MAX_TIMESTAMP = header_struct("max_timestamp")
+_CRC = header_struct("crc")
+_ATTRIBUTES = header_struct("attributes")
+_PREFIX = header_struct("base_offset", "batch_length", "partition_leader_epoch")  # the leader rewrites these
+_HEADER = header_struct("base_offset", "batch_length", "partition_leader_epoch", "magic", "crc", "last_offset_delta",
+                        "max_timestamp", "records_count")  # fmt: skip
 _new = tuple.__new__  # builds a BatchInfo without its Python-level __new__ (hot path)
 # Bounds the scanner's result list; a larger buffer is scanned in rounds.
 _SCAN_ROUND = 4096
@@ -92,7 +90,7 @@ def _validate_scanned(view: memoryview, size: int, max_batch_bytes: int) -> list
         found, end, status = native.scan_batches(chunk, _SCAN_ROUND, _MAX_SCAN_BYTES)
         for info in found:
             pos = info.position
-            crc = _UINT32.unpack_from(chunk, pos + CRC_OFFSET)[0]
+            crc = _CRC.unpack_from(chunk, pos + CRC_OFFSET)[0]
             _check_batch(chunk[pos:], info.length, info.last_offset_delta, crc, max_batch_bytes, start + pos)
         if start:
             found = [info._replace(position=start + info.position) for info in found]
@@ -144,7 +142,7 @@ def check_records(buf: bytes | bytearray | memoryview, info: BatchInfo, max_unco
     from its record reader), CorruptRecordError when a compressed stream does
     not decompress, RecordTooLargeError past ``max_uncompressed`` bytes."""
     pos = info.position
-    codec = _INT16.unpack_from(buf, pos + ATTRIBUTES_OFFSET)[0] & ATTR_CODEC_MASK
+    codec = _ATTRIBUTES.unpack_from(buf, pos + ATTRIBUTES_OFFSET)[0] & ATTR_CODEC_MASK
     area = memoryview(buf)[pos + BATCH_HEADER_BYTES : pos + info.length]
     if codec:
         try:
@@ -192,17 +190,17 @@ def assign_offsets(
     offset = first_offset
     for info in infos:
         pos, end = info.position, info.position + info.length
-        prefix = _PREFIX.pack(offset, info.length - 12, leader_epoch)
+        prefix = _PREFIX.pack(offset, info.length - LOG_OVERHEAD, leader_epoch)
         max_ts = info.max_timestamp
         if append_time_ms is None:
             pieces += (prefix, view[pos + _PREFIX.size : end])
         else:
             batch = bytearray(view[pos:end])
             batch[: _PREFIX.size] = prefix
-            attrs = _INT16.unpack_from(batch, ATTRIBUTES_OFFSET)[0] | TIMESTAMP_TYPE_BIT
-            _INT16.pack_into(batch, ATTRIBUTES_OFFSET, attrs)
-            _INT64.pack_into(batch, MAX_TIMESTAMP_OFFSET, append_time_ms)
-            _UINT32.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+            attrs = _ATTRIBUTES.unpack_from(batch, ATTRIBUTES_OFFSET)[0] | TIMESTAMP_TYPE_BIT
+            _ATTRIBUTES.pack_into(batch, ATTRIBUTES_OFFSET, attrs)
+            _MAX_TIMESTAMP.pack_into(batch, MAX_TIMESTAMP_OFFSET, append_time_ms)
+            _CRC.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
             pieces.append(batch)
             max_ts = append_time_ms
         out.append(_new(BatchInfo, (pos, info.length, offset, info.last_offset_delta, info.records_count, max_ts, leader_epoch)))

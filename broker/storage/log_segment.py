@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,16 +38,17 @@ from riverlog.broker.storage.offset_index import OffsetIndex
 from riverlog.broker.storage.open_files import CACHE as OPEN_FILES
 from riverlog.broker.storage.open_files import OpenFile, open_fd
 from riverlog.broker.storage.time_index import NO_TIMESTAMP, TimeIndex
-from riverlog.client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
+from riverlog.client.records.layout import ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, CRC_OFFSET, LOG_OVERHEAD
+from riverlog.client.records.layout import header_struct
 from riverlog.client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
 from riverlog.native import BatchInfo
 
 log = logging.getLogger(__name__)
 
-# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
-# lastOffsetDelta, baseTimestamp, maxTimestamp: the header fields we walk by.
-_HEADER = struct.Struct(">qiibIhiqq")
-_UINT32 = struct.Struct(">I")
+# The header fields we walk by.
+_HEADER = header_struct("base_offset", "batch_length", "partition_leader_epoch", "last_offset_delta", "max_timestamp")
+_LENGTH = header_struct("batch_length")
+_CRC = header_struct("crc")
 _IOV_MAX = 1024  # Linux's limit on pieces per pwritev
 _RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
@@ -173,8 +173,8 @@ class LogSegment:
         raw = self.pread(HEADER_BYTES, position)
         if len(raw) < HEADER_BYTES:
             return None
-        base, blen, epoch, _magic, _crc, _attrs, lod, _bts, max_ts = _HEADER.unpack_from(raw)
-        return BatchHeader(position, blen + 12, base, base + lod, max_ts, epoch)
+        base, blen, epoch, lod, max_ts = _HEADER.unpack_from(raw)
+        return BatchHeader(position, blen + LOG_OVERHEAD, base, base + lod, max_ts, epoch)
 
     def walk(self, position: int = 0):
         """Batch headers from ``position`` (a batch boundary) to the end of the file."""
@@ -381,9 +381,9 @@ class LogSegment:
             want = min(_RECOVERY_CHUNK_BYTES, self.size - valid_end)
             chunk = self.pread(want, valid_end)
             infos, _end, status = native.scan_batches(chunk, 4096, max_batch_bytes)
-            if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= 12:
+            if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= LOG_OVERHEAD:
                 # A batch larger than the chunk: read it whole if the file holds it.
-                declared = int.from_bytes(chunk[8:12], "big", signed=True) + 12
+                declared = _LENGTH.unpack_from(chunk, BATCH_LENGTH_OFFSET)[0] + LOG_OVERHEAD
                 if len(chunk) < declared <= self.size - valid_end:
                     chunk = self.pread(declared, valid_end)
                     infos, _end, status = native.scan_batches(chunk, 1, max_batch_bytes)
@@ -391,7 +391,7 @@ class LogSegment:
             good = []
             for info in infos:
                 last = info.base_offset + info.last_offset_delta
-                stored_crc = _UINT32.unpack_from(view, info.position + CRC_OFFSET)[0]
+                stored_crc = _CRC.unpack_from(view, info.position + CRC_OFFSET)[0]
                 body = view[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
                 if (
                     crc32c(body) != stored_crc

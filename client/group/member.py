@@ -22,12 +22,14 @@ from riverlog.client.errors import ClientError, KafkaConnectionError, KafkaTimeo
 from riverlog.client.group.assignors import ASSIGNORS, COOPERATIVE, CooperativeStickyAssignor
 from riverlog.client.group.consumer_protocol import Subscription, decode_assignment, decode_subscription, encode_assignment
 from riverlog.client.group.consumer_protocol import encode_subscription
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.protocol.errors import ErrorCode, KafkaError, error_for_code
 from riverlog.client.types import TopicPartition
 
 log = logging.getLogger("riverlog.client")
 
-FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
+FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT = ApiKey.FIND_COORDINATOR, ApiKey.JOIN_GROUP, ApiKey.HEARTBEAT
+LEAVE_GROUP, SYNC_GROUP = ApiKey.LEAVE_GROUP, ApiKey.SYNC_GROUP
 PROTOCOL_TYPE = "consumer"
 _COORDINATOR_GONE = frozenset({ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE})
 

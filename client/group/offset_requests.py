@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from riverlog.client.protocol.api_keys import ApiKey
 from riverlog.client.types import TopicPartition
 
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
+OFFSET_COMMIT = ApiKey.OFFSET_COMMIT
+OFFSET_FETCH = ApiKey.OFFSET_FETCH
 
 
 def _by_topic(tps: Iterable[TopicPartition]) -> dict[str, list[int]]:

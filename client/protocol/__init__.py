@@ -4,6 +4,7 @@ Pure: no I/O. See api.py for the request/response entry points.
 """
 
 from .api import decode_request, decode_response, encode_request, encode_response
+from .api_keys import ApiKey
 from .errors import (
     ErrorCode,
     FrameTooLarge,
@@ -18,7 +19,7 @@ from .framing import FrameDecoder, encode_frame
 from .headers import RequestHeader
 
 __all__ = [
-    "ErrorCode", "FrameDecoder", "FrameTooLarge", "KafkaError", "LocalProtocolError",
+    "ApiKey", "ErrorCode", "FrameDecoder", "FrameTooLarge", "KafkaError", "LocalProtocolError",
     "ProtocolError", "RemoteProtocolError", "RequestHeader", "UnsupportedApi",
     "decode_request", "decode_response", "encode_frame", "encode_request",
     "encode_response", "error_for_code",

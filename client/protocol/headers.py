@@ -14,10 +14,11 @@ import struct
 from typing import NamedTuple
 
 from . import primitives as p
+from .api_keys import ApiKey
 from .messages import APIS
 
-API_VERSIONS_KEY = 18
-CONTROLLED_SHUTDOWN_KEY = 7
+API_VERSIONS_KEY = ApiKey.API_VERSIONS
+CONTROLLED_SHUTDOWN_KEY = ApiKey.CONTROLLED_SHUTDOWN
 
 _read_client_id, _write_client_id = p.string_codec(compact=False, nullable=True)
 

@@ -14,7 +14,6 @@ codec bits are set); each record inside it is::
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -33,13 +32,14 @@ from riverlog.client.records.layout import (
     TimestampType,
 )
 
-_I8 = struct.Struct(">b")
-_I32 = struct.Struct(">i")
+_MAGIC = layout.header_struct("magic")
+_LENGTH = layout.header_struct("batch_length")
 
 
-def _header_field(fmt: str, offset: int, doc: str) -> property:
-    """A property reading one big-endian header field from the view each time."""
-    unpack_from = struct.Struct(fmt).unpack_from
+def _header_field(name: str, doc: str) -> property:
+    """A property reading one header field from the view each time."""
+    unpack_from = layout.header_struct(name).unpack_from
+    offset = layout.HEADER_FIELDS[name][0]
 
     def get(self: RecordBatch) -> int:
         return unpack_from(self._buf, offset)[0]
@@ -91,21 +91,19 @@ class RecordBatch:
         """The batch's bytes."""
         return self._buf
 
-    base_offset = _header_field(">q", layout.BASE_OFFSET_OFFSET, "int64; the leader assigns it")
-    batch_length = _header_field(">i", layout.BATCH_LENGTH_OFFSET, "int32: bytes after this field")
-    partition_leader_epoch = _header_field(">i", layout.PARTITION_LEADER_EPOCH_OFFSET, "int32; the leader stamps it")
-    magic = _header_field(">b", layout.MAGIC_OFFSET, "int8: 2 for this format")
-    crc = _header_field(">I", layout.CRC_OFFSET, "uint32: the stored CRC-32C")
-    attributes = _header_field(">h", layout.ATTRIBUTES_OFFSET, "int16: codec and flag bits")
-    last_offset_delta = _header_field(">i", layout.LAST_OFFSET_DELTA_OFFSET, "int32: last offset - base")
-    base_timestamp = _header_field(
-        ">q", layout.BASE_TIMESTAMP_OFFSET, "int64: first record's timestamp, or the delete horizon"
-    )
-    max_timestamp = _header_field(">q", layout.MAX_TIMESTAMP_OFFSET, "int64: largest record timestamp")
-    producer_id = _header_field(">q", layout.PRODUCER_ID_OFFSET, "int64; -1 unless idempotent")
-    producer_epoch = _header_field(">h", layout.PRODUCER_EPOCH_OFFSET, "int16; -1 unless idempotent")
-    base_sequence = _header_field(">i", layout.BASE_SEQUENCE_OFFSET, "int32; -1 unless idempotent")
-    records_count = _header_field(">i", layout.RECORDS_COUNT_OFFSET, "int32: records in the batch")
+    base_offset = _header_field("base_offset", "int64; the leader assigns it")
+    batch_length = _header_field("batch_length", "int32: bytes after this field")
+    partition_leader_epoch = _header_field("partition_leader_epoch", "int32; the leader stamps it")
+    magic = _header_field("magic", "int8: 2 for this format")
+    crc = _header_field("crc", "uint32: the stored CRC-32C")
+    attributes = _header_field("attributes", "int16: codec and flag bits")
+    last_offset_delta = _header_field("last_offset_delta", "int32: last offset - base")
+    base_timestamp = _header_field("base_timestamp", "int64: first record's timestamp, or the delete horizon")
+    max_timestamp = _header_field("max_timestamp", "int64: largest record timestamp")
+    producer_id = _header_field("producer_id", "int64; -1 unless idempotent")
+    producer_epoch = _header_field("producer_epoch", "int16; -1 unless idempotent")
+    base_sequence = _header_field("base_sequence", "int32; -1 unless idempotent")
+    records_count = _header_field("records_count", "int32: records in the batch")
 
     is_transactional = _attribute_bit(layout.ATTR_TRANSACTIONAL, "attribute bit 4")
     is_control = _attribute_bit(layout.ATTR_CONTROL, "attribute bit 5")
@@ -247,7 +245,7 @@ def iter_batches(data, *, max_batch_bytes: int | None = None) -> Iterator[Record
     end = len(view)
     pos = 0
     while end - pos >= LOG_OVERHEAD:
-        length = _I32.unpack_from(view, pos + layout.BATCH_LENGTH_OFFSET)[0]
+        length = _LENGTH.unpack_from(view, pos + layout.BATCH_LENGTH_OFFSET)[0]
         if length < MIN_BATCH_LENGTH:
             raise CorruptRecordError(
                 f"batch at byte {pos}: batchLength {length} below the v2 minimum {MIN_BATCH_LENGTH}"
@@ -258,7 +256,7 @@ def iter_batches(data, *, max_batch_bytes: int | None = None) -> Iterator[Record
                 f"batch at byte {pos}: {size} bytes exceeds the limit of {max_batch_bytes}"
             )
         if end - pos > layout.MAGIC_OFFSET:
-            magic = _I8.unpack_from(view, pos + layout.MAGIC_OFFSET)[0]
+            magic = _MAGIC.unpack_from(view, pos + layout.MAGIC_OFFSET)[0]
             if magic != MAGIC:
                 raise CorruptRecordError(f"batch at byte {pos}: unsupported magic {magic}")
         if end - pos < size:

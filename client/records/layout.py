@@ -21,6 +21,9 @@ One batch, all integers big-endian::
 baseOffset, batchLength, partitionLeaderEpoch and magic lie before the CRC'd
 range, so a leader assigns offsets and stamps its epoch with a pack_into,
 without recomputing the CRC.
+
+Readers do not spell this layout again: they name the fields they read and
+``header_struct`` builds their struct from HEADER_FIELDS.
 """
 
 from __future__ import annotations
@@ -68,10 +71,59 @@ NO_PARTITION_LEADER_EPOCH = -1
 NO_TIMESTAMP = -1
 INT32_MAX = 2**31 - 1
 
+# Each header field's offset and struct code: what every struct reading or
+# writing header fields is built from (header_struct), so none spells the
+# layout again.
+HEADER_FIELDS: dict[str, tuple[int, str]] = {
+    "base_offset": (BASE_OFFSET_OFFSET, "q"),
+    "batch_length": (BATCH_LENGTH_OFFSET, "i"),
+    "partition_leader_epoch": (PARTITION_LEADER_EPOCH_OFFSET, "i"),
+    "magic": (MAGIC_OFFSET, "b"),
+    "crc": (CRC_OFFSET, "I"),
+    "attributes": (ATTRIBUTES_OFFSET, "h"),
+    "last_offset_delta": (LAST_OFFSET_DELTA_OFFSET, "i"),
+    "base_timestamp": (BASE_TIMESTAMP_OFFSET, "q"),
+    "max_timestamp": (MAX_TIMESTAMP_OFFSET, "q"),
+    "producer_id": (PRODUCER_ID_OFFSET, "q"),
+    "producer_epoch": (PRODUCER_EPOCH_OFFSET, "h"),
+    "base_sequence": (BASE_SEQUENCE_OFFSET, "i"),
+    "records_count": (RECORDS_COUNT_OFFSET, "i"),
+}
+
+
+def header_struct(*names: str) -> struct.Struct:
+    """A struct for the named header fields, given in header order.
+
+    It starts at the first field: ``s.unpack_from(batch, batch_start +
+    PRODUCER_ID_OFFSET)`` for ``header_struct("producer_id",
+    "producer_epoch")`` returns the two, in the order named. Gaps between
+    fields are pad bytes, skipped when reading; ``pack_into`` would write
+    zeros over them, so only a gapless struct may write. Build it once, at
+    import: it is the fast path of every reader (a plain struct.Struct: a
+    subclass would cost each call an attribute lookup).
+    """
+    offsets = [HEADER_FIELDS[name][0] for name in names]
+    if not names or offsets != sorted(set(offsets)):
+        raise ValueError(f"header fields must be named once each, in header order: {names}")
+    fmt, end = ">", offsets[0]
+    for name, offset in zip(names, offsets):
+        code = HEADER_FIELDS[name][1]
+        fmt += f"{offset - end}x{code}" if offset > end else code
+        end = offset + struct.calcsize(">" + code)
+    made = struct.Struct(fmt)
+    HEADER_STRUCTS.append((made, names))
+    return made
+
+
+# Every struct header_struct made, with its field names: the test checks each
+# reads what the named offsets hold.
+HEADER_STRUCTS: list[tuple[struct.Struct, tuple[str, ...]]] = []
+
 # [0, 21): the fields outside the CRC, then the CRC itself.
-HEAD_STRUCT = struct.Struct(">qiibI")
+HEAD_STRUCT = header_struct("base_offset", "batch_length", "partition_leader_epoch", "magic", "crc")
 # [21, 61): the CRC'd header fields.
-TAIL_STRUCT = struct.Struct(">hiqqqhii")
+TAIL_STRUCT = header_struct("attributes", "last_offset_delta", "base_timestamp", "max_timestamp", "producer_id",
+                            "producer_epoch", "base_sequence", "records_count")  # fmt: skip
 assert HEAD_STRUCT.size == CRC_START and HEAD_STRUCT.size + TAIL_STRUCT.size == BATCH_HEADER_BYTES
 
 

@@ -26,12 +26,29 @@ rests on:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .election import Elections
 from .leader import LeaderState
 from .log import RaftLog
-from .messages import EndQuorumEpochRequest, Entry, HardState, Message, Ready, Snapshot, SnapshotId
+from .messages import (
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    Entry,
+    FetchRequest,
+    FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
+    HardState,
+    Message,
+    Ready,
+    Snapshot,
+    SnapshotId,
+    VoteRequest,
+    VoteResponse,
+)
 from .replication import Replication
 from .roles import RaftConfig, Role
 
@@ -274,9 +291,7 @@ class RaftCore(Elections, Replication):
     def step(self, m: Message) -> None:
         self._check_turn()
         assert m.dst == self.node_id, m
-        handler = getattr(self, "_on_" + type(m).__name__, None)
-        if handler is not None:
-            handler(m)
+        _HANDLERS[type(m)](self, m)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -313,3 +328,19 @@ class RaftCore(Elections, Replication):
 
     def _reset_election_timer(self) -> None:
         self._election_deadline = self._now + self._election_ticks + self._rng.randrange(self._election_ticks)
+
+
+# Each message's handler, named here rather than found by name: a message
+# without one fails at its first step, not silently.
+_HANDLERS: dict[type[Message], Callable[[RaftCore, Message], None]] = {
+    VoteRequest: RaftCore._on_VoteRequest,
+    VoteResponse: RaftCore._on_VoteResponse,
+    BeginQuorumEpochRequest: RaftCore._on_BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse: RaftCore._on_BeginQuorumEpochResponse,
+    EndQuorumEpochRequest: RaftCore._on_EndQuorumEpochRequest,
+    EndQuorumEpochResponse: RaftCore._on_EndQuorumEpochResponse,
+    FetchRequest: RaftCore._on_FetchRequest,
+    FetchResponse: RaftCore._on_FetchResponse,
+    FetchSnapshotRequest: RaftCore._on_FetchSnapshotRequest,
+    FetchSnapshotResponse: RaftCore._on_FetchSnapshotResponse,
+}

@@ -4,10 +4,11 @@ v1 = v0 (throttle before response); v2 flexible. Replaces a resource's whole
 config set; see IncrementalAlterConfigs for per-key operations.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "AlterConfigsRequest", 33, "0-2", "2+",
+    "AlterConfigsRequest", ApiKey.ALTER_CONFIGS, "0-2", "2+",
     array("resources", "0+",
           f("resource_type", "int8"),
           f("resource_name", "string"),
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "AlterConfigsResponse", 33, "0-2", "2+",
+    "AlterConfigsResponse", ApiKey.ALTER_CONFIGS, "0-2", "2+",
     f("throttle_time_ms", "int32"),
     array("responses", "0+",
           f("error_code", "int16"),
@@ -27,4 +28,4 @@ RESPONSE = message(
           f("resource_name", "string")),
 )
 
-API = Api(33, "AlterConfigs", REQUEST, RESPONSE)
+API = Api(ApiKey.ALTER_CONFIGS, "AlterConfigs", REQUEST, RESPONSE)

@@ -5,16 +5,17 @@ response is always sent with response header v0 (see headers.py), so a
 client that guessed too new a version can still read the error.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "ApiVersionsRequest", 18, "0-4", "3+",
+    "ApiVersionsRequest", ApiKey.API_VERSIONS, "0-4", "3+",
     f("client_software_name", "string", "3+"),
     f("client_software_version", "string", "3+"),
 )
 
 RESPONSE = message(
-    "ApiVersionsResponse", 18, "0-4", "3+",
+    "ApiVersionsResponse", ApiKey.API_VERSIONS, "0-4", "3+",
     f("error_code", "int16"),
     array("api_keys", "0+",
           f("api_key", "int16"),
@@ -35,4 +36,4 @@ RESPONSE = message(
     f("zk_migration_ready", "bool", "3+", default=False, tag=3, tagged="3+"),
 )
 
-API = Api(18, "ApiVersions", REQUEST, RESPONSE)
+API = Api(ApiKey.API_VERSIONS, "ApiVersions", REQUEST, RESPONSE)

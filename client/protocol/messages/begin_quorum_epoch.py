@@ -6,10 +6,11 @@ v1 (KIP-853) is, and adds the receiving voter's id and directory id, the
 leader's endpoints, and node endpoints in the response.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "BeginQuorumEpochRequest", 53, "0-1", "1+",
+    "BeginQuorumEpochRequest", ApiKey.BEGIN_QUORUM_EPOCH, "0-1", "1+",
     f("cluster_id", "string", "0+", nullable="0+", default=None),
     f("voter_id", "int32", "1+", default=-1),
     array("topics", "0+",
@@ -26,7 +27,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "BeginQuorumEpochResponse", 53, "0-1", "1+",
+    "BeginQuorumEpochResponse", ApiKey.BEGIN_QUORUM_EPOCH, "0-1", "1+",
     f("error_code", "int16"),
     array("topics", "0+",
           f("topic_name", "string"),
@@ -42,4 +43,4 @@ RESPONSE = message(
           tag=0, tagged="1+"),
 )
 
-API = Api(53, "BeginQuorumEpoch", REQUEST, RESPONSE)
+API = Api(ApiKey.BEGIN_QUORUM_EPOCH, "BeginQuorumEpoch", REQUEST, RESPONSE)

@@ -8,10 +8,11 @@ Controller listener only, so never advertised to clients. Flexible from v0;
 v1 adds the offline log directories as a tagged field.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, f, message
 
 REQUEST = message(
-    "BrokerHeartbeatRequest", 63, "0-1", "0+",
+    "BrokerHeartbeatRequest", ApiKey.BROKER_HEARTBEAT, "0-1", "0+",
     f("broker_id", "int32"),
     f("broker_epoch", "int64", default=-1),
     f("current_metadata_offset", "int64"),
@@ -21,7 +22,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "BrokerHeartbeatResponse", 63, "0-1", "0+",
+    "BrokerHeartbeatResponse", ApiKey.BROKER_HEARTBEAT, "0-1", "0+",
     f("throttle_time_ms", "int32"),
     f("error_code", "int16"),
     f("is_caught_up", "bool", default=False),
@@ -29,4 +30,4 @@ RESPONSE = message(
     f("should_shut_down", "bool"),
 )
 
-API = Api(63, "BrokerHeartbeat", REQUEST, RESPONSE)
+API = Api(ApiKey.BROKER_HEARTBEAT, "BrokerHeartbeat", REQUEST, RESPONSE)

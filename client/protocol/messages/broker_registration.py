@@ -9,10 +9,11 @@ the epoch before a clean shutdown; v4 changes only how features with a
 minimum version of 0 are sent.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "BrokerRegistrationRequest", 62, "0-4", "0+",
+    "BrokerRegistrationRequest", ApiKey.BROKER_REGISTRATION, "0-4", "0+",
     f("broker_id", "int32"),
     f("cluster_id", "string"),
     f("incarnation_id", "uuid"),
@@ -32,10 +33,10 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "BrokerRegistrationResponse", 62, "0-4", "0+",
+    "BrokerRegistrationResponse", ApiKey.BROKER_REGISTRATION, "0-4", "0+",
     f("throttle_time_ms", "int32"),
     f("error_code", "int16"),
     f("broker_epoch", "int64", default=-1),
 )
 
-API = Api(62, "BrokerRegistration", REQUEST, RESPONSE)
+API = Api(ApiKey.BROKER_REGISTRATION, "BrokerRegistration", REQUEST, RESPONSE)

@@ -4,10 +4,11 @@ v1 = v0 (throttle before response); v2 flexible; v3 throttling quota error.
 A null assignments list lets the controller place the new partitions.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "CreatePartitionsRequest", 37, "0-3", "2+",
+    "CreatePartitionsRequest", ApiKey.CREATE_PARTITIONS, "0-3", "2+",
     array("topics", "0+",
           f("name", "string"),
           f("count", "int32"),
@@ -19,7 +20,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "CreatePartitionsResponse", 37, "0-3", "2+",
+    "CreatePartitionsResponse", ApiKey.CREATE_PARTITIONS, "0-3", "2+",
     f("throttle_time_ms", "int32"),
     array("results", "0+",
           f("name", "string"),
@@ -27,4 +28,4 @@ RESPONSE = message(
           f("error_message", "string", "0+", nullable="0+", default=None)),
 )
 
-API = Api(37, "CreatePartitions", REQUEST, RESPONSE)
+API = Api(ApiKey.CREATE_PARTITIONS, "CreatePartitions", REQUEST, RESPONSE)

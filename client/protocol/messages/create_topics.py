@@ -6,10 +6,11 @@ created topic's configs and a tagged topic_config_error_code; v6 throttling
 quota error; v7 returns topic ids.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "CreateTopicsRequest", 19, "0-7", "5+",
+    "CreateTopicsRequest", ApiKey.CREATE_TOPICS, "0-7", "5+",
     array("topics", "0+",
           f("name", "string"),
           f("num_partitions", "int32"),
@@ -25,7 +26,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "CreateTopicsResponse", 19, "0-7", "5+",
+    "CreateTopicsResponse", ApiKey.CREATE_TOPICS, "0-7", "5+",
     f("throttle_time_ms", "int32", "2+"),
     array("topics", "0+",
           f("name", "string"),
@@ -44,4 +45,4 @@ RESPONSE = message(
                 nullable="5+")),
 )
 
-API = Api(19, "CreateTopics", REQUEST, RESPONSE)
+API = Api(ApiKey.CREATE_TOPICS, "CreateTopics", REQUEST, RESPONSE)

@@ -5,19 +5,20 @@ v1 = v0 (responses sent before throttling); v2 flexible. The field is
 (NON_EMPTY_GROUP for a group with members).
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DeleteGroupsRequest", 42, "0-2", "2+",
+    "DeleteGroupsRequest", ApiKey.DELETE_GROUPS, "0-2", "2+",
     f("groups_names", "[]string"),
 )
 
 RESPONSE = message(
-    "DeleteGroupsResponse", 42, "0-2", "2+",
+    "DeleteGroupsResponse", ApiKey.DELETE_GROUPS, "0-2", "2+",
     f("throttle_time_ms", "int32"),
     array("results", "0+",
           f("group_id", "string"),
           f("error_code", "int16")),
 )
 
-API = Api(42, "DeleteGroups", REQUEST, RESPONSE)
+API = Api(ApiKey.DELETE_GROUPS, "DeleteGroups", REQUEST, RESPONSE)

@@ -4,10 +4,11 @@ v1 = v0 (throttle before response); v2 flexible. offset -1 means the high
 watermark.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DeleteRecordsRequest", 21, "0-2", "2+",
+    "DeleteRecordsRequest", ApiKey.DELETE_RECORDS, "0-2", "2+",
     array("topics", "0+",
           f("name", "string"),
           array("partitions", "0+",
@@ -17,7 +18,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "DeleteRecordsResponse", 21, "0-2", "2+",
+    "DeleteRecordsResponse", ApiKey.DELETE_RECORDS, "0-2", "2+",
     f("throttle_time_ms", "int32"),
     array("topics", "0+",
           f("name", "string"),
@@ -27,4 +28,4 @@ RESPONSE = message(
                 f("error_code", "int16"))),
 )
 
-API = Api(21, "DeleteRecords", REQUEST, RESPONSE)
+API = Api(ApiKey.DELETE_RECORDS, "DeleteRecords", REQUEST, RESPONSE)

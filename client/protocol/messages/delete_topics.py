@@ -5,10 +5,11 @@ per-topic error message; v6 replaces topic_names by topics (name or id; the
 name may be null) and answers topic ids.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DeleteTopicsRequest", 20, "0-6", "4+",
+    "DeleteTopicsRequest", ApiKey.DELETE_TOPICS, "0-6", "4+",
     array("topics", "6+",
           f("name", "string", "6+", nullable="6+", default=None),
           f("topic_id", "uuid", "6+")),
@@ -17,7 +18,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "DeleteTopicsResponse", 20, "0-6", "4+",
+    "DeleteTopicsResponse", ApiKey.DELETE_TOPICS, "0-6", "4+",
     f("throttle_time_ms", "int32", "1+"),
     array("responses", "0+",
           f("name", "string", "0+", nullable="6+"),
@@ -26,4 +27,4 @@ RESPONSE = message(
           f("error_message", "string", "5+", nullable="5+", default=None)),
 )
 
-API = Api(20, "DeleteTopics", REQUEST, RESPONSE)
+API = Api(ApiKey.DELETE_TOPICS, "DeleteTopics", REQUEST, RESPONSE)

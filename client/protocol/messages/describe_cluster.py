@@ -5,17 +5,18 @@ KIP-1073's: the request may ask for fenced
 brokers too (include_fenced_brokers), and each broker says is_fenced.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DescribeClusterRequest", 60, "0-2", "0+",
+    "DescribeClusterRequest", ApiKey.DESCRIBE_CLUSTER, "0-2", "0+",
     f("include_cluster_authorized_operations", "bool"),
     f("endpoint_type", "int8", "1+", default=1),
     f("include_fenced_brokers", "bool", "2+", default=False),
 )
 
 RESPONSE = message(
-    "DescribeClusterResponse", 60, "0-2", "0+",
+    "DescribeClusterResponse", ApiKey.DESCRIBE_CLUSTER, "0-2", "0+",
     f("throttle_time_ms", "int32"),
     f("error_code", "int16"),
     f("error_message", "string", "0+", nullable="0+", default=None),
@@ -31,4 +32,4 @@ RESPONSE = message(
     f("cluster_authorized_operations", "int32", default=-2147483648),
 )
 
-API = Api(60, "DescribeCluster", REQUEST, RESPONSE)
+API = Api(ApiKey.DESCRIBE_CLUSTER, "DescribeCluster", REQUEST, RESPONSE)

@@ -5,10 +5,11 @@ v0 has is_default; v1 replaces it by config_source and adds synonyms
 config_type; v4 flexible. A null configuration_keys list means all keys.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DescribeConfigsRequest", 32, "0-4", "4+",
+    "DescribeConfigsRequest", ApiKey.DESCRIBE_CONFIGS, "0-4", "4+",
     array("resources", "0+",
           f("resource_type", "int8"),
           f("resource_name", "string"),
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "DescribeConfigsResponse", 32, "0-4", "4+",
+    "DescribeConfigsResponse", ApiKey.DESCRIBE_CONFIGS, "0-4", "4+",
     f("throttle_time_ms", "int32"),
     array("results", "0+",
           f("error_code", "int16"),
@@ -40,4 +41,4 @@ RESPONSE = message(
                 f("documentation", "string", "3+", nullable="0+"))),
 )
 
-API = Api(32, "DescribeConfigs", REQUEST, RESPONSE)
+API = Api(ApiKey.DESCRIBE_CONFIGS, "DescribeConfigs", REQUEST, RESPONSE)

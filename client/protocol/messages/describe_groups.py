@@ -5,16 +5,17 @@ authorized_operations out; v4 each member's group_instance_id; v5 flexible.
 An unknown group comes back in state "Dead" with no members and error 0.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "DescribeGroupsRequest", 15, "0-5", "5+",
+    "DescribeGroupsRequest", ApiKey.DESCRIBE_GROUPS, "0-5", "5+",
     f("groups", "[]string"),
     f("include_authorized_operations", "bool", "3+"),
 )
 
 RESPONSE = message(
-    "DescribeGroupsResponse", 15, "0-5", "5+",
+    "DescribeGroupsResponse", ApiKey.DESCRIBE_GROUPS, "0-5", "5+",
     f("throttle_time_ms", "int32", "1+"),
     array("groups", "0+",
           f("error_code", "int16"),
@@ -32,4 +33,4 @@ RESPONSE = message(
           f("authorized_operations", "int32", "3+", default=-2147483648)),
 )
 
-API = Api(15, "DescribeGroups", REQUEST, RESPONSE)
+API = Api(ApiKey.DESCRIBE_GROUPS, "DescribeGroups", REQUEST, RESPONSE)

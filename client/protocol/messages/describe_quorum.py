@@ -7,6 +7,7 @@ replica, v2 (KIP-853) error messages, replica directory ids and the
 controllers' listeners.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 # One replica's progress as the leader sees it; voters and observers share it.
@@ -19,7 +20,7 @@ _REPLICA_STATE = (
 )
 
 REQUEST = message(
-    "DescribeQuorumRequest", 55, "0-2", "0+",
+    "DescribeQuorumRequest", ApiKey.DESCRIBE_QUORUM, "0-2", "0+",
     array("topics", "0+",
           f("topic_name", "string"),
           array("partitions", "0+",
@@ -27,7 +28,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "DescribeQuorumResponse", 55, "0-2", "0+",
+    "DescribeQuorumResponse", ApiKey.DESCRIBE_QUORUM, "0-2", "0+",
     f("error_code", "int16"),
     f("error_message", "string", "2+", nullable="2+", default=None),
     array("topics", "0+",
@@ -49,4 +50,4 @@ RESPONSE = message(
                 f("port", "uint16", "2+"))),
 )
 
-API = Api(55, "DescribeQuorum", REQUEST, RESPONSE)
+API = Api(ApiKey.DESCRIBE_QUORUM, "DescribeQuorum", REQUEST, RESPONSE)

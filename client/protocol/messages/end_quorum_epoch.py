@@ -7,10 +7,11 @@ lists them as bare ids; v1 (KIP-853) is flexible and replaces the list with
 endpoints and node endpoints in the response.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "EndQuorumEpochRequest", 54, "0-1", "1+",
+    "EndQuorumEpochRequest", ApiKey.END_QUORUM_EPOCH, "0-1", "1+",
     f("cluster_id", "string", "0+", nullable="0+", default=None),
     array("topics", "0+",
           f("topic_name", "string"),
@@ -29,7 +30,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "EndQuorumEpochResponse", 54, "0-1", "1+",
+    "EndQuorumEpochResponse", ApiKey.END_QUORUM_EPOCH, "0-1", "1+",
     f("error_code", "int16"),
     array("topics", "0+",
           f("topic_name", "string"),
@@ -45,4 +46,4 @@ RESPONSE = message(
           tag=0, tagged="1+"),
 )
 
-API = Api(54, "EndQuorumEpoch", REQUEST, RESPONSE)
+API = Api(ApiKey.END_QUORUM_EPOCH, "EndQuorumEpoch", REQUEST, RESPONSE)

@@ -6,10 +6,11 @@ hints, v13 topic ids replace names, v15 replica_state replaces replica_id.
 `records` decode as memoryview slices of the input.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message, struct
 
 REQUEST = message(
-    "FetchRequest", 1, "0-17", "12+",
+    "FetchRequest", ApiKey.FETCH, "0-17", "12+",
     f("cluster_id", "string", "12+", nullable="12+", default=None, tag=0, tagged="12+"),
     f("replica_id", "int32", "0-14", default=-1),
     struct("replica_state", "15+",
@@ -41,7 +42,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "FetchResponse", 1, "0-17", "12+",
+    "FetchResponse", ApiKey.FETCH, "0-17", "12+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16", "7+"),
     f("session_id", "int32", "7+", default=0),
@@ -80,4 +81,4 @@ RESPONSE = message(
           tag=0, tagged="16+"),
 )
 
-API = Api(1, "Fetch", REQUEST, RESPONSE)
+API = Api(ApiKey.FETCH, "Fetch", REQUEST, RESPONSE)

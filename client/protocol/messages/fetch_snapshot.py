@@ -7,10 +7,11 @@ are tagged, as are the responder's leader and epoch. ``unaligned_records``
 is a chunk of the snapshot file: it need not end on a batch boundary.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message, struct
 
 REQUEST = message(
-    "FetchSnapshotRequest", 59, "0-1", "0+",
+    "FetchSnapshotRequest", ApiKey.FETCH_SNAPSHOT, "0-1", "0+",
     f("cluster_id", "string", "0+", nullable="0+", default=None, tag=0, tagged="0+"),
     f("replica_id", "int32", default=-1),
     f("max_bytes", "int32", default=0x7FFFFFFF),
@@ -27,7 +28,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "FetchSnapshotResponse", 59, "0-1", "0+",
+    "FetchSnapshotResponse", ApiKey.FETCH_SNAPSHOT, "0-1", "0+",
     f("throttle_time_ms", "int32"),
     f("error_code", "int16"),
     array("topics", "0+",
@@ -52,4 +53,4 @@ RESPONSE = message(
           tag=0, tagged="1+"),
 )
 
-API = Api(59, "FetchSnapshot", REQUEST, RESPONSE)
+API = Api(ApiKey.FETCH_SNAPSHOT, "FetchSnapshot", REQUEST, RESPONSE)

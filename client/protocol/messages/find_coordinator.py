@@ -5,17 +5,18 @@ v3 flexible; v4 batches keys (coordinator_keys in, coordinators out; the
 single-key fields stop at v3); v5 TRANSACTION_ABORTABLE; v6 share groups.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "FindCoordinatorRequest", 10, "0-6", "3+",
+    "FindCoordinatorRequest", ApiKey.FIND_COORDINATOR, "0-6", "3+",
     f("key", "string", "0-3"),
     f("key_type", "int8", "1+", default=0),
     f("coordinator_keys", "[]string", "4+"),
 )
 
 RESPONSE = message(
-    "FindCoordinatorResponse", 10, "0-6", "3+",
+    "FindCoordinatorResponse", ApiKey.FIND_COORDINATOR, "0-6", "3+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16", "0-3"),
     f("error_message", "string", "1-3", nullable="1-3"),
@@ -31,4 +32,4 @@ RESPONSE = message(
           f("error_message", "string", "4+", nullable="4+")),
 )
 
-API = Api(10, "FindCoordinator", REQUEST, RESPONSE)
+API = Api(ApiKey.FIND_COORDINATOR, "FindCoordinator", REQUEST, RESPONSE)

@@ -5,10 +5,11 @@ flexible. The answer is only an error code: REBALANCE_IN_PROGRESS tells the
 member to rejoin.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, f, message
 
 REQUEST = message(
-    "HeartbeatRequest", 12, "0-4", "4+",
+    "HeartbeatRequest", ApiKey.HEARTBEAT, "0-4", "4+",
     f("group_id", "string"),
     f("generation_id", "int32"),
     f("member_id", "string"),
@@ -16,9 +17,9 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "HeartbeatResponse", 12, "0-4", "4+",
+    "HeartbeatResponse", ApiKey.HEARTBEAT, "0-4", "4+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16"),
 )
 
-API = Api(12, "Heartbeat", REQUEST, RESPONSE)
+API = Api(ApiKey.HEARTBEAT, "Heartbeat", REQUEST, RESPONSE)

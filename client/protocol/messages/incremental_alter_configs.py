@@ -3,10 +3,11 @@
 v1 flexible. config_operation: 0 set, 1 delete, 2 append, 3 subtract.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "IncrementalAlterConfigsRequest", 44, "0-1", "1+",
+    "IncrementalAlterConfigsRequest", ApiKey.INCREMENTAL_ALTER_CONFIGS, "0-1", "1+",
     array("resources", "0+",
           f("resource_type", "int8"),
           f("resource_name", "string"),
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "IncrementalAlterConfigsResponse", 44, "0-1", "1+",
+    "IncrementalAlterConfigsResponse", ApiKey.INCREMENTAL_ALTER_CONFIGS, "0-1", "1+",
     f("throttle_time_ms", "int32"),
     array("responses", "0+",
           f("error_code", "int16"),
@@ -27,4 +28,4 @@ RESPONSE = message(
           f("resource_name", "string")),
 )
 
-API = Api(44, "IncrementalAlterConfigs", REQUEST, RESPONSE)
+API = Api(ApiKey.INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs", REQUEST, RESPONSE)

@@ -6,10 +6,11 @@ group_instance_id for static members, v6 flexible, v7 protocol_type in the
 response and a nullable protocol_name, v8 reason, v9 skip_assignment.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "JoinGroupRequest", 11, "0-9", "6+",
+    "JoinGroupRequest", ApiKey.JOIN_GROUP, "0-9", "6+",
     f("group_id", "string"),
     f("session_timeout_ms", "int32"),
     f("rebalance_timeout_ms", "int32", "1+", default=-1),
@@ -23,7 +24,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "JoinGroupResponse", 11, "0-9", "6+",
+    "JoinGroupResponse", ApiKey.JOIN_GROUP, "0-9", "6+",
     f("throttle_time_ms", "int32", "2+"),
     f("error_code", "int16"),
     f("generation_id", "int32", default=-1),
@@ -38,4 +39,4 @@ RESPONSE = message(
           f("metadata", "bytes")),
 )
 
-API = Api(11, "JoinGroup", REQUEST, RESPONSE)
+API = Api(ApiKey.JOIN_GROUP, "JoinGroup", REQUEST, RESPONSE)

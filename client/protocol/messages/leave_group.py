@@ -5,10 +5,11 @@ batches: a members list of (member_id, group_instance_id) replaces member_id,
 and the response answers per member; v4 flexible; v5 a reason per member.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "LeaveGroupRequest", 13, "0-5", "4+",
+    "LeaveGroupRequest", ApiKey.LEAVE_GROUP, "0-5", "4+",
     f("group_id", "string"),
     f("member_id", "string", "0-2"),
     array("members", "3+",
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "LeaveGroupResponse", 13, "0-5", "4+",
+    "LeaveGroupResponse", ApiKey.LEAVE_GROUP, "0-5", "4+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16"),
     array("members", "3+",
@@ -27,4 +28,4 @@ RESPONSE = message(
           f("error_code", "int16", "3+")),
 )
 
-API = Api(13, "LeaveGroup", REQUEST, RESPONSE)
+API = Api(ApiKey.LEAVE_GROUP, "LeaveGroup", REQUEST, RESPONSE)

@@ -5,16 +5,17 @@ group's group_state out (KIP-518); v5 types_filter in and group_type out
 (KIP-848). An empty filter matches every group.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "ListGroupsRequest", 16, "0-5", "3+",
+    "ListGroupsRequest", ApiKey.LIST_GROUPS, "0-5", "3+",
     f("states_filter", "[]string", "4+"),
     f("types_filter", "[]string", "5+"),
 )
 
 RESPONSE = message(
-    "ListGroupsResponse", 16, "0-5", "3+",
+    "ListGroupsResponse", ApiKey.LIST_GROUPS, "0-5", "3+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16"),
     array("groups", "0+",
@@ -24,4 +25,4 @@ RESPONSE = message(
           f("group_type", "string", "5+")),
 )
 
-API = Api(16, "ListGroups", REQUEST, RESPONSE)
+API = Api(ApiKey.LIST_GROUPS, "ListGroups", REQUEST, RESPONSE)

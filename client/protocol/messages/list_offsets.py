@@ -4,10 +4,11 @@ v0 answers a list of offsets (max_num_offsets); v1+ one offset and its
 timestamp; v2 isolation level; v4 leader epochs; v6 flexible; v10 timeout.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "ListOffsetsRequest", 2, "0-10", "6+",
+    "ListOffsetsRequest", ApiKey.LIST_OFFSETS, "0-10", "6+",
     f("replica_id", "int32"),
     f("isolation_level", "int8", "2+"),
     array("topics", "0+",
@@ -21,7 +22,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "ListOffsetsResponse", 2, "0-10", "6+",
+    "ListOffsetsResponse", ApiKey.LIST_OFFSETS, "0-10", "6+",
     f("throttle_time_ms", "int32", "2+"),
     array("topics", "0+",
           f("name", "string"),
@@ -34,4 +35,4 @@ RESPONSE = message(
                 f("leader_epoch", "int32", "4+", default=-1))),
 )
 
-API = Api(2, "ListOffsets", REQUEST, RESPONSE)
+API = Api(ApiKey.LIST_OFFSETS, "ListOffsets", REQUEST, RESPONSE)

@@ -4,10 +4,11 @@ v0: an empty topic list means all topics; v1+: null means all. v4 adds
 allow_auto_topic_creation, v7 leader_epoch, v9 flexible, v10 topic ids.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "MetadataRequest", 3, "0-12", "9+",
+    "MetadataRequest", ApiKey.METADATA, "0-12", "9+",
     array("topics", "0+",
           f("topic_id", "uuid", "10+"),
           f("name", "string", "0+", nullable="10+"),
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "MetadataResponse", 3, "0-12", "9+",
+    "MetadataResponse", ApiKey.METADATA, "0-12", "9+",
     f("throttle_time_ms", "int32", "3+"),
     array("brokers", "0+",
           f("node_id", "int32"),
@@ -44,4 +45,4 @@ RESPONSE = message(
     f("cluster_authorized_operations", "int32", "8-10", default=-2147483648),
 )
 
-API = Api(3, "Metadata", REQUEST, RESPONSE)
+API = Api(ApiKey.METADATA, "Metadata", REQUEST, RESPONSE)

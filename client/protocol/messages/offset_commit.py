@@ -7,10 +7,11 @@ committed_leader_epoch; v7 group_instance_id; v8 flexible; v9 = v8 (usable
 by KIP-848 groups: the generation field carries the member epoch).
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "OffsetCommitRequest", 8, "0-9", "8+",
+    "OffsetCommitRequest", ApiKey.OFFSET_COMMIT, "0-9", "8+",
     f("group_id", "string"),
     f("generation_id_or_member_epoch", "int32", "1+", default=-1),
     f("member_id", "string", "1+"),
@@ -27,7 +28,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "OffsetCommitResponse", 8, "0-9", "8+",
+    "OffsetCommitResponse", ApiKey.OFFSET_COMMIT, "0-9", "8+",
     f("throttle_time_ms", "int32", "3+"),
     array("topics", "0+",
           f("name", "string"),
@@ -36,4 +37,4 @@ RESPONSE = message(
                 f("error_code", "int16"))),
 )
 
-API = Api(8, "OffsetCommit", REQUEST, RESPONSE)
+API = Api(ApiKey.OFFSET_COMMIT, "OffsetCommit", REQUEST, RESPONSE)

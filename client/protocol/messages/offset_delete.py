@@ -6,10 +6,11 @@ is subscribed to; errors are per group (top level) and per partition
 throttle_time_ms.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "OffsetDeleteRequest", 47, "0", "none",
+    "OffsetDeleteRequest", ApiKey.OFFSET_DELETE, "0", "none",
     f("group_id", "string"),
     array("topics", "0+",
           f("name", "string"),
@@ -18,7 +19,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "OffsetDeleteResponse", 47, "0", "none",
+    "OffsetDeleteResponse", ApiKey.OFFSET_DELETE, "0", "none",
     f("error_code", "int16"),
     f("throttle_time_ms", "int32"),
     array("topics", "0+",
@@ -28,4 +29,4 @@ RESPONSE = message(
                 f("error_code", "int16"))),
 )
 
-API = Api(47, "OffsetDelete", REQUEST, RESPONSE)
+API = Api(ApiKey.OFFSET_DELETE, "OffsetDelete", REQUEST, RESPONSE)

@@ -8,10 +8,11 @@ request, and the response answers per group with a per-group error_code;
 v9 member_id and member_epoch per group (KIP-848).
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "OffsetFetchRequest", 9, "0-9", "6+",
+    "OffsetFetchRequest", ApiKey.OFFSET_FETCH, "0-9", "6+",
     f("group_id", "string", "0-7"),
     array("topics", "0-7",
           f("name", "string", "0-7"),
@@ -29,7 +30,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "OffsetFetchResponse", 9, "0-9", "6+",
+    "OffsetFetchResponse", ApiKey.OFFSET_FETCH, "0-9", "6+",
     f("throttle_time_ms", "int32", "3+"),
     array("topics", "0-7",
           f("name", "string", "0-7"),
@@ -53,4 +54,4 @@ RESPONSE = message(
           f("error_code", "int16", "8+", default=0)),
 )
 
-API = Api(9, "OffsetFetch", REQUEST, RESPONSE)
+API = Api(ApiKey.OFFSET_FETCH, "OffsetFetch", REQUEST, RESPONSE)

@@ -5,10 +5,11 @@ log_start_offset, v8 per-record errors, v9 flexible, v10 leader hints as
 tagged fields. `records` decode as memoryview slices: never re-encoded.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message, struct
 
 REQUEST = message(
-    "ProduceRequest", 0, "0-11", "9+",
+    "ProduceRequest", ApiKey.PRODUCE, "0-11", "9+",
     f("transactional_id", "string", "3+", nullable="3+", default=None),
     f("acks", "int16"),
     f("timeout_ms", "int32"),
@@ -20,7 +21,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "ProduceResponse", 0, "0-11", "9+",
+    "ProduceResponse", ApiKey.PRODUCE, "0-11", "9+",
     array("responses", "0+",
           f("name", "string"),
           array("partition_responses", "0+",
@@ -47,4 +48,4 @@ RESPONSE = message(
           tag=0, tagged="10+"),
 )
 
-API = Api(0, "Produce", REQUEST, RESPONSE)
+API = Api(ApiKey.PRODUCE, "Produce", REQUEST, RESPONSE)

@@ -6,10 +6,11 @@ checks them against the group's). `assignment` is opaque bytes: the leader's
 per-member assignment in, the member's own out.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "SyncGroupRequest", 14, "0-5", "4+",
+    "SyncGroupRequest", ApiKey.SYNC_GROUP, "0-5", "4+",
     f("group_id", "string"),
     f("generation_id", "int32"),
     f("member_id", "string"),
@@ -22,7 +23,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "SyncGroupResponse", 14, "0-5", "4+",
+    "SyncGroupResponse", ApiKey.SYNC_GROUP, "0-5", "4+",
     f("throttle_time_ms", "int32", "1+"),
     f("error_code", "int16"),
     f("protocol_type", "string", "5+", nullable="5+", default=None),
@@ -30,4 +31,4 @@ RESPONSE = message(
     f("assignment", "bytes"),
 )
 
-API = Api(14, "SyncGroup", REQUEST, RESPONSE)
+API = Api(ApiKey.SYNC_GROUP, "SyncGroup", REQUEST, RESPONSE)

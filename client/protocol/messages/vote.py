@@ -10,10 +10,11 @@ nothing else (Kafka also renamed candidate_* to replica_* in v2, which does
 not change the wire; we keep the v0-1 names). The response is unchanged.
 """
 
+from ..api_keys import ApiKey
 from ..schema import Api, array, f, message
 
 REQUEST = message(
-    "VoteRequest", 52, "0-2", "0+",
+    "VoteRequest", ApiKey.VOTE, "0-2", "0+",
     f("cluster_id", "string", "0+", nullable="0+", default=None),
     f("voter_id", "int32", "1+", default=-1),
     array("topics", "0+",
@@ -30,7 +31,7 @@ REQUEST = message(
 )
 
 RESPONSE = message(
-    "VoteResponse", 52, "0-2", "0+",
+    "VoteResponse", ApiKey.VOTE, "0-2", "0+",
     f("error_code", "int16"),
     array("topics", "0+",
           f("topic_name", "string"),
@@ -47,4 +48,4 @@ RESPONSE = message(
           tag=0, tagged="1+"),
 )
 
-API = Api(52, "Vote", REQUEST, RESPONSE)
+API = Api(ApiKey.VOTE, "Vote", REQUEST, RESPONSE)
