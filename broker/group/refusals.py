@@ -11,47 +11,47 @@ OffsetCommit, per group for the batched APIs. Pure functions: the driver
 
 from __future__ import annotations
 
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 
 from .admin import NO_AUTHORIZED_OPERATIONS
 from .responses import error_only, join_response, sync_response
 
 # APIs about several groups at once: each group is answered on its own.
-BATCHED = ("describe_groups", "delete_groups")
+BATCHED = (ApiKey.DESCRIBE_GROUPS, ApiKey.DELETE_GROUPS)
 
 
-def batched(method: str, version: int) -> bool:
-    return method in BATCHED or (method == "offset_fetch" and version >= 8)
+def batched(api: ApiKey, version: int) -> bool:
+    return api in BATCHED or (api == ApiKey.OFFSET_FETCH and version >= 8)
 
 
-def checked_group_id(method: str, request: dict, version: int) -> str | None:
+def checked_group_id(api: ApiKey, request: dict, version: int) -> str | None:
     """The group a single-group request is about; None when the coordinator
     itself must answer (no valid id: it says INVALID_GROUP_ID). Kafka allows
     the empty id for OffsetCommit and OffsetFetch, so it is checked there."""
     group_id = request.get("group_id")
-    if group_id is None or (group_id == "" and method not in ("offset_commit", "offset_fetch")):
+    if group_id is None or (group_id == "" and api not in (ApiKey.OFFSET_COMMIT, ApiKey.OFFSET_FETCH)):
         return None
     return group_id
 
 
-def refusal(method: str, request: dict, version: int, error: ErrorCode) -> dict:
+def refusal(api: ApiKey, request: dict, version: int, error: ErrorCode) -> dict:
     """The whole response of a single-group API refused with `error`."""
-    if method == "join_group":
+    if api == ApiKey.JOIN_GROUP:
         return join_response(version, error, request.get("member_id") or "")
-    if method == "sync_group":
+    if api == ApiKey.SYNC_GROUP:
         return sync_response(error)
-    if method == "heartbeat":
+    if api == ApiKey.HEARTBEAT:
         return error_only(error)
-    if method == "leave_group":
+    if api == ApiKey.LEAVE_GROUP:
         return {**error_only(error), "members": []}
-    if method == "offset_delete":
+    if api == ApiKey.OFFSET_DELETE:
         return {**error_only(error), "topics": []}
-    if method == "offset_commit":
+    if api == ApiKey.OFFSET_COMMIT:
         return {"throttle_time_ms": 0, "topics": [
             {"name": t["name"], "partitions": [{"partition_index": p["partition_index"], "error_code": int(error)}
                                                for p in t["partitions"]]}
             for t in request["topics"]]}  # fmt: skip
-    if method == "offset_fetch":
+    if api == ApiKey.OFFSET_FETCH:
         assert version < 8, "v8 answers per group"
         if version >= 2:
             return {**error_only(error), "topics": []}
@@ -61,48 +61,48 @@ def refusal(method: str, request: dict, version: int, error: ErrorCode) -> dict:
                 {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1, "metadata": "",
                  "error_code": int(error)} for p in t["partition_indexes"]]}
             for t in request["topics"] or []]}  # fmt: skip
-    raise ValueError(f"{method} is not a single-group API")
+    raise ValueError(f"{api.name} is not a single-group API")
 
 
-def requested_groups(method: str, request: dict) -> list[str | None]:
+def requested_groups(api: ApiKey, request: dict) -> list[str | None]:
     """The groups a batched request names, in order."""
-    if method == "describe_groups":
+    if api == ApiKey.DESCRIBE_GROUPS:
         return list(request["groups"])
-    if method == "delete_groups":
+    if api == ApiKey.DELETE_GROUPS:
         return list(request["groups_names"])
     return [g["group_id"] for g in request["groups"]]
 
 
-def subset(method: str, request: dict, keep: list[bool]) -> dict:
+def subset(api: ApiKey, request: dict, keep: list[bool]) -> dict:
     """The batched request narrowed to the groups marked in `keep`."""
-    if method == "describe_groups":
+    if api == ApiKey.DESCRIBE_GROUPS:
         return {**request, "groups": [g for g, k in zip(request["groups"], keep) if k]}
-    if method == "delete_groups":
+    if api == ApiKey.DELETE_GROUPS:
         return {**request, "groups_names": [g for g, k in zip(request["groups_names"], keep) if k]}
     return {**request, "groups": [g for g, k in zip(request["groups"], keep) if k]}
 
 
-def answered_groups(method: str, response: dict) -> list[dict]:
-    return response["results"] if method == "delete_groups" else response["groups"]
+def answered_groups(api: ApiKey, response: dict) -> list[dict]:
+    return response["results"] if api == ApiKey.DELETE_GROUPS else response["groups"]
 
 
-def group_refusal(method: str, group_id: str, error: ErrorCode) -> dict:
+def group_refusal(api: ApiKey, group_id: str, error: ErrorCode) -> dict:
     """One group's entry of a batched response, refused with `error`."""
-    if method == "describe_groups":
+    if api == ApiKey.DESCRIBE_GROUPS:
         return {"error_code": int(error), "group_id": group_id, "group_state": "", "protocol_type": "",
                 "protocol_data": "", "members": [], "authorized_operations": NO_AUTHORIZED_OPERATIONS}
-    if method == "delete_groups":
+    if api == ApiKey.DELETE_GROUPS:
         return {"group_id": group_id, "error_code": int(error)}
     return {"group_id": group_id, "topics": [], "error_code": int(error)}
 
 
-def merge(method: str, request: dict, keep: list[bool], answered: dict | None,
+def merge(api: ApiKey, request: dict, keep: list[bool], answered: dict | None,
           errors: list[ErrorCode]) -> dict:  # fmt: skip
     """The batched response: the coordinator's entries (`answered`, for the
     kept groups, in order) and refusals for the others, in request order."""
-    mine = iter(answered_groups(method, answered) if answered is not None else [])
-    entries = [next(mine) if k else group_refusal(method, g, e)
-               for g, k, e in zip(requested_groups(method, request), keep, errors)]  # fmt: skip
+    mine = iter(answered_groups(api, answered) if answered is not None else [])
+    entries = [next(mine) if k else group_refusal(api, g, e)
+               for g, k, e in zip(requested_groups(api, request), keep, errors)]  # fmt: skip
     assert next(mine, None) is None, "the coordinator answered groups nobody asked about"
-    key = "results" if method == "delete_groups" else "groups"
+    key = "results" if api == ApiKey.DELETE_GROUPS else "groups"
     return {"throttle_time_ms": 0, key: entries}

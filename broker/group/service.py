@@ -42,7 +42,7 @@ import trio
 from riverlog.broker.clock import wall_ms
 from riverlog.broker.metadata.decisions import SUPPORTED_REPLICATION_FACTOR
 from riverlog.broker.storage.errors import STORAGE_FAULTS, StorageError
-from riverlog.client.protocol import ErrorCode
+from riverlog.client.protocol import ApiKey, ErrorCode
 from riverlog.client.records import build_batch
 
 from . import record_codec, refusals
@@ -67,19 +67,18 @@ E = ErrorCode
 # after LOAD_RETRY_S, twice as long after each failure up to LOAD_RETRY_MAX_S.
 LOAD_RETRY_S = 1.0
 LOAD_RETRY_MAX_S = 60.0
-# Each group API's entry on the coordinator, by the name call() is given:
-# named here, not looked up by that name on the coordinator.
-COORDINATOR_APIS: dict[str, Callable[..., Outcome]] = {
-    "join_group": GroupCoordinator.join_group,
-    "sync_group": GroupCoordinator.sync_group,
-    "heartbeat": GroupCoordinator.heartbeat,
-    "leave_group": GroupCoordinator.leave_group,
-    "offset_commit": GroupCoordinator.offset_commit,
-    "offset_fetch": GroupCoordinator.offset_fetch,
-    "offset_delete": GroupCoordinator.offset_delete,
-    "describe_groups": GroupCoordinator.describe_groups,
-    "list_groups": GroupCoordinator.list_groups,
-    "delete_groups": GroupCoordinator.delete_groups,
+# Each group API's entry on the coordinator.
+COORDINATOR_APIS: dict[ApiKey, Callable[..., Outcome]] = {
+    ApiKey.JOIN_GROUP: GroupCoordinator.join_group,
+    ApiKey.SYNC_GROUP: GroupCoordinator.sync_group,
+    ApiKey.HEARTBEAT: GroupCoordinator.heartbeat,
+    ApiKey.LEAVE_GROUP: GroupCoordinator.leave_group,
+    ApiKey.OFFSET_COMMIT: GroupCoordinator.offset_commit,
+    ApiKey.OFFSET_FETCH: GroupCoordinator.offset_fetch,
+    ApiKey.OFFSET_DELETE: GroupCoordinator.offset_delete,
+    ApiKey.DESCRIBE_GROUPS: GroupCoordinator.describe_groups,
+    ApiKey.LIST_GROUPS: GroupCoordinator.list_groups,
+    ApiKey.DELETE_GROUPS: GroupCoordinator.delete_groups,
 }
 
 
@@ -298,49 +297,49 @@ class GroupService:
 
     # -- requests ------------------------------------------------------------
 
-    async def call(self, method: str, ctx: RequestContext, request: dict) -> dict:
+    async def call(self, api: ApiKey, ctx: RequestContext, request: dict) -> dict:
         """Run one group API for the groups this broker coordinates now; the
         others are refused in the API's shape."""
         if self.partition_count() is None:
             await self.ensure_topic()  # a client may skip FindCoordinator (it knows the broker)
         version = ctx.api_version
-        if refusals.batched(method, version):
-            return await self._call_batched(method, ctx, request)
-        if method == "list_groups":
+        if refusals.batched(api, version):
+            return await self._call_batched(api, ctx, request)
+        if api == ApiKey.LIST_GROUPS:
             return await self._list_groups(ctx, request)
-        group_id = refusals.checked_group_id(method, request, version)
+        group_id = refusals.checked_group_id(api, request, version)
         if group_id is not None:
             error = self.group_error(group_id)
             if error is not E.NONE:
-                return refusals.refusal(method, request, version, error)
-        return await self._run(method, ctx, request)
+                return refusals.refusal(api, request, version, error)
+        return await self._run(api, ctx, request)
 
-    async def _call_batched(self, method: str, ctx: RequestContext, request: dict) -> dict:
-        ids = refusals.requested_groups(method, request)
+    async def _call_batched(self, api: ApiKey, ctx: RequestContext, request: dict) -> dict:
+        ids = refusals.requested_groups(api, request)
         errors = [E.NONE if group_id is None else self.group_error(group_id) for group_id in ids]
         keep = [error is E.NONE for error in errors]
         if all(keep):
-            return await self._run(method, ctx, request)
-        answered = await self._run(method, ctx, refusals.subset(method, request, keep)) if any(keep) else None
-        return refusals.merge(method, request, keep, answered, errors)
+            return await self._run(api, ctx, request)
+        answered = await self._run(api, ctx, refusals.subset(api, request, keep)) if any(keep) else None
+        return refusals.merge(api, request, keep, answered, errors)
 
     async def _list_groups(self, ctx: RequestContext, request: dict) -> dict:
         """Only groups of partitions led (and loaded) here; while a partition
         loads, COORDINATOR_LOAD_IN_PROGRESS with what is loaded (Kafka's)."""
-        body = await self._run("list_groups", ctx, request)
+        body = await self._run(ApiKey.LIST_GROUPS, ctx, request)
         count = self.partition_count()
         listed = [g for g in body["groups"]
                   if count is not None and partition_for(g["group_id"], count) in self._loaded]
         error = E.COORDINATOR_LOAD_IN_PROGRESS if self._loading else E(body["error_code"])
         return {**body, "error_code": int(error), "groups": listed}
 
-    async def _run(self, method: str, ctx: RequestContext, request: dict) -> dict:
+    async def _run(self, api: ApiKey, ctx: RequestContext, request: dict) -> dict:
         """Run one group API through the coordinator and wait for its answer."""
         waiter = _Waiter()
         kwargs: dict[str, Any] = {}
-        if method == "join_group":
+        if api == ApiKey.JOIN_GROUP:
             kwargs = {"client_id": ctx.header.client_id or "", "client_host": "/" + ctx.peer.rsplit(":", 1)[0]}
-        outcome = COORDINATOR_APIS[method](self.coordinator, waiter, request, ctx.api_version, wall_ms(), **kwargs)
+        outcome = COORDINATOR_APIS[api](self.coordinator, waiter, request, ctx.api_version, wall_ms(), **kwargs)
         self._apply(outcome)
         await waiter.done.wait()
         if waiter.error is not None:

@@ -10,4 +10,4 @@ MAX_VERSION = 2
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("delete_groups", ctx, request)
+    return await ctx.services.groups.call(ApiKey.DELETE_GROUPS, ctx, request)

@@ -10,4 +10,4 @@ MAX_VERSION = 5
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("describe_groups", ctx, request)
+    return await ctx.services.groups.call(ApiKey.DESCRIBE_GROUPS, ctx, request)

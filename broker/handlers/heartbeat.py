@@ -10,4 +10,4 @@ MAX_VERSION = 4
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("heartbeat", ctx, request)
+    return await ctx.services.groups.call(ApiKey.HEARTBEAT, ctx, request)

@@ -11,4 +11,4 @@ PARKS = True  # answered when the rest of the group is there (see HandlerSpec)
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("join_group", ctx, request)
+    return await ctx.services.groups.call(ApiKey.JOIN_GROUP, ctx, request)

@@ -10,4 +10,4 @@ MAX_VERSION = 5
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("leave_group", ctx, request)
+    return await ctx.services.groups.call(ApiKey.LEAVE_GROUP, ctx, request)

@@ -13,4 +13,4 @@ MAX_VERSION = 4
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("list_groups", ctx, request)
+    return await ctx.services.groups.call(ApiKey.LIST_GROUPS, ctx, request)

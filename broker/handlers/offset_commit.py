@@ -29,7 +29,7 @@ async def handle(ctx, request: dict) -> dict:
                 for p in bad]})  # fmt: skip
     if not known and unknown:
         return {"throttle_time_ms": 0, "topics": unknown}
-    response = await ctx.services.groups.call("offset_commit", ctx, {**request, "topics": known})
+    response = await ctx.services.groups.call(ApiKey.OFFSET_COMMIT, ctx, {**request, "topics": known})
     if unknown:
         response = {**response, "topics": [*response["topics"], *unknown]}
     return response

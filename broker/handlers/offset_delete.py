@@ -10,4 +10,4 @@ MAX_VERSION = 0
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("offset_delete", ctx, request)
+    return await ctx.services.groups.call(ApiKey.OFFSET_DELETE, ctx, request)

@@ -13,4 +13,4 @@ MAX_VERSION = 8
 
 
 async def handle(ctx, request: dict) -> dict:
-    return await ctx.services.groups.call("offset_fetch", ctx, request)
+    return await ctx.services.groups.call(ApiKey.OFFSET_FETCH, ctx, request)
