@@ -16,7 +16,6 @@ import logging
 import trio
 
 from riverlog.broker.clock import wall_ms
-from riverlog.broker.clock import wall_ms
 from riverlog.broker.config import BrokerConfig, canonical_ip, format_voters
 from riverlog.broker.controller.controller_apis import ALLOCATE_PRODUCER_IDS, controller_apis
 from riverlog.broker.controller.forwarding import ControllerChannel, ControllerUnavailable
