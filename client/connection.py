@@ -1,7 +1,7 @@
 """One TCP connection to one broker: pipelined requests over Trio streams.
 
 Requests are written in order under a send lock; the broker answers in the
-order it received them (protocol README section 2), and each answer is
+order it received them (as Kafka's protocol guide promises), and each answer is
 matched to its request by correlation id. At most ``max_in_flight`` requests
 wait for answers at once. One reader task per connection decodes frames and
 wakes the waiting caller.
@@ -267,7 +267,7 @@ class BrokerConnection:
                 if pending.api_key != API_VERSIONS:
                     raise
                 # A broker that does not know our ApiVersions version answers
-                # UNSUPPORTED_VERSION in the v0 layout (README section 4.1).
+                # UNSUPPORTED_VERSION in the v0 layout (KIP-511).
                 _, pending.result = decode_response(API_VERSIONS, 0, frame)
         except ProtocolError as exc:
             pending.error = KafkaConnectionError(f"bad response from {self.host}:{self.port}: {exc}")

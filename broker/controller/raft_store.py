@@ -11,7 +11,7 @@ The driver restarts a node from ``load()`` and persists each ``Ready`` with
   a torn tail is always cut. Each entry is one record batch v2 of one record,
   uncompressed: base offset = the entry's offset, partitionLeaderEpoch =
   its epoch, key null, value = ``entry.data``; a control entry goes in
-  a control batch (attribute bit 5, pack 3.4). Batches carry their offsets,
+  a control batch (attribute bit 5 of Kafka's record batch). Batches carry their offsets,
   so entries land at exactly their offsets (append_as_follower).
 - Snapshots: ``<20-digit end offset>-<10-digit epoch>.checkpoint`` (Kafka's
   names), holding ``magic "RLSN", int64 end offset, int32 epoch, int64

@@ -1,7 +1,7 @@
 """The quorum's messages on Kafka's wire, for the one metadata partition.
 
 The Raft core speaks in the small dataclasses of ``raft/messages.py``; peers
-speak Kafka's KRaft RPCs (pack section 6.1): Vote, BeginQuorumEpoch,
+speak Kafka's KRaft RPCs (KIP-595): Vote, BeginQuorumEpoch,
 EndQuorumEpoch, Fetch v12+ and FetchSnapshot, each addressing topic
 ``__cluster_metadata`` partition 0 (by name, or by the reserved topic id
 0...01 where Fetch names topics by id). This module converts between the two
@@ -319,7 +319,7 @@ def _response_from_wire(api_key: int, version: int, body: dict, src: int, dst: i
 # -- log entries as record batches -------------------------------------------------
 
 # A control record's key is (int16 version 0, int16 type); LeaderChange is 2
-# (pack 3.4). Our control entries are all LeaderChange records.
+# (Kafka's ControlRecordType). Our control entries are all LeaderChange records.
 _LEADER_CHANGE_KEY = (0).to_bytes(2, "big") + (2).to_bytes(2, "big")
 
 

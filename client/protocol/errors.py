@@ -41,7 +41,7 @@ class UnsupportedApi(RemoteProtocolError):
         self.api_version = api_version
 
 
-# (code, name, retriable) from Errors.java (README section 7). Retriable
+# (code, name, retriable) from Kafka's Errors.java. Retriable
 # means the Java client's exception derives from RetriableException.
 _CODES = """
 -1 UNKNOWN_SERVER_ERROR n|0 NONE n|1 OFFSET_OUT_OF_RANGE n|2 CORRUPT_MESSAGE y

@@ -1,6 +1,6 @@
 """Request and response headers, and which header version an API version uses.
 
-Rule (README section 1.5): a request uses header v2 when its API version is
+Rule (KIP-482): a request uses header v2 when its API version is
 flexible, else v1; a response uses header v1 when flexible, else v0. Two
 exceptions: ApiVersions responses always use v0, so a client that asked for
 too new a version can read the error; ControlledShutdown v0 requests use

@@ -1,4 +1,4 @@
-"""Readers and writers for the Kafka wire primitives (README section 1.3).
+"""Readers and writers for the Kafka wire primitives (the protocol guide's types).
 
 Readers take `(buf, pos)` with `buf` a memoryview and return `(value, pos)`;
 writers append to a bytearray. Every length read from the wire is checked

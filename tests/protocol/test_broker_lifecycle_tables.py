@@ -1,5 +1,5 @@
-"""BrokerRegistration (62), BrokerHeartbeat (63) and AllocateProducerIds (67): the tables say what the
-pack's JSON specs say, and they are controller-listener APIs the broker's
+"""BrokerRegistration (62), BrokerHeartbeat (63) and AllocateProducerIds (67): the tables say what
+Kafka's JSON specs say, and they are controller-listener APIs the broker's
 client listener never advertises. (Every version's random round trip is in
 test_codec_roundtrip.py, which walks every table.)"""
 
@@ -31,7 +31,7 @@ def _names(message, version: int) -> list[str]:
      {0: ["throttle_time_ms", "error_code", "producer_id_start", "producer_id_len"]}),
 ])  # fmt: skip
 def test_tables_have_kip_631s_versions_and_fields(key, versions, request_fields, response_fields):
-    """Checked against the protocol pack's JSON specs when the tables were
+    """Checked against Kafka's JSON message specs when the tables were
     written; here the facts themselves, so the test needs no file outside
     the project: flexible from v0, and the fields each version adds."""
     api = APIS[key]

@@ -1,4 +1,4 @@
-"""Deterministic simulation of the Raft quorum (STYLE.md item 11).
+"""Deterministic simulation of the Raft quorum.
 
 A whole cluster of ``RaftCore``s runs in one process under a seeded clock,
 network and disk; checkers look at every step; a failing seed replays the

@@ -1,6 +1,6 @@
 """The quorum's messages and the values the core hands to its driver.
 
-Each message mirrors one of Kafka's KRaft RPCs (pack section 6.1), reduced
+Each message mirrors one of Kafka's KRaft RPCs (KIP-595), reduced
 to the fields the protocol needs; ``broker/controller/wire.py`` maps them
 to and from the real request and response schemas. ``src`` and ``dst`` are
 node ids; ``correlation`` pairs a response with the request it answers

@@ -3,9 +3,9 @@
 A KRaft candidate asks each voter for its vote (KIP-595). Flexible from v0.
 v1 (KIP-853) adds the voter's id and the directory ids of both ends, and
 node endpoints in the response. v2 is KIP-996's: ``pre_vote`` asks whether
-the voter *would* grant without anyone changing state. The reference pack
-pins Vote at 0-1, so v2 is declared here from the KIP, not from a pinned
-JSON spec: it appends ``pre_vote`` to the partition data and changes
+the voter *would* grant without anyone changing state. The JSON spec these
+tables were first written from stopped at v1, so v2 is declared here from
+the KIP: it appends ``pre_vote`` to the partition data and changes
 nothing else (Kafka also renamed candidate_* to replica_* in v2, which does
 not change the wire; we keep the v0-1 names). The response is unchanged.
 """
