@@ -6,7 +6,10 @@ only one appended to. Offsets satisfy, at all times::
     first segment base <= log_start_offset <= recovery_point <= log_end_offset
 
 (``recovery_point`` may lag behind ``log_start_offset`` only transiently, and
-is clamped). The partition directory also holds ``leader-epoch-checkpoint``
+is clamped). Offsets only grow: an append starts at or past the log end
+offset, a leader's exactly at it with its batches back to back, and the
+active segment takes it whole within ``segment.bytes`` unless it is empty
+(``_append`` checks both, raising InvariantError before a byte is written). The partition directory also holds ``leader-epoch-checkpoint``
 (LeaderEpochCache). The caller serialises calls on one Log (one task per
 partition, as the broker does); a Log does no locking of its own.
 """
@@ -20,12 +23,12 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 from pathlib import Path
 
 from riverlog.broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
 from riverlog.broker.storage.checkpoint import fsync_dir
-from riverlog.broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
+from riverlog.broker.storage.errors import InvalidRecordError, InvariantError, OffsetOutOfRangeError, StorageError
 from riverlog.broker.storage.index_file import CorruptIndexError
 from riverlog.broker.storage.leader_epoch_cache import LeaderEpochCache
 from riverlog.broker.storage.log_dir_failure import LogDirFailures
@@ -68,6 +71,13 @@ def _io(method):
             failures.raise_for(e, self.data_dir, f"{method.__name__} on {self.name}")
 
     return guarded
+
+
+def _io_failed(self: Log, error: BaseException, what: str) -> NoReturn:
+    """The guard's answer to ``error`` (for the methods that write the guard out)."""
+    if self.failures is None:
+        raise error
+    self.failures.raise_for(error, self.data_dir, f"{what} on {self.name}")
 
 
 def parse_partition_dir(name: str) -> tuple[str, int]:
@@ -284,7 +294,6 @@ class Log:
 
     # -- appends -----------------------------------------------------------------
 
-    @_io
     def append_as_leader(
         self, records: bytes | bytearray | memoryview, leader_epoch: int, now: int | None = None
     ) -> AppendInfo:
@@ -295,18 +304,25 @@ class Log:
         leader appends nothing that a consumer could not read. Followers and
         recovery trust what a leader validated.
         """
-        max_bytes = self.config.max_message_bytes
-        infos = validate_batches(records, max_bytes)
-        for info in infos:
-            check_records(records, info, max_uncompressed_bytes(max_bytes))
-        append_time = None
-        if self.config.message_timestamp_type == "LogAppendTime":
-            append_time = now if now is not None else now_ms()
-        first = self.log_end_offset
-        pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
-        info = self._append(pieces, infos, -1 if append_time is None else append_time)
-        self.epoch_cache.assign(leader_epoch, first)
-        return info
+        # The _io guard, written out: a wrapper's call costs a few percent of a small append.
+        failures = self.failures
+        if failures is not None and failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:
+            max_bytes = self.config.max_message_bytes
+            infos = validate_batches(records, max_bytes)
+            for info in infos:
+                check_records(records, info, max_uncompressed_bytes(max_bytes))
+            append_time = None
+            if self.config.message_timestamp_type == "LogAppendTime":
+                append_time = now if now is not None else now_ms()
+            first = self.log_end_offset
+            pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
+            info = self._append(pieces, infos, -1 if append_time is None else append_time, contiguous=True)
+            self.epoch_cache.assign(leader_epoch, first)
+            return info
+        except (OSError, StorageError) as e:
+            self._io_failed(e, "append_as_leader")
 
     @_io
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
@@ -324,11 +340,20 @@ class Log:
             self.epoch_cache.assign(info.partition_leader_epoch, info.base_offset)
         return appended
 
-    def _append(self, pieces: list, infos, append_time: int) -> AppendInfo:
+    def _append(self, pieces: list, infos, append_time: int, contiguous: bool = False) -> AppendInfo:
+        """Append batches whose offsets are assigned; ``contiguous`` (a leader's)
+        if they must start exactly at the log end offset, back to back."""
         # One pass over the batch facts (a produce request usually holds one).
         total = records = 0
         top = infos[0]
+        active = self._segments[-1]
+        expected = active.next_offset  # the log end offset
         for info in infos:
+            if info.base_offset != expected and (contiguous or info.base_offset < expected):
+                raise InvariantError(
+                    f"{self.name}: a batch at offset {info.base_offset} where offset {expected} comes next"
+                )
+            expected = info.base_offset + info.last_offset_delta + 1
             total += info.length
             records += info.last_offset_delta + 1
             if info.max_timestamp > top.max_timestamp:
@@ -338,11 +363,12 @@ class Log:
         if last - first > MAX_RELATIVE_OFFSET:
             # One append goes into one segment, whose offsets span an int32 at most.
             raise InvalidRecordError(f"{self.name}: an append spanning offsets {first}..{last} fits no segment")
-        active = self.active
         # Roll by Kafka's rules, or when a follower's jump forward would not fit
         # the active segment's relative offsets.
         if active.should_roll(total, len(infos), top.max_timestamp, last) or last - active.base_offset > MAX_RELATIVE_OFFSET:
             active = self.roll(first)
+        if active.size and active.size + total > self.config.segment_bytes:
+            raise InvariantError(f"{self.name}: {total} bytes would take {active} past segment.bytes")
         active.append(pieces, infos, total)
         self._unflushed_records += records
         if self._unflushed_records >= self.config.flush_messages:
@@ -413,7 +439,6 @@ class Log:
 
     # -- reads -------------------------------------------------------------------
 
-    @_io
     def read(
         self, start_offset: int, max_bytes: int, max_offset: int | None = None, min_one_batch: bool = True
     ) -> FetchData:
@@ -421,6 +446,15 @@ class Log:
         high watermark for consumers; the log end when None), at most
         ``max_bytes`` unless the first batch alone is larger and
         ``min_one_batch``. Raises OffsetOutOfRangeError outside [log start, log end]."""
+        failures = self.failures  # the _io guard, written out as in append_as_leader
+        if failures is not None and failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:
+            return self._read(start_offset, max_bytes, max_offset, min_one_batch)
+        except (OSError, StorageError) as e:
+            self._io_failed(e, "read")
+
+    def _read(self, start_offset: int, max_bytes: int, max_offset: int | None, min_one_batch: bool) -> FetchData:
         leo = self.log_end_offset
         if start_offset < self.log_start_offset or start_offset > leo:
             raise OffsetOutOfRangeError(
@@ -656,6 +690,8 @@ class Log:
         self._pending_deletes.clear()
         if error is not None:
             raise error
+
+    _io_failed = _io_failed
 
     def __repr__(self) -> str:
         return f"Log({self.name}, start={self.log_start_offset}, end={self.log_end_offset})"

@@ -32,12 +32,11 @@ from crc32c import crc32c
 
 from riverlog import native
 from riverlog.broker.storage import faults
-from riverlog.broker.storage.errors import SegmentClosedError, StorageError
+from riverlog.broker.storage.errors import InvariantError, SegmentClosedError, StorageError
 from riverlog.broker.storage.index_file import CorruptIndexError
 from riverlog.broker.storage.log_config import LogConfig
 from riverlog.broker.storage.offset_index import OffsetIndex
-from riverlog.broker.storage.open_files import CACHE as OPEN_FILES
-from riverlog.broker.storage.open_files import OpenFile, open_fd
+from riverlog.broker.storage.open_files import CachedFile, OpenFile, open_fd
 from riverlog.broker.storage.time_index import NO_TIMESTAMP, TimeIndex
 from riverlog.client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
 from riverlog.client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
@@ -52,6 +51,7 @@ _UINT32 = struct.Struct(">I")
 _IOV_MAX = 1024  # Linux's limit on pieces per pwritev
 _RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
+MAX_SEGMENT_BYTES = 2**31 - 1  # positions are u32 in the index, int32 in Kafka: segment.bytes' cap
 
 
 def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
@@ -112,14 +112,14 @@ class LogSegment:
         self._closed = False
         # The cache's key for the .log: dropped, with the descriptor, when the
         # segment is collected, closed or not.
-        self._file_key = OPEN_FILES.key_for(self)
+        self._cached_file = CachedFile(self)
         self._own_file = None
         self.offset_index = self.time_index = None
         try:
             if keep_open:
                 log_file = self._own_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
             else:
-                log_file = OPEN_FILES.get(self._file_key, self.log_path, create=True)
+                log_file = self._cached_file.get(self.log_path, create=True)
             self.size = os.fstat(log_file.fd).st_size
             index_bytes = config.segment_index_bytes
             index_path = directory / segment_file_name(base_offset, ".index", suffix)
@@ -143,7 +143,7 @@ class LogSegment:
         """The open ``.log``, from the cache (opened again if it was evicted)."""
         if self._closed:
             raise SegmentClosedError(f"{self.log_path} is closed")
-        return self._own_file or OPEN_FILES.get(self._file_key, self.log_path)
+        return self._own_file or self._cached_file.get(self.log_path)
 
     def _check_open(self) -> None:
         """Before an index lookup: a closed segment's indexes are unmapped."""
@@ -245,8 +245,21 @@ class LogSegment:
         offsets the caller keeps within MAX_RELATIVE_OFFSET of the base; they
         go out in one ``pwritev``. Bytes and index entries land together or
         not at all.
+
+        Invariants, checked before a byte is written: the batches' offsets
+        start at or past the segment's next offset and stay within
+        MAX_RELATIVE_OFFSET of its base; the segment stays within
+        MAX_SEGMENT_BYTES (u32 index positions). Each index entry points
+        into the bytes just written.
         """
         start = self.size
+        first, last = infos[0].base_offset, infos[-1].base_offset + infos[-1].last_offset_delta
+        if first < self.next_offset or last - self.base_offset > MAX_RELATIVE_OFFSET or start + total > MAX_SEGMENT_BYTES:
+            raise InvariantError(
+                f"{self.log_path.name}: an append of offsets {first}..{last}, {total} bytes, does not fit "
+                f"after offset {self.next_offset - 1} at byte {start} (at most offset "
+                f"{self.base_offset + MAX_RELATIVE_OFFSET}, byte {MAX_SEGMENT_BYTES})"
+            )
         log_file = self._file()
         _pwrite_all(log_file.fd, pieces, total, start, self.log_path)
         self.size = start + total
@@ -265,6 +278,8 @@ class LogSegment:
                 # A full index skips entries (lookups then walk a little
                 # further): an append never fails halfway for want of room.
                 if since > interval and self.offset_index.entries < self.offset_index.max_entries:
+                    if not 0 <= info.position < total:
+                        raise InvariantError(f"{self.log_path.name}: batch at {info.position} is not in the append")
                     self.offset_index.append(last_offset, start + info.position)
                     self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
                     since = 0
@@ -298,9 +313,15 @@ class LogSegment:
     # -- reading -------------------------------------------------------------
 
     def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
-        """The first batch whose last offset is >= ``offset``, or None."""
+        """The first batch whose last offset is >= ``offset``, or None.
+
+        Invariant: the index points within the segment. One that points past
+        its end would read as nothing there (records silently skipped)."""
         self._check_open()
         _, position = self.offset_index.lookup(offset)
+        if position > self.size:
+            raise InvariantError(f"{self.offset_index.path.name}: offset {offset} maps to byte {position}, "
+                                 f"past the end of {self.log_path.name} ({self.size} bytes)")  # fmt: skip
         for header in self.walk(max(position, start_position)):
             if header.last_offset >= offset:
                 return header
@@ -311,7 +332,9 @@ class LogSegment:
     ) -> FileSlice | None:
         """Bytes from the batch holding ``start_offset``, at most ``max_bytes``
         (or the whole first batch if ``min_one_batch``) and ending before
-        ``max_position``; None when nothing is readable here."""
+        ``max_position``; None when nothing is readable here. The slice lies
+        within the segment's bytes by construction, from a batch boundary
+        translate_offset checked."""
         header = self.translate_offset(start_offset)
         if header is None:
             return None
@@ -503,7 +526,7 @@ class LogSegment:
             except BaseException as e:
                 index.release()
                 error = error or e
-        OPEN_FILES.discard(self._file_key)  # a slice being sent keeps its descriptor until done
+        self._cached_file.discard()  # a slice being sent keeps its descriptor until done
         self._own_file = None
         if error is not None:
             raise error
