@@ -24,21 +24,19 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from crc32c import crc32c
-
-from riverlog import native
 from riverlog.broker.storage import faults
 from riverlog.broker.storage.errors import InvariantError, SegmentClosedError, StorageError
 from riverlog.broker.storage.index_file import CorruptIndexError
 from riverlog.broker.storage.log_config import LogConfig
-from riverlog.broker.storage.offset_index import OffsetIndex
+from riverlog.broker.storage.offset_index import MAX_RELATIVE_OFFSET, OffsetIndex
 from riverlog.broker.storage.open_files import CachedFile, OpenFile, open_fd
+from riverlog.broker.storage.segment_recovery import SegmentRecovery
 from riverlog.broker.storage.time_index import NO_TIMESTAMP, TimeIndex
-from riverlog.client.records.layout import ATTRIBUTES_OFFSET, CRC_OFFSET
 from riverlog.client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
 from riverlog.native import BatchInfo
 
@@ -47,11 +45,12 @@ log = logging.getLogger(__name__)
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
 # lastOffsetDelta, baseTimestamp, maxTimestamp: the header fields we walk by.
 _HEADER = struct.Struct(">qiibIhiqq")
-_UINT32 = struct.Struct(">I")
 _IOV_MAX = 1024  # Linux's limit on pieces per pwritev
-_RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
-MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
 MAX_SEGMENT_BYTES = 2**31 - 1  # positions are u32 in the index, int32 in Kafka: segment.bytes' cap
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
 
 
 def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
@@ -93,14 +92,10 @@ class BatchHeader:
     partition_leader_epoch: int
 
 
-@dataclass(frozen=True)
-class RecoveryResult:
-    bytes_truncated: int
-    next_offset: int | None  # offset after the last valid batch, None if empty
-    epochs: list[tuple[int, int]]  # (leader epoch, first offset) where the epoch changes
+class LogSegment(SegmentRecovery):
+    """One segment's files. Recovery (the scan that validates batches and
+    rebuilds the indexes after a crash) is in segment_recovery.py."""
 
-
-class LogSegment:
     def __init__(
         self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "", keep_open: bool = False
     ) -> None:
@@ -367,90 +362,6 @@ class LogSegment:
 
     # -- recovery and truncation --------------------------------------------
 
-    def recover(self, max_batch_bytes: int, next_segment_base: int | None = None) -> RecoveryResult:
-        """Validate every batch, rebuild both indexes, cut the file at the first bad batch.
-
-        A batch is valid when its length, magic and CRC check out and its
-        offsets, which the CRC does not cover, lie in this segment's range:
-        at or after the previous batch's end, within an int32 of the base
-        offset, and below ``next_segment_base``. Leader epochs must not go back.
-        """
-        self.make_active()
-        self.offset_index.reset()
-        self.time_index.reset()
-        self._index_missing = False
-        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
-        self._bytes_since_last_index_entry = 0
-        self._rolling_based_timestamp = None
-        upper = self.base_offset + MAX_RELATIVE_OFFSET
-        if next_segment_base is not None:
-            upper = min(upper, next_segment_base - 1)
-        valid_end, next_offset, epochs = self._scan_valid(max_batch_bytes, upper)
-        dropped = self.size - valid_end
-        if dropped:
-            self.truncate_bytes(valid_end)
-        self._next_offset = next_offset if next_offset is not None else self.base_offset
-        return RecoveryResult(dropped, next_offset, epochs)
-
-    def _scan_valid(self, max_batch_bytes: int, max_last_offset: int):
-        """(end of the valid prefix, next offset, epoch changes), indexing as it goes.
-
-        Reads the file in chunks with pread (bounded memory, no mmap whose
-        exported views a failure could leave pinned).
-        """
-        valid_end, next_offset, epochs = 0, None, []
-        min_offset, last_epoch = self.base_offset, -1
-        while valid_end < self.size:
-            want = min(_RECOVERY_CHUNK_BYTES, self.size - valid_end)
-            chunk = self.pread(want, valid_end)
-            infos, _end, status = native.scan_batches(chunk, 4096, max_batch_bytes)
-            if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= 12:
-                # A batch larger than the chunk: read it whole if the file holds it.
-                declared = int.from_bytes(chunk[8:12], "big", signed=True) + 12
-                if len(chunk) < declared <= self.size - valid_end:
-                    chunk = self.pread(declared, valid_end)
-                    infos, _end, status = native.scan_batches(chunk, 1, max_batch_bytes)
-            view = memoryview(chunk)
-            good = []
-            for info in infos:
-                last = info.base_offset + info.last_offset_delta
-                stored_crc = _UINT32.unpack_from(view, info.position + CRC_OFFSET)[0]
-                body = view[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
-                if (
-                    crc32c(body) != stored_crc
-                    or info.base_offset < min_offset
-                    or info.last_offset_delta < 0
-                    or last > max_last_offset
-                    or info.partition_leader_epoch < last_epoch
-                ):
-                    break
-                good.append(info)
-                min_offset = next_offset = last + 1
-                if info.partition_leader_epoch > last_epoch:
-                    epochs.append((info.partition_leader_epoch, info.base_offset))
-                    last_epoch = info.partition_leader_epoch
-            if good:
-                self._index_recovered(valid_end, good)
-                valid_end += good[-1].position + good[-1].length
-            if not good or len(good) < len(infos):
-                break  # the scanner or a check stopped at a bad or torn batch
-        return valid_end, next_offset, epochs
-
-    def _index_recovered(self, chunk_start: int, infos: list[BatchInfo]) -> None:
-        interval = self.config.index_interval_bytes
-        if self._rolling_based_timestamp is None:
-            self._rolling_based_timestamp = infos[0].max_timestamp
-        for info in infos:
-            last_offset = info.base_offset + info.last_offset_delta
-            if info.max_timestamp > self.max_timestamp:
-                self.max_timestamp = info.max_timestamp
-                self.offset_of_max_timestamp = last_offset
-            if self._bytes_since_last_index_entry > interval and not self.offset_index.is_full:
-                self.offset_index.append(last_offset, chunk_start + info.position)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                self._bytes_since_last_index_entry = 0
-            self._bytes_since_last_index_entry += info.length
-
     def truncate_bytes(self, position: int) -> None:
         log_file = self._file()
         os.ftruncate(log_file.fd, position)
@@ -533,6 +444,25 @@ class LogSegment:
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path.name}, size={self.size})"
+
+
+def close_quietly(seg: LogSegment) -> None:
+    """Close a segment on an error path: the error being raised is the one to report."""
+    try:
+        seg.close()
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        log.debug("closing %s after a failure: %s", seg, e)
+
+
+def discard_quietly(seg: LogSegment) -> None:
+    """A segment made but never added to the log (a roll that failed): its
+    maps and descriptor go, and its files as far as the disk lets them."""
+    close_quietly(seg)
+    for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            log.debug("could not remove %s after a failed roll: %s", path, e)
 
 
 def _pwrite_all(fd: int, pieces: list, total: int, position: int, path: Path) -> None:

@@ -20,6 +20,7 @@ from riverlog.broker.storage.errors import InvariantError
 from riverlog.broker.storage.index_file import CorruptIndexError, IndexFile
 
 _ENTRY = struct.Struct(">II")
+MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
 
 
 class OffsetIndex(IndexFile):
