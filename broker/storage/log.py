@@ -188,7 +188,7 @@ class Log(LogRecovery, LogRetention):
                 append_time = now if now is not None else now_ms()
             first = self.log_end_offset
             pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
-            info = self._append(pieces, infos, -1 if append_time is None else append_time, contiguous=True)
+            info = self._append(pieces, infos, -1 if append_time is None else append_time, first, contiguous=True)
             self.epoch_cache.assign(leader_epoch, first)
             return info
         except (OSError, StorageError) as e:
@@ -198,26 +198,27 @@ class Log(LogRecovery, LogRetention):
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches that already carry offsets and epochs (replica fetch)."""
         infos = validate_batches(records, MAX_SEGMENT_BYTES)
-        expected = self.log_end_offset
+        expected = leo = self.log_end_offset
         for info in infos:
             if info.base_offset < expected:
                 raise InvalidRecordError(
                     f"{self.name}: batch at offset {info.base_offset} is below the log end offset {expected}"
                 )
             expected = info.base_offset + info.last_offset_delta + 1
-        appended = self._append([records], infos, -1)
+        appended = self._append([records], infos, -1, leo)
         for info in infos:
             self.epoch_cache.assign(info.partition_leader_epoch, info.base_offset)
         return appended
 
-    def _append(self, pieces: list, infos, append_time: int, contiguous: bool = False) -> AppendInfo:
-        """Append batches whose offsets are assigned; ``contiguous`` (a leader's)
-        if they must start exactly at the log end offset, back to back."""
+    def _append(self, pieces: list, infos, append_time: int, log_end_offset: int, contiguous: bool = False) -> AppendInfo:
+        """Append batches whose offsets are assigned, at ``log_end_offset`` (as
+        the caller read it); ``contiguous`` (a leader's) if they must start
+        exactly there, back to back."""
         # One pass over the batch facts (a produce request usually holds one).
         total = records = 0
         top = infos[0]
         active = self._segments[-1]
-        expected = active.next_offset  # the log end offset
+        expected = log_end_offset
         for info in infos:
             if info.base_offset != expected and (contiguous or info.base_offset < expected):
                 raise InvariantError(

@@ -249,7 +249,10 @@ class LogSegment(SegmentRecovery):
         """
         start = self.size
         first, last = infos[0].base_offset, infos[-1].base_offset + infos[-1].last_offset_delta
-        if first < self.next_offset or last - self.base_offset > MAX_RELATIVE_OFFSET or start + total > MAX_SEGMENT_BYTES:
+        next_offset = self._next_offset  # the property's cache, read inline: this is on every append
+        if next_offset is None:
+            next_offset = self.next_offset
+        if first < next_offset or last - self.base_offset > MAX_RELATIVE_OFFSET or start + total > MAX_SEGMENT_BYTES:
             raise InvariantError(
                 f"{self.log_path.name}: an append of offsets {first}..{last}, {total} bytes, does not fit "
                 f"after offset {self.next_offset - 1} at byte {start} (at most offset "

@@ -37,7 +37,7 @@ def test_a_leader_append_starts_exactly_at_the_log_end(open_log):
     for first in (lg.log_end_offset + 1, lg.log_end_offset - 1):
         pieces, infos = _stamped(first)
         with pytest.raises(InvariantError, match="where offset 6 comes next"):
-            lg._append(pieces, infos, -1, contiguous=True)
+            lg._append(pieces, infos, -1, lg.log_end_offset, contiguous=True)
     assert lg.size_bytes == size and read_all(lg) == records
 
 
@@ -49,7 +49,7 @@ def test_a_leader_append_s_batches_are_back_to_back(open_log):
     length = first_infos[0].length
     second_infos = [info._replace(position=info.position + length) for info in second_infos]
     with pytest.raises(InvariantError):
-        lg._append(one + two, first_infos + second_infos, -1, contiguous=True)
+        lg._append(one + two, first_infos + second_infos, -1, lg.log_end_offset, contiguous=True)
     assert lg.size_bytes == size
 
 
@@ -58,9 +58,9 @@ def test_no_append_goes_back_below_the_log_end(open_log):
     lg = _filled(open_log)
     pieces, infos = _stamped(lg.log_end_offset - 1)
     with pytest.raises(InvariantError):
-        lg._append(pieces, infos, -1)
+        lg._append(pieces, infos, -1, lg.log_end_offset)
     pieces, infos = _stamped(lg.log_end_offset + 10)
-    lg._append(pieces, infos, -1)  # forward is fine
+    lg._append(pieces, infos, -1, lg.log_end_offset)  # forward is fine
     assert lg.log_end_offset == 18
 
 
