@@ -52,6 +52,17 @@ class SegmentClosedError(Exception):
     error_code = 56
 
 
+class InvariantError(Exception):
+    """A storage invariant does not hold: a bug of the broker, never bad input
+    nor a failing disk. Each invariant is checked where it is stated, before
+    anything is written (as TigerBeetle does; a named error, not ``assert``,
+    which ``python -O`` drops), so a broken one stops the operation and
+    leaves the log on disk as it was. Not a storage fault either: its
+    directory stays online, and the request fails loudly as a handler fault
+    (logged at ERROR with its traceback, the asking connection closed)
+    instead of answering KAFKA_STORAGE_ERROR."""
+
+
 OUT_OF_DESCRIPTORS_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 

@@ -6,7 +6,11 @@ only one appended to. Offsets satisfy, at all times::
     first segment base <= log_start_offset <= recovery_point <= log_end_offset
 
 (``recovery_point`` may lag behind ``log_start_offset`` only transiently, and
-is clamped). The partition directory also holds ``leader-epoch-checkpoint``
+is clamped). Offsets only grow: an append starts at or past the log end
+offset, a leader's exactly at it with its batches back to back, and the
+active segment takes it whole within ``segment.bytes`` unless it is empty
+(``_append`` checks both, raising InvariantError before a byte is written).
+The partition directory also holds ``leader-epoch-checkpoint``
 (LeaderEpochCache). The caller serialises calls on one Log (one task per
 partition, as the broker does); a Log does no locking of its own.
 """
@@ -14,10 +18,7 @@ partition, as the broker does); a Log does no locking of its own.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
-import os
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
@@ -25,45 +26,27 @@ from pathlib import Path
 from riverlog.broker.clock import wall_ms
 from riverlog.broker.storage.batches import assign_offsets, check_records, max_uncompressed_bytes, validate_batches
 from riverlog.broker.storage.checkpoint import fsync_dir
-from riverlog.broker.storage.errors import InvalidRecordError, OffsetOutOfRangeError, StorageError
-from riverlog.broker.storage.index_file import CorruptIndexError
+from riverlog.broker.storage.errors import InvalidRecordError, InvariantError, OffsetOutOfRangeError, StorageError
 from riverlog.broker.storage.leader_epoch_cache import LeaderEpochCache
-from riverlog.broker.storage.log_dir_failure import LogDirFailures
 from riverlog.broker.storage.log_config import LogConfig
-from riverlog.broker.storage.log_segment import MAX_RELATIVE_OFFSET, FileSlice, LogSegment
+from riverlog.broker.storage.log_dir_failure import LogDirFailures, io_guarded, raise_io_failure
+from riverlog.broker.storage.log_recovery import LogRecovery
+from riverlog.broker.storage.log_retention import LogRetention
+from riverlog.broker.storage.log_segment import (  # CLEANED_SUFFIX: cleaner.py imports it from here
+    CLEANED_SUFFIX,
+    MAX_RELATIVE_OFFSET,
+    MAX_SEGMENT_BYTES,
+    FileSlice,
+    LogSegment,
+    discard_quietly,
+)
 
 log = logging.getLogger(__name__)
 
-DELETED_SUFFIX = ".deleted"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
-_RECOVERY_MAX_BATCH = 2**31 - 1  # recovery accepts any batch that fits a segment
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 # NAME_MAX of Linux file systems (topic names are ASCII): a partition's
 # directory, <topic>-<partition>, and its name once deleted must each fit.
 MAX_FILE_NAME_BYTES = 255
-
-
-def _io(method):
-    """Run ``method`` under the log's log-directory failure guard: an error is
-    raised as LogDirFailures.raise_for says (a storage fault takes the data
-    directory offline, running out of descriptors does not), and nothing runs
-    on a directory that is offline."""
-
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        failures = self.failures
-        if failures is None:
-            return method(self, *args, **kwargs)
-        if failures.offline and self.data_dir in failures.offline:
-            raise failures.error_for(self.data_dir)
-        try:  # no context manager: this is on every append and read
-            return method(self, *args, **kwargs)
-        except (OSError, StorageError) as e:
-            failures.raise_for(e, self.data_dir, f"{method.__name__} on {self.name}")
-
-    return guarded
 
 
 def parse_partition_dir(name: str) -> tuple[str, int]:
@@ -94,7 +77,13 @@ class FetchData:
     log_end_offset: int
 
 
-class Log:
+class Log(LogRecovery, LogRetention):
+    """One partition's log. Its parts, each in its own file: appends, reads and
+    flushing here; loading and recovery in log_recovery.py; retention,
+    truncation and the compaction swap in log_retention.py."""
+
+    clock_ms = staticmethod(wall_ms)  # the wall clock of deletion and retention times
+
     def __init__(
         self,
         directory: Path,
@@ -134,115 +123,6 @@ class Log:
                 log.debug("%s: closing after a failed load: %s", self.name, e)
             raise
 
-    # -- loading and recovery -------------------------------------------------
-
-    def _load(self, recovery_point: int, log_start_offset: int, clean_shutdown: bool) -> None:
-        swaps: list[int] = []
-        bases: set[int] = set()
-        for entry in os.listdir(self.dir):
-            m = _SEGMENT_FILE.match(entry)
-            if entry.endswith(".tmp") or (m and m.group(3) in (CLEANED_SUFFIX, DELETED_SUFFIX)):
-                # A cleaning that did not reach its swap, or a deletion that
-                # was scheduled: either way the files are no longer wanted.
-                (self.dir / entry).unlink()
-            elif m and m.group(3) == SWAP_SUFFIX:
-                if m.group(2) == "log":
-                    swaps.append(int(m.group(1)))
-            elif m and m.group(2) == "log":
-                bases.add(int(m.group(1)))
-        for base in swaps:
-            bases = self._complete_swap(base, bases)
-        for entry in os.listdir(self.dir):
-            m = _SEGMENT_FILE.match(entry)
-            if not m or m.group(2) == "log":
-                continue
-            if int(m.group(1)) not in bases:
-                (self.dir / entry).unlink()  # index files without their .log are stale
-            elif m.group(3) == SWAP_SUFFIX:
-                # The swap's .log went live before a crash: its indexes follow it.
-                os.replace(self.dir / entry, self.dir / entry[: -len(SWAP_SUFFIX)])
-
-        for base in sorted(bases):
-            self._add_segment(self._new_segment(base))
-        if not self._segments:
-            self._add_segment(self._new_segment(max(log_start_offset, 0)))
-
-        self._recover(recovery_point if not clean_shutdown else None)
-        self.active.make_active()
-        if self.epoch_cache.corrupt or (not self.epoch_cache.entries() and self.active.next_offset > self._bases[0]):
-            self._rebuild_epoch_cache()
-
-        self.log_start_offset = max(log_start_offset, self._segments[0].base_offset)
-        self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
-        self.recovery_point = self.log_end_offset if clean_shutdown else min(
-            max(recovery_point, self.log_start_offset), self.log_end_offset
-        )
-        self.epoch_cache.truncate_from_end(self.log_end_offset)
-        self.epoch_cache.truncate_from_start(self.log_start_offset)
-
-    def _complete_swap(self, base: int, bases: set[int]) -> set[int]:
-        """Finish a compaction swap that a crash interrupted (see cleaner.py)."""
-        swap = self._new_segment(base, SWAP_SUFFIX)
-        try:
-            end = swap.next_offset
-            replaced = {b for b in bases if base <= b < end}
-            for b in replaced:
-                self._new_segment(b).delete()  # lets go of its maps and descriptor even if it fails
-        finally:
-            swap.close()
-        for ext in (".log", ".index", ".timeindex"):
-            src = self.dir / f"{base:020d}{ext}{SWAP_SUFFIX}"
-            if src.exists():
-                os.replace(src, self.dir / f"{base:020d}{ext}")
-        return (bases - replaced) | {base}
-
-    def _recover(self, recovery_point: int | None) -> None:
-        """Scan segments that may hold unflushed data; cut at the first bad batch.
-
-        ``recovery_point`` None means a clean shutdown: nothing is scanned, but
-        an index that fails its sanity check is still rebuilt.
-        """
-        i = 0
-        while i < len(self._segments):
-            seg = self._segments[i]
-            is_last = i == len(self._segments) - 1
-            next_base = None if is_last else self._segments[i + 1].base_offset
-            needs_scan = recovery_point is not None and (next_base is None or next_base > recovery_point)
-            if not needs_scan:
-                try:
-                    seg.sanity_check()
-                except CorruptIndexError as e:
-                    log.warning("%s: rebuilding index: %s", self.name, e)
-                    needs_scan = True
-            if needs_scan:
-                result = seg.recover(_RECOVERY_MAX_BATCH, next_base)
-                for epoch, offset in result.epochs:
-                    self.epoch_cache.assign(epoch, offset)
-                if not is_last:
-                    seg.on_become_inactive()
-                if result.bytes_truncated:
-                    log.warning(
-                        "%s: recovery dropped %d bytes of invalid or torn data from offset %d in %s",
-                        self.name, result.bytes_truncated, seg.next_offset, seg.log_path.name,
-                    )
-                    # Everything after a bad batch is unreachable by offset: drop it.
-                    for later in self._segments[i + 1 :]:
-                        log.warning("%s: recovery deleted segment %s after the bad batch", self.name, later)
-                        later.delete()
-                    del self._segments[i + 1 :]
-                    del self._bases[i + 1 :]
-                    break
-            i += 1
-        # An empty segment other than the active one carries no offsets; it
-        # stays (Kafka keeps them too) because its base offset anchors the next.
-
-    def _rebuild_epoch_cache(self) -> None:
-        """The cache is derived from batch headers: read them all (rare: a lost or corrupt checkpoint)."""
-        log.warning("%s: rebuilding the leader epoch cache from batch headers", self.name)
-        self.epoch_cache.clear(force=True)
-        for seg in self._segments:
-            for header in seg.walk(0):
-                self.epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
 
     def _new_segment(self, base: int, suffix: str = "") -> LogSegment:
         return LogSegment(self.dir, base, self.config, suffix=suffix, keep_open=self.keep_open)
@@ -280,7 +160,6 @@ class Log:
 
     # -- appends -----------------------------------------------------------------
 
-    @_io
     def append_as_leader(
         self, records: bytes | bytearray | memoryview, leader_epoch: int, now: int | None = None
     ) -> AppendInfo:
@@ -291,40 +170,57 @@ class Log:
         leader appends nothing that a consumer could not read. Followers and
         recovery trust what a leader validated.
         """
-        max_bytes = self.config.max_message_bytes
-        infos = validate_batches(records, max_bytes)
-        for info in infos:
-            check_records(records, info, max_uncompressed_bytes(max_bytes))
-        append_time = None
-        if self.config.message_timestamp_type == "LogAppendTime":
-            append_time = now if now is not None else wall_ms()
-        first = self.log_end_offset
-        pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
-        info = self._append(pieces, infos, -1 if append_time is None else append_time)
-        self.epoch_cache.assign(leader_epoch, first)
-        return info
+        # The _io guard, written out: a wrapper's call costs a few percent of a small append.
+        failures = self.failures
+        if failures is not None and failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:
+            max_bytes = self.config.max_message_bytes
+            infos = validate_batches(records, max_bytes)
+            for info in infos:
+                check_records(records, info, max_uncompressed_bytes(max_bytes))
+            append_time = None
+            if self.config.message_timestamp_type == "LogAppendTime":
+                append_time = now if now is not None else wall_ms()
+            first = self.log_end_offset
+            pieces, infos = assign_offsets(records, infos, first, leader_epoch, append_time)
+            info = self._append(pieces, infos, -1 if append_time is None else append_time, first, contiguous=True)
+            self.epoch_cache.assign(leader_epoch, first)
+            return info
+        except (OSError, StorageError) as e:
+            raise_io_failure(self, e, "append_as_leader")
 
-    @_io
+    @io_guarded
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches that already carry offsets and epochs (replica fetch)."""
-        infos = validate_batches(records, _RECOVERY_MAX_BATCH)
-        expected = self.log_end_offset
+        infos = validate_batches(records, MAX_SEGMENT_BYTES)
+        expected = leo = self.log_end_offset
         for info in infos:
             if info.base_offset < expected:
                 raise InvalidRecordError(
                     f"{self.name}: batch at offset {info.base_offset} is below the log end offset {expected}"
                 )
             expected = info.base_offset + info.last_offset_delta + 1
-        appended = self._append([records], infos, -1)
+        appended = self._append([records], infos, -1, leo)
         for info in infos:
             self.epoch_cache.assign(info.partition_leader_epoch, info.base_offset)
         return appended
 
-    def _append(self, pieces: list, infos, append_time: int) -> AppendInfo:
+    def _append(self, pieces: list, infos, append_time: int, log_end_offset: int, contiguous: bool = False) -> AppendInfo:
+        """Append batches whose offsets are assigned, at ``log_end_offset`` (as
+        the caller read it); ``contiguous`` (a leader's) if they must start
+        exactly there, back to back."""
         # One pass over the batch facts (a produce request usually holds one).
         total = records = 0
         top = infos[0]
+        active = self._segments[-1]
+        expected = log_end_offset
         for info in infos:
+            if info.base_offset != expected and (contiguous or info.base_offset < expected):
+                raise InvariantError(
+                    f"{self.name}: a batch at offset {info.base_offset} where offset {expected} comes next"
+                )
+            expected = info.base_offset + info.last_offset_delta + 1
             total += info.length
             records += info.last_offset_delta + 1
             if info.max_timestamp > top.max_timestamp:
@@ -334,11 +230,12 @@ class Log:
         if last - first > MAX_RELATIVE_OFFSET:
             # One append goes into one segment, whose offsets span an int32 at most.
             raise InvalidRecordError(f"{self.name}: an append spanning offsets {first}..{last} fits no segment")
-        active = self.active
         # Roll by Kafka's rules, or when a follower's jump forward would not fit
         # the active segment's relative offsets.
         if active.should_roll(total, len(infos), top.max_timestamp, last) or last - active.base_offset > MAX_RELATIVE_OFFSET:
             active = self.roll(first)
+        if active.size and active.size + total > self.config.segment_bytes:
+            raise InvariantError(f"{self.name}: {total} bytes would take {active} past segment.bytes")
         active.append(pieces, infos, total)
         self._unflushed_records += records
         if self._unflushed_records >= self.config.flush_messages:
@@ -354,7 +251,7 @@ class Log:
             self.log_start_offset,
         ))  # fmt: skip
 
-    @_io
+    @io_guarded
     def roll(self, new_base: int | None = None) -> LogSegment:
         """Close the active segment to appends and start a new one at the log end."""
         base = self.log_end_offset if new_base is None else max(new_base, self.log_end_offset)
@@ -372,7 +269,7 @@ class Log:
             else:
                 old.on_become_inactive()
         except BaseException:
-            _discard_quietly(seg)  # not in the log: its maps, descriptor and files go
+            discard_quietly(seg)  # not in the log: its maps, descriptor and files go
             raise
         self._add_segment(seg)
         self._dir_changed = True
@@ -380,7 +277,7 @@ class Log:
 
     # -- flushing ----------------------------------------------------------------
 
-    @_io
+    @io_guarded
     def flush(self, up_to: int | None = None) -> None:
         """fsync the segments holding offsets [recovery_point, up_to) and advance it."""
         target = self.log_end_offset if up_to is None else min(up_to, self.log_end_offset)
@@ -399,7 +296,7 @@ class Log:
             self._unflushed_records = 0
         self._last_flush_ms = wall_ms()
 
-    @_io
+    @io_guarded
     def flush_if_due(self, now: int) -> bool:
         """flush.ms: fsync when the oldest unflushed append is that old."""
         if self._unflushed_records and now - self._last_flush_ms >= self.config.flush_ms:
@@ -409,7 +306,6 @@ class Log:
 
     # -- reads -------------------------------------------------------------------
 
-    @_io
     def read(
         self, start_offset: int, max_bytes: int, max_offset: int | None = None, min_one_batch: bool = True
     ) -> FetchData:
@@ -417,6 +313,15 @@ class Log:
         high watermark for consumers; the log end when None), at most
         ``max_bytes`` unless the first batch alone is larger and
         ``min_one_batch``. Raises OffsetOutOfRangeError outside [log start, log end]."""
+        failures = self.failures  # the _io guard, written out as in append_as_leader
+        if failures is not None and failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:
+            return self._read(start_offset, max_bytes, max_offset, min_one_batch)
+        except (OSError, StorageError) as e:
+            raise_io_failure(self, e, "read")
+
+    def _read(self, start_offset: int, max_bytes: int, max_offset: int | None, min_one_batch: bool) -> FetchData:
         leo = self.log_end_offset
         if start_offset < self.log_start_offset or start_offset > leo:
             raise OffsetOutOfRangeError(
@@ -443,7 +348,7 @@ class Log:
                 offset = self._segments[i].base_offset  # a gap (compaction): go on from there
         return empty
 
-    @_io
+    @io_guarded
     def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record at or after ``timestamp``, at or
         after the log start; None if every record is older."""
@@ -473,149 +378,6 @@ class Log:
                         return record.timestamp, record.offset
         return None
 
-    # -- retention, delete-records, truncation -------------------------------
-
-    @_io
-    def delete_old_segments(
-        self, now: int | None = None, high_watermark: int | None = None, *, retention: bool = True
-    ) -> int:
-        """Retention: drop whole segments past retention.ms / retention.bytes (with
-        cleanup.policy delete and ``retention``) or wholly below the log start
-        offset. Only segments entirely below ``high_watermark`` go. Returns how many."""
-        now = wall_ms() if now is None else now
-        hw = self.log_end_offset if high_watermark is None else min(high_watermark, self.log_end_offset)
-        by_policy = retention and self.config.delete
-        excess = self.size_bytes - self.config.retention_bytes if self.config.retention_bytes >= 0 else -1
-        doomed: list[LogSegment] = []
-        for i, seg in enumerate(self._segments):
-            upper = self._segments[i + 1].base_offset if i + 1 < len(self._segments) else self.log_end_offset
-            if upper > hw or (seg is self.active and seg.size == 0):
-                break
-            below_start = upper <= self.log_start_offset
-            by_time = (
-                by_policy
-                and self.config.retention_ms >= 0
-                and now - seg.largest_timestamp > self.config.retention_ms
-            )
-            by_size = by_policy and excess >= 0 and excess - seg.size >= 0
-            if not (below_start or by_time or by_size):
-                break
-            doomed.append(seg)
-            if excess >= 0:
-                excess -= seg.size
-        if not doomed:
-            return 0
-        if doomed[-1] is self.active:
-            self.roll()  # a log always keeps an active segment
-        self._drop_segments(doomed, now)
-        self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
-        self.recovery_point = max(self.recovery_point, self.log_start_offset)
-        self.epoch_cache.truncate_from_start(self.log_start_offset)
-        return len(doomed)
-
-    @_io
-    def delete_records(self, offset: int, high_watermark: int | None = None) -> int:
-        """DeleteRecords: move the log start to ``offset`` (<= high watermark); returns it."""
-        hw = self.log_end_offset if high_watermark is None else high_watermark
-        if offset < 0 or offset > hw:
-            raise OffsetOutOfRangeError(f"{self.name}: cannot delete records up to {offset} (high watermark {hw})")
-        if offset > self.log_start_offset:
-            self.log_start_offset = offset
-            self.epoch_cache.truncate_from_start(offset)
-            self.delete_old_segments(high_watermark=hw, retention=False)
-        return self.log_start_offset
-
-    @_io
-    def truncate_to(self, offset: int) -> bool:
-        """Replica truncation: remove every batch with offsets >= ``offset``.
-
-        A batch that straddles ``offset`` goes whole (as in Kafka), so the log
-        end may land below ``offset``. Returns whether anything was removed.
-        """
-        if offset >= self.log_end_offset:
-            return False
-        if offset < self.log_start_offset:
-            self.truncate_fully_and_start_at(offset)
-            return True
-        # Newest first: a crash halfway leaves a shorter log, never a gap.
-        doomed = [s for s in reversed(self._segments) if s.base_offset > offset]
-        if doomed:
-            for seg in doomed:
-                self._segments.remove(seg)
-                self._bases.remove(seg.base_offset)
-            self._schedule_delete(doomed, wall_ms())
-        self.active.truncate_to(offset)
-        self.active.make_active()
-        self.epoch_cache.truncate_from_end(self.log_end_offset)
-        self.recovery_point = min(self.recovery_point, self.log_end_offset)
-        if self.first_dirty_offset is not None:  # what comes again past the end is dirty
-            self.first_dirty_offset = min(self.first_dirty_offset, self.log_end_offset)
-        return True
-
-    @_io
-    def truncate_fully_and_start_at(self, offset: int) -> None:
-        """Drop all data; the log restarts empty at ``offset`` (a replica far behind)."""
-        old = list(self._segments)
-        self._segments.clear()
-        self._bases.clear()
-        self._schedule_delete(old, wall_ms())
-        seg = self._new_segment(offset)
-        try:
-            seg.make_active()
-        except BaseException:
-            _discard_quietly(seg)
-            raise
-        self._add_segment(seg)
-        self.epoch_cache.clear()
-        self.log_start_offset = self.recovery_point = offset
-        self._unflushed_records = 0
-        self.first_dirty_offset = self.tombstones_due_ms = None
-
-    def _drop_segments(self, doomed: list[LogSegment], now: int) -> None:
-        for seg in doomed:
-            i = self._segments.index(seg)
-            del self._segments[i]
-            del self._bases[i]
-        self._schedule_delete(doomed, now)
-
-    def _schedule_delete(self, segments: list[LogSegment], now: int) -> None:
-        """Rename to ``.deleted`` now, delete after file.delete.delay.ms: a
-        FileSlice handed out before keeps a valid fd until then."""
-        for i, seg in enumerate(segments):
-            try:
-                seg.change_suffix(DELETED_SUFFIX)
-            except OSError as e:
-                # Out of the log already, and not pending: close them here or nothing ever will.
-                for left in segments[i:]:
-                    _close_quietly(left)
-                raise StorageError(f"could not rename {seg.log_path} for deletion: {e}") from e
-            self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
-        self._dir_changed = True
-
-    @_io
-    def delete_expired_files(self, now: int) -> int:
-        due = [seg for at, seg in self._pending_deletes if at <= now]
-        self._pending_deletes = [(at, seg) for at, seg in self._pending_deletes if at > now]
-        for seg in due:
-            seg.delete()
-        return len(due)
-
-    # -- compaction support (cleaner.py) ---------------------------------------
-
-    @_io
-    def replace_segments(self, old: list[LogSegment], new: LogSegment, now: int) -> None:
-        """Swap cleaned ``new`` (suffix .cleaned) in for ``old``, crash-safely:
-        .cleaned -> .swap, old -> .deleted, .swap -> live name."""
-        try:
-            new.flush()
-            new.change_suffix(SWAP_SUFFIX)
-            self._drop_segments(old, now)
-            new.change_suffix("")
-        except BaseException:
-            _close_quietly(new)  # its files stay: the next load finishes or drops the swap
-            raise
-        self._add_segment(new)
-        fsync_dir(self.dir)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -655,22 +417,3 @@ class Log:
 
     def __repr__(self) -> str:
         return f"Log({self.name}, start={self.log_start_offset}, end={self.log_end_offset})"
-
-
-def _close_quietly(seg: LogSegment) -> None:
-    """Close a segment on an error path: the error being raised is the one to report."""
-    try:
-        seg.close()
-    except Exception as e:  # noqa: BLE001 - see the docstring
-        log.debug("closing %s after a failure: %s", seg, e)
-
-
-def _discard_quietly(seg: LogSegment) -> None:
-    """A segment made but never added to the log (a roll that failed): its
-    maps and descriptor go, and its files as far as the disk lets them."""
-    _close_quietly(seg)
-    for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as e:
-            log.debug("could not remove %s after a failed roll: %s", path, e)

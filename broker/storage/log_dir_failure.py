@@ -25,6 +25,7 @@ that tells the two apart, for the guard and for every Log method alike.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from pathlib import Path
 from typing import NoReturn
@@ -123,3 +124,32 @@ class _Guard:
         if isinstance(error, (OSError, StorageError)):
             self.failures.raise_for(error, self.data_dir, self.what)
         return False
+
+
+def io_guarded(method):
+    """Run a Log's ``method`` under its log-directory failure guard: an error is
+    raised as LogDirFailures.raise_for says (a storage fault takes the data
+    directory offline, running out of descriptors does not), and nothing runs
+    on a directory that is offline. A Log without ``failures`` (the metadata
+    log's) gets its errors as they are."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        failures = self.failures
+        if failures is None:
+            return method(self, *args, **kwargs)
+        if failures.offline and self.data_dir in failures.offline:
+            raise failures.error_for(self.data_dir)
+        try:  # no context manager: this is on every append and read
+            return method(self, *args, **kwargs)
+        except (OSError, StorageError) as e:
+            failures.raise_for(e, self.data_dir, f"{method.__name__} on {self.name}")
+
+    return guarded
+
+
+def raise_io_failure(owner, error: BaseException, what: str) -> NoReturn:
+    """The guard's answer to ``error``, for the methods that write it out (hot paths)."""
+    if owner.failures is None:
+        raise error
+    owner.failures.raise_for(error, owner.data_dir, f"{what} on {owner.name}")

@@ -24,34 +24,33 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from crc32c import crc32c
-
-from riverlog import native
 from riverlog.broker.storage import faults
-from riverlog.broker.storage.errors import SegmentClosedError, StorageError
+from riverlog.broker.storage.errors import InvariantError, SegmentClosedError, StorageError
 from riverlog.broker.storage.index_file import CorruptIndexError
 from riverlog.broker.storage.log_config import LogConfig
-from riverlog.broker.storage.offset_index import OffsetIndex
-from riverlog.broker.storage.open_files import CACHE as OPEN_FILES
-from riverlog.broker.storage.open_files import OpenFile, open_fd
+from riverlog.broker.storage.offset_index import MAX_RELATIVE_OFFSET, OffsetIndex
+from riverlog.broker.storage.open_files import CachedFile, OpenFile, open_fd
+from riverlog.broker.storage.segment_recovery import SegmentRecovery
 from riverlog.broker.storage.time_index import NO_TIMESTAMP, TimeIndex
-from riverlog.client.records.layout import ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, CRC_OFFSET, LOG_OVERHEAD
-from riverlog.client.records.layout import header_struct
+from riverlog.client.records.layout import LOG_OVERHEAD, header_struct
 from riverlog.client.records.layout import BATCH_HEADER_BYTES as HEADER_BYTES
 from riverlog.native import BatchInfo
 
 log = logging.getLogger(__name__)
 
-# The header fields we walk by.
+# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
+# lastOffsetDelta, baseTimestamp, maxTimestamp: the header fields we walk by.
 _HEADER = header_struct("base_offset", "batch_length", "partition_leader_epoch", "last_offset_delta", "max_timestamp")
-_LENGTH = header_struct("batch_length")
-_CRC = header_struct("crc")
 _IOV_MAX = 1024  # Linux's limit on pieces per pwritev
-_RECOVERY_CHUNK_BYTES = 16 * 1024 * 1024
-MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
+MAX_SEGMENT_BYTES = 2**31 - 1  # positions are u32 in the index, int32 in Kafka: segment.bytes' cap
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)((?:\.deleted|\.cleaned|\.swap)?)$")
 
 
 def segment_file_name(base_offset: int, ext: str, suffix: str = "") -> str:
@@ -93,14 +92,10 @@ class BatchHeader:
     partition_leader_epoch: int
 
 
-@dataclass(frozen=True)
-class RecoveryResult:
-    bytes_truncated: int
-    next_offset: int | None  # offset after the last valid batch, None if empty
-    epochs: list[tuple[int, int]]  # (leader epoch, first offset) where the epoch changes
+class LogSegment(SegmentRecovery):
+    """One segment's files. Recovery (the scan that validates batches and
+    rebuilds the indexes after a crash) is in segment_recovery.py."""
 
-
-class LogSegment:
     def __init__(
         self, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "", keep_open: bool = False
     ) -> None:
@@ -112,14 +107,14 @@ class LogSegment:
         self._closed = False
         # The cache's key for the .log: dropped, with the descriptor, when the
         # segment is collected, closed or not.
-        self._file_key = OPEN_FILES.key_for(self)
+        self._cached_file = CachedFile(self)
         self._own_file = None
         self.offset_index = self.time_index = None
         try:
             if keep_open:
                 log_file = self._own_file = OpenFile(open_fd(self.log_path, os.O_RDWR | os.O_CREAT))
             else:
-                log_file = OPEN_FILES.get(self._file_key, self.log_path, create=True)
+                log_file = self._cached_file.get(self.log_path, create=True)
             self.size = os.fstat(log_file.fd).st_size
             index_bytes = config.segment_index_bytes
             index_path = directory / segment_file_name(base_offset, ".index", suffix)
@@ -143,7 +138,7 @@ class LogSegment:
         """The open ``.log``, from the cache (opened again if it was evicted)."""
         if self._closed:
             raise SegmentClosedError(f"{self.log_path} is closed")
-        return self._own_file or OPEN_FILES.get(self._file_key, self.log_path)
+        return self._own_file or self._cached_file.get(self.log_path)
 
     def _check_open(self) -> None:
         """Before an index lookup: a closed segment's indexes are unmapped."""
@@ -245,8 +240,24 @@ class LogSegment:
         offsets the caller keeps within MAX_RELATIVE_OFFSET of the base; they
         go out in one ``pwritev``. Bytes and index entries land together or
         not at all.
+
+        Invariants, checked before a byte is written: the batches' offsets
+        start at or past the segment's next offset and stay within
+        MAX_RELATIVE_OFFSET of its base; the segment stays within
+        MAX_SEGMENT_BYTES (u32 index positions). Each index entry points
+        into the bytes just written.
         """
         start = self.size
+        first, last = infos[0].base_offset, infos[-1].base_offset + infos[-1].last_offset_delta
+        next_offset = self._next_offset  # the property's cache, read inline: this is on every append
+        if next_offset is None:
+            next_offset = self.next_offset
+        if first < next_offset or last - self.base_offset > MAX_RELATIVE_OFFSET or start + total > MAX_SEGMENT_BYTES:
+            raise InvariantError(
+                f"{self.log_path.name}: an append of offsets {first}..{last}, {total} bytes, does not fit "
+                f"after offset {self.next_offset - 1} at byte {start} (at most offset "
+                f"{self.base_offset + MAX_RELATIVE_OFFSET}, byte {MAX_SEGMENT_BYTES})"
+            )
         log_file = self._file()
         _pwrite_all(log_file.fd, pieces, total, start, self.log_path)
         self.size = start + total
@@ -265,6 +276,8 @@ class LogSegment:
                 # A full index skips entries (lookups then walk a little
                 # further): an append never fails halfway for want of room.
                 if since > interval and self.offset_index.entries < self.offset_index.max_entries:
+                    if not 0 <= info.position < total:
+                        raise InvariantError(f"{self.log_path.name}: batch at {info.position} is not in the append")
                     self.offset_index.append(last_offset, start + info.position)
                     self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
                     since = 0
@@ -298,9 +311,15 @@ class LogSegment:
     # -- reading -------------------------------------------------------------
 
     def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
-        """The first batch whose last offset is >= ``offset``, or None."""
+        """The first batch whose last offset is >= ``offset``, or None.
+
+        Invariant: the index points within the segment. One that points past
+        its end would read as nothing there (records silently skipped)."""
         self._check_open()
         _, position = self.offset_index.lookup(offset)
+        if position > self.size:
+            raise InvariantError(f"{self.offset_index.path.name}: offset {offset} maps to byte {position}, "
+                                 f"past the end of {self.log_path.name} ({self.size} bytes)")  # fmt: skip
         for header in self.walk(max(position, start_position)):
             if header.last_offset >= offset:
                 return header
@@ -311,7 +330,9 @@ class LogSegment:
     ) -> FileSlice | None:
         """Bytes from the batch holding ``start_offset``, at most ``max_bytes``
         (or the whole first batch if ``min_one_batch``) and ending before
-        ``max_position``; None when nothing is readable here."""
+        ``max_position``; None when nothing is readable here. The slice lies
+        within the segment's bytes by construction, from a batch boundary
+        translate_offset checked."""
         header = self.translate_offset(start_offset)
         if header is None:
             return None
@@ -343,90 +364,6 @@ class LogSegment:
         return None
 
     # -- recovery and truncation --------------------------------------------
-
-    def recover(self, max_batch_bytes: int, next_segment_base: int | None = None) -> RecoveryResult:
-        """Validate every batch, rebuild both indexes, cut the file at the first bad batch.
-
-        A batch is valid when its length, magic and CRC check out and its
-        offsets, which the CRC does not cover, lie in this segment's range:
-        at or after the previous batch's end, within an int32 of the base
-        offset, and below ``next_segment_base``. Leader epochs must not go back.
-        """
-        self.make_active()
-        self.offset_index.reset()
-        self.time_index.reset()
-        self._index_missing = False
-        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
-        self._bytes_since_last_index_entry = 0
-        self._rolling_based_timestamp = None
-        upper = self.base_offset + MAX_RELATIVE_OFFSET
-        if next_segment_base is not None:
-            upper = min(upper, next_segment_base - 1)
-        valid_end, next_offset, epochs = self._scan_valid(max_batch_bytes, upper)
-        dropped = self.size - valid_end
-        if dropped:
-            self.truncate_bytes(valid_end)
-        self._next_offset = next_offset if next_offset is not None else self.base_offset
-        return RecoveryResult(dropped, next_offset, epochs)
-
-    def _scan_valid(self, max_batch_bytes: int, max_last_offset: int):
-        """(end of the valid prefix, next offset, epoch changes), indexing as it goes.
-
-        Reads the file in chunks with pread (bounded memory, no mmap whose
-        exported views a failure could leave pinned).
-        """
-        valid_end, next_offset, epochs = 0, None, []
-        min_offset, last_epoch = self.base_offset, -1
-        while valid_end < self.size:
-            want = min(_RECOVERY_CHUNK_BYTES, self.size - valid_end)
-            chunk = self.pread(want, valid_end)
-            infos, _end, status = native.scan_batches(chunk, 4096, max_batch_bytes)
-            if not infos and status == native.SCAN_TRUNCATED and len(chunk) >= LOG_OVERHEAD:
-                # A batch larger than the chunk: read it whole if the file holds it.
-                declared = _LENGTH.unpack_from(chunk, BATCH_LENGTH_OFFSET)[0] + LOG_OVERHEAD
-                if len(chunk) < declared <= self.size - valid_end:
-                    chunk = self.pread(declared, valid_end)
-                    infos, _end, status = native.scan_batches(chunk, 1, max_batch_bytes)
-            view = memoryview(chunk)
-            good = []
-            for info in infos:
-                last = info.base_offset + info.last_offset_delta
-                stored_crc = _CRC.unpack_from(view, info.position + CRC_OFFSET)[0]
-                body = view[info.position + ATTRIBUTES_OFFSET : info.position + info.length]
-                if (
-                    crc32c(body) != stored_crc
-                    or info.base_offset < min_offset
-                    or info.last_offset_delta < 0
-                    or last > max_last_offset
-                    or info.partition_leader_epoch < last_epoch
-                ):
-                    break
-                good.append(info)
-                min_offset = next_offset = last + 1
-                if info.partition_leader_epoch > last_epoch:
-                    epochs.append((info.partition_leader_epoch, info.base_offset))
-                    last_epoch = info.partition_leader_epoch
-            if good:
-                self._index_recovered(valid_end, good)
-                valid_end += good[-1].position + good[-1].length
-            if not good or len(good) < len(infos):
-                break  # the scanner or a check stopped at a bad or torn batch
-        return valid_end, next_offset, epochs
-
-    def _index_recovered(self, chunk_start: int, infos: list[BatchInfo]) -> None:
-        interval = self.config.index_interval_bytes
-        if self._rolling_based_timestamp is None:
-            self._rolling_based_timestamp = infos[0].max_timestamp
-        for info in infos:
-            last_offset = info.base_offset + info.last_offset_delta
-            if info.max_timestamp > self.max_timestamp:
-                self.max_timestamp = info.max_timestamp
-                self.offset_of_max_timestamp = last_offset
-            if self._bytes_since_last_index_entry > interval and not self.offset_index.is_full:
-                self.offset_index.append(last_offset, chunk_start + info.position)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                self._bytes_since_last_index_entry = 0
-            self._bytes_since_last_index_entry += info.length
 
     def truncate_bytes(self, position: int) -> None:
         log_file = self._file()
@@ -503,13 +440,32 @@ class LogSegment:
             except BaseException as e:
                 index.release()
                 error = error or e
-        OPEN_FILES.discard(self._file_key)  # a slice being sent keeps its descriptor until done
+        self._cached_file.discard()  # a slice being sent keeps its descriptor until done
         self._own_file = None
         if error is not None:
             raise error
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path.name}, size={self.size})"
+
+
+def close_quietly(seg: LogSegment) -> None:
+    """Close a segment on an error path: the error being raised is the one to report."""
+    try:
+        seg.close()
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        log.debug("closing %s after a failure: %s", seg, e)
+
+
+def discard_quietly(seg: LogSegment) -> None:
+    """A segment made but never added to the log (a roll that failed): its
+    maps and descriptor go, and its files as far as the disk lets them."""
+    close_quietly(seg)
+    for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            log.debug("could not remove %s after a failed roll: %s", path, e)
 
 
 def _pwrite_all(fd: int, pieces: list, total: int, position: int, path: Path) -> None:

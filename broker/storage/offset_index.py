@@ -16,9 +16,11 @@ from __future__ import annotations
 import struct
 
 from riverlog import native
+from riverlog.broker.storage.errors import InvariantError
 from riverlog.broker.storage.index_file import CorruptIndexError, IndexFile
 
 _ENTRY = struct.Struct(">II")
+MAX_RELATIVE_OFFSET = 2**31 - 1  # offsets in a segment stay within an int32 of its base (as Kafka)
 
 
 class OffsetIndex(IndexFile):
@@ -36,8 +38,14 @@ class OffsetIndex(IndexFile):
     def append(self, offset: int, position: int) -> None:
         rel = offset - self.base_offset
         n = self.entries
-        if n and rel <= _ENTRY.unpack_from(self.buffer, n * 8 - 8)[0]:
-            raise ValueError(f"offset {offset} is not after the last indexed offset in {self.path}")
+        # The invariant (module docstring): both strictly increase. Checked
+        # per entry, one per index.interval.bytes of log: cheap.
+        last_rel, last_pos = _ENTRY.unpack_from(self.buffer, n * 8 - 8) if n else (-1, -1)
+        if rel <= last_rel or position <= last_pos or rel > 0xFFFFFFFF:
+            raise InvariantError(
+                f"{self.path}: entry (offset {offset}, position {position}) does not follow "
+                f"(offset {self.base_offset + last_rel}, position {last_pos})"
+            )
         self._write_entry(_ENTRY, rel, position)
 
     def lookup(self, target_offset: int) -> tuple[int, int]:

@@ -41,7 +41,7 @@ DEFAULT_MAX_OPEN_FILES = 1000  # riverlog.log.max.open.files
 class OpenFile:
     """A descriptor closed when the last reference to it goes (or on ``close``)."""
 
-    __slots__ = ("fd",)
+    __slots__ = ("fd", "__weakref__")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -74,6 +74,14 @@ class OpenFileCache:
         # allocation, the cache's own included, so it only queues the key;
         # whoever holds the lock next drops it.
         self._dead: deque[object] = deque()
+        # Moves of a file to the most recently used end (opens and hits). A
+        # file moved there at tick t is at most ``ticks - t`` places from that
+        # end, so while that is below half the bound no eviction takes it:
+        # CachedFile skips the lock and the move for such a file (the active
+        # segment's .log, on every append). An eviction other than by LRU
+        # (shrink) moves ticks on by the bound, so every file goes through
+        # the lock again.
+        self.ticks = 0
 
     def __len__(self) -> int:
         return len(self._files)
@@ -98,19 +106,26 @@ class OpenFileCache:
 
     def get(self, key: object, path: Path, create: bool = False) -> OpenFile:
         """The open file of ``key`` (a segment's), opening ``path`` read-write if needed."""
+        return self.get_ticked(key, path, create)[0]
+
+    def get_ticked(self, key: object, path: Path, create: bool = False) -> tuple[OpenFile, int]:
+        """``get``, and the tick at which the file became the most recently used."""
         with self._lock:
             f = self._files.get(key)
             if f is not None:
                 self._files.move_to_end(key)
-                return f
+                self.ticks += 1
+                return f, self.ticks
         f = OpenFile(open_fd(path, os.O_RDWR | (os.O_CREAT if create else 0)))
         with self._lock:
             self._files[key] = f
             self._files.move_to_end(key)
+            self.ticks += 1
+            tick = self.ticks
             while len(self._files) > self.max_open_files:
                 self._files.popitem(last=False)
             self._drop_dead()
-        return f
+        return f, tick
 
     def discard(self, key: object) -> None:
         """Forget ``key``'s descriptor; it closes once no read holds it."""
@@ -125,6 +140,7 @@ class OpenFileCache:
             n = max(0, len(self._files) - keep)
             for _ in range(n):
                 self._files.popitem(last=False)
+            self.ticks += self.max_open_files  # no file is known to be recent any more
         return n
 
     def set_max_open_files(self, n: int) -> None:
@@ -133,6 +149,45 @@ class OpenFileCache:
 
 
 CACHE = OpenFileCache()
+
+
+def _no_file() -> None:
+    return None
+
+
+class CachedFile:
+    """One file's entry in the cache (a segment's ``.log``), with a fast path
+    for a file in steady use: the cache's lock and its LRU move cost about
+    as much as the rest of a small append together.
+
+    It remembers the file weakly (the cache alone keeps it open) and the
+    tick it was last moved at. While the file is alive and fewer than half
+    the cache's bound of moves have happened since, it is handed out as it
+    is: nothing could have evicted it by LRU in between. So the bound on
+    open files holds as before, and a file in use at least once every
+    ``max_open_files / 2`` moves is never evicted (exact LRU would keep it
+    as well; a file used less often is ordered by its last move instead of
+    its last use)."""
+
+    __slots__ = ("key", "_ref", "_tick")
+
+    def __init__(self, owner: object) -> None:
+        self.key = CACHE.key_for(owner)
+        self._ref = _no_file
+        self._tick = 0
+
+    def get(self, path: Path, create: bool = False) -> OpenFile:
+        f = self._ref()
+        if f is not None and f.fd >= 0 and CACHE.ticks - self._tick < CACHE.max_open_files >> 1:
+            return f
+        f, self._tick = CACHE.get_ticked(self.key, path, create)
+        self._ref = weakref.ref(f)
+        return f
+
+    def discard(self) -> None:
+        """Forget the descriptor (the segment is closed); it closes once no read holds it."""
+        self._ref = _no_file
+        CACHE.discard(self.key)
 
 
 def open_fd(path: Path | str, flags: int, mode: int = 0o644) -> int:

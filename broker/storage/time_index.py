@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 
 from riverlog import native
+from riverlog.broker.storage.errors import InvariantError
 from riverlog.broker.storage.index_file import CorruptIndexError, IndexFile
 
 _ENTRY = struct.Struct(">qI")
@@ -46,15 +47,24 @@ class TimeIndex(IndexFile):
         ``final`` is the entry written when the segment stops taking appends:
         it may use the slot kept free for it.
         """
-        n, rel = self.entries, offset - self.base_offset
-        if n:
-            last_ts, last_rel = _ENTRY.unpack_from(self.buffer, n * 12 - 12)
-            if timestamp <= last_ts:
-                return
-            if rel < last_rel:
-                raise ValueError(f"offset {offset} goes back in {self.path}")
+        n = self.entries
+        if n and timestamp <= _ENTRY.unpack_from(self.buffer, n * 12 - 12)[0]:
+            return
         if n >= self.max_entries or (n >= self.max_entries - 1 and not final):
             return
+        self.append(timestamp, offset, final)
+
+    def append(self, timestamp: int, offset: int, final: bool = False) -> None:
+        """Write (timestamp, offset) as the next entry: the invariant (module
+        docstring) is checked here, timestamps strictly increasing, offsets
+        never going back (one entry per index.interval.bytes of log: cheap)."""
+        n, rel = self.entries, offset - self.base_offset
+        last_ts, last_rel = _ENTRY.unpack_from(self.buffer, n * 12 - 12) if n else (NO_TIMESTAMP - 1, 0)
+        if timestamp <= last_ts or rel < last_rel or rel > 0xFFFFFFFF:
+            raise InvariantError(
+                f"{self.path}: entry (timestamp {timestamp}, offset {offset}) does not follow "
+                f"(timestamp {last_ts}, offset {self.base_offset + last_rel})"
+            )
         self._write_entry(_ENTRY, timestamp, rel, final)
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
