@@ -204,6 +204,7 @@ class Connection:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
+    # size: the read loop's buffer state lives in locals (hot path); split, it would go through attributes
     async def _read(self, send: trio.MemorySendChannel[_Slot], nursery: trio.Nursery) -> None:
         """Frames off the socket, each charged to the listener's memory pool
         (queued.max.request.bytes) for the memory it takes, as it takes it
