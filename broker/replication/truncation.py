@@ -10,7 +10,7 @@ one at the log end offset).
 The rules:
 
 - **The leader's answer** for epoch E (OffsetForLeaderEpoch, and Fetch's
-  ``diverging_epoch`` since KIP-595 moved it into Fetch v12+) is
+  the ``diverging_epoch`` of Fetch v12+, added with KIP-595) is
   ``(E', end offset)``: for its latest epoch, its log end offset; otherwise
   the largest epoch E' <= E it has, ending where its next epoch starts; if E
   is older than every epoch it has, ``(E, start of its first epoch)`` (the
@@ -81,7 +81,8 @@ def latest_epoch(cache: Sequence[EpochEntry]) -> int:
 
 
 def end_offset_for_epoch(cache: Sequence[EpochEntry], epoch: int, log_end_offset: int) -> EpochEndOffset:
-    """The answer to "where does ``epoch`` end", from one replica's cache (Kafka's LeaderEpochFileCache.endOffsetFor)."""
+    """The answer to "where does ``epoch`` end" from one replica's cache
+    (Kafka's LeaderEpochFileCache.endOffsetFor); both sides use it."""
     if epoch == UNDEFINED_EPOCH or not cache:
         return UNDEFINED
     if epoch == cache[-1][0]:
