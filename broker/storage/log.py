@@ -234,7 +234,9 @@ class Log(LogRecovery, LogRetention):
         # the active segment's relative offsets.
         if active.should_roll(total, len(infos), top.max_timestamp, last) or last - active.base_offset > MAX_RELATIVE_OFFSET:
             active = self.roll(first)
-        if active.size and active.size + total > self.config.segment_bytes:
+        # The roll rule above kept a non-empty segment within its segment.bytes
+        # (the segment's own config, as should_roll reads it).
+        if active.size and active.size + total > active.config.segment_bytes:
             raise InvariantError(f"{self.name}: {total} bytes would take {active} past segment.bytes")
         active.append(pieces, infos, total)
         self._unflushed_records += records

@@ -34,13 +34,19 @@ async def _produce(peer, partition: int) -> int:
     return body["responses"][0]["partition_responses"][0]["error_code"]
 
 
-async def test_a_directory_that_cannot_be_reloaded_stays_offline_and_the_broker_serves_on(broker):
+async def _connect_with_topic(broker):
+    """A connection to the broker, once topic "t" (2 partitions) has both logs."""
     peer = await _connect(broker)
     _, body = await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 2, "replication_factor": 1}]})
     assert body["topics"][0]["error_code"] == 0
     with trio.fail_after(10):
         while broker.log_manager.get_log("t", 1) is None:
             await trio.sleep(0.01)
+    return peer
+
+
+async def test_a_directory_that_cannot_be_reloaded_stays_offline_and_the_broker_serves_on(broker):
+    peer = await _connect_with_topic(broker)
     logs = [broker.log_manager.get_log("t", p) for p in (0, 1)]
     full, other = logs[0].dir.parent, logs[1].dir.parent
     assert full != other
@@ -64,12 +70,7 @@ async def test_partitions_made_while_every_directory_was_offline_are_made_when_o
     the directories were offline was never made (NOT_LEADER_OR_FOLLOWER for good)."""
     import riverlog.broker.partitions as partitions
 
-    peer = await _connect(broker)
-    _, body = await _call(peer, 19, 4, {"topics": [{"name": "t", "num_partitions": 2, "replication_factor": 1}]})
-    assert body["topics"][0]["error_code"] == 0
-    with trio.fail_after(10):
-        while broker.log_manager.get_log("t", 1) is None:
-            await trio.sleep(0.01)
+    peer = await _connect_with_topic(broker)
     real_read_topic_id, shortages = partitions.read_topic_id, [1]
 
     def read_topic_id(partition_dir):
